@@ -1,0 +1,362 @@
+"""Run the sampler, gate on convergence diagnostics, and save the posterior as a model artefact.
+
+The artefact is an ArviZ InferenceData NetCDF file with groups ``posterior`` (dims ``chain``,
+``draw``, ``age_group``, ``area``), ``sample_stats``, ``observed_data`` (the targets, with the
+engine's dims ``year``, ``age_group``, ``area``) and ``constant_data`` (reference rates and
+likelihood masks).  Provenance lives in the ``posterior`` group's attrs: config TOML and
+SHA-256, data provenance and file hashes, diagnostics, package versions, sampler, wall time
+and origin year.
+
+Diagnostics gate: the artefact is written only if max r-hat <= 1.01, min bulk ESS >=
+:func:`ess_threshold` and there are no divergent transitions.  Otherwise
+:class:`CalibrationError` is raised with the numbers, unless ``allow_failed_diagnostics``
+is set, which is then recorded in the attrs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from simsend import config as _config
+from simsend._version import __version__
+from simsend.calibration.model import PriorConfig, build_model, constants
+from simsend.calibration.targets import restrict, targets_from_baseline
+
+RHAT_MAX = 1.01
+"""Largest acceptable rank-normalised split r-hat."""
+ESS_MIN = 400.0
+"""Smallest acceptable bulk ESS at the default 500 draws x 2 chains (see :func:`ess_threshold`)."""
+
+MODEL_NAME = "simsend.calibration.model:stock_flow_v1"
+
+
+class CalibrationError(RuntimeError):
+    """The sampler's diagnostics failed the gate; ``.diagnostics`` holds the numbers."""
+
+    def __init__(self, message: str, diagnostics: dict):
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+def ess_threshold(draws: int, chains: int) -> float:
+    """Minimum bulk ESS required: ``min(400, 0.4 * draws * chains)``.
+
+    400 is the usual absolute floor (100 per chain for 4 chains); runs with fewer than
+    1,000 retained draws in total are held to the same 40 % relative efficiency instead.
+
+    Examples
+    --------
+    >>> ess_threshold(500, 2), ess_threshold(200, 2)
+    (400.0, 160.0)
+
+    """
+    return float(min(ESS_MIN, 0.4 * draws * chains))
+
+
+def diagnose(idata: az.InferenceData, var_names: list[str] | None = None) -> dict:
+    """Convergence numbers of a fit: max r-hat, min bulk ESS, divergences.
+
+    Every element of every posterior variable (deterministics included) counts; elements
+    that are constant over all draws (no r-hat defined) are skipped.
+
+    Returns
+    -------
+    dict
+        ``max_rhat``, ``max_rhat_var``, ``min_ess_bulk``, ``min_ess_bulk_var``,
+        ``min_ess_tail``, ``n_divergent``, ``chains``, ``draws``.
+
+    """
+    post = idata.posterior
+    names = var_names or list(post.data_vars)
+    rh = az.rhat(post[names])
+    ess = az.ess(post[names], method="bulk")
+    ess_t = az.ess(post[names], method="tail")
+    worst_r, worst_rv, worst_e, worst_ev, worst_t = -np.inf, "", np.inf, "", np.inf
+    for v in names:
+        sd = post[v].std(("chain", "draw")).values
+        keep = np.asarray(sd > 0)
+        if not keep.any():
+            continue
+        r = np.asarray(rh[v].values)[keep]
+        e = np.asarray(ess[v].values)[keep]
+        et = np.asarray(ess_t[v].values)[keep]
+        r = np.where(np.isfinite(r), r, np.inf)
+        if r.max() > worst_r:
+            worst_r, worst_rv = float(r.max()), v
+        if np.nanmin(e) < worst_e:
+            worst_e, worst_ev = float(np.nanmin(e)), v
+        worst_t = min(worst_t, float(np.nanmin(et)))
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else xr.Dataset()
+    n_div = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    return {"max_rhat": worst_r, "max_rhat_var": worst_rv, "min_ess_bulk": worst_e,
+            "min_ess_bulk_var": worst_ev, "min_ess_tail": worst_t, "n_divergent": n_div,
+            "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
+
+
+def failures(diag: dict, ess_min: float | None = None, rhat_max: float = RHAT_MAX) -> list[str]:
+    """List the gate's failed checks (empty when the fit passes)."""
+    ess_min = ess_threshold(diag["draws"], diag["chains"]) if ess_min is None else ess_min
+    out = []
+    if not diag["max_rhat"] <= rhat_max:
+        out.append(f"max r-hat {diag['max_rhat']:.4f} > {rhat_max} ({diag['max_rhat_var']})")
+    if not diag["min_ess_bulk"] >= ess_min:
+        out.append(f"min bulk ESS {diag['min_ess_bulk']:.0f} < {ess_min:.0f} "
+                   f"({diag['min_ess_bulk_var']})")
+    if diag["n_divergent"] > 0:
+        out.append(f"{diag['n_divergent']} divergent transitions")
+    return out
+
+
+def gate(idata: az.InferenceData, allow_failed_diagnostics: bool = False) -> dict:
+    """Diagnose ``idata`` and raise :class:`CalibrationError` if it fails (unless allowed).
+
+    Returns
+    -------
+    dict
+        :func:`diagnose`'s numbers plus ``ess_threshold``, ``rhat_threshold``, ``passed``
+        and ``failures``.
+
+    """
+    diag = diagnose(idata)
+    diag["ess_threshold"] = ess_threshold(diag["draws"], diag["chains"])
+    diag["rhat_threshold"] = RHAT_MAX
+    fails = failures(diag)
+    diag["passed"] = not fails
+    diag["failures"] = fails
+    if fails and not allow_failed_diagnostics:
+        raise CalibrationError("calibration failed its diagnostics: " + "; ".join(fails)
+                               + " (more draws/tune, a better-identified model, or "
+                                 "allow_failed_diagnostics=True to keep it anyway)", diag)
+    return diag
+
+
+def sample(model: pm.Model, *, draws: int = 500, tune: int = 500, chains: int = 2,
+           random_seed: int | None = None, sampler: str = "pymc", target_accept: float = 0.95,
+           progressbar: bool = False) -> tuple[az.InferenceData, float]:
+    """Run NUTS on ``model``; returns ``(idata, wall seconds)``.
+
+    ``sampler="pymc"`` is PyMC's own NUTS (C backend); ``"nutpie"`` uses nutpie's
+    Numba-compiled NUTS when it is installed.
+    """
+    t0 = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                              seed=random_seed, progress_bar=progressbar,
+                              target_accept=target_accept)
+    elif sampler == "pymc":
+        try:
+            n_cpu = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n_cpu = os.cpu_count() or 1
+        with model:
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, n_cpu),
+                              random_seed=random_seed,
+                              target_accept=target_accept, progressbar=progressbar,
+                              compute_convergence_checks=False)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; expected 'pymc' or 'nutpie'")
+    return idata, time.perf_counter() - t0
+
+
+def _versions() -> dict:
+    import pytensor
+
+    return {"pymc": pm.__version__, "arviz": az.__version__, "numpy": np.__version__,
+            "pytensor": pytensor.__version__, "xarray": xr.__version__, "simsend": __version__}
+
+
+def _constant_data(targets: xr.Dataset, prior: PriorConfig) -> xr.Dataset:
+    c = constants(targets, prior)
+    tr = ("year", "age_group", "area")
+    ty = targets["year"].values[1:]
+    return xr.Dataset(
+        {"esc_ref_targeted": ("age", prior.esc_targeted),
+         "esc_ref_targeted_plus": ("age", prior.esc_targeted_plus),
+         "exit_ref_specialist": ("age", prior.exit_specialist),
+         "escalation_ref": (("age", "area"), c.e_cfg),
+         "ehcp_age_share": (("age", "area"),
+                            targets["ehcp_age_share"].transpose("age", "area").values),
+         "need_factor": (("age", "area"), targets["need_factor"].transpose("age",
+                                                                           "area").values),
+         "new_plans_in_likelihood": (tr, c.new_mask.astype(np.int8)),
+         "ehcp_in_likelihood": (tr, c.stock_mask.astype(np.int8))},
+        coords={"age": np.arange(26), "area": c.areas, "year": ty,
+                "age_group": targets["age_group"].values})
+
+
+def write_artefact(idata: az.InferenceData, path: str | Path, attrs: dict) -> Path:
+    """Write ``idata`` to ``path`` atomically, with ``attrs`` on the ``posterior`` group.
+
+    Non-string attribute values are stored as JSON.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: v if isinstance(v, str | int | float) and not isinstance(v, bool)
+             else json.dumps(v, default=str) for k, v in attrs.items()}
+    idata.posterior.attrs.update(clean)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def default_path(areas, origin: int) -> Path:
+    """``models/<name>_<origin>.nc``; the name is ``england`` for E92000001.
+
+    Examples
+    --------
+    >>> default_path(["E92000001"], 2022).as_posix()
+    'models/england_2022.nc'
+
+    """
+    areas = list(areas)
+    if areas == ["E92000001"]:
+        name = "england"
+    elif len(areas) <= 3:
+        name = "_".join(areas)
+    else:
+        name = f"{len(areas)}areas"
+    return Path("models") / f"{name}_{origin}.nc"
+
+
+def load_targets(cfg: _config.SimConfig, origin: int | None = None,
+                 first_year: int = 2015) -> tuple[xr.Dataset, dict]:
+    """Targets from the data layer for ``cfg``'s areas, data up to census ``origin``.
+
+    The baseline (for the age profiles of SEN support and EHC plans) is built for the origin
+    year.  Returns ``(targets, provenance)``.
+    """
+    from simsend.api import load_baseline
+
+    origin = cfg.run.start_year if origin is None else int(origin)
+    c = cfg if origin == cfg.run.start_year else cfg.replace_run(
+        start_year=origin, end_year=max(cfg.run.end_year, origin + 1))
+    base = load_baseline(c)
+    t = targets_from_baseline(base, cfg.model, first_year=first_year, origin=origin)
+    return t, dict(getattr(base, "provenance", {}) or {})
+
+
+def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = None, *,
+              draws: int = 500, tune: int = 500, chains: int = 2,
+              allow_failed_diagnostics: bool = False, origin: int | None = None,
+              targets: xr.Dataset | None = None, prior: PriorConfig | None = None,
+              random_seed: int | None = None, sampler: str = "pymc",
+              target_accept: float = 0.95, progressbar: bool = False) -> Path:
+    """Calibrate the transition rates of a config to observed series and save the posterior.
+
+    Parameters
+    ----------
+    config : SimConfig or path
+        The config whose ``[data]`` areas are calibrated and whose ``[model]`` rates are the
+        reference (prior centre) for the multipliers.
+    out : path, optional
+        Output NetCDF (default :func:`default_path`, under ``models/``).
+    draws, tune, chains : int
+        NUTS settings.
+    allow_failed_diagnostics : bool
+        Write the artefact even if the diagnostics gate fails (recorded in the attrs).
+    origin : int, optional
+        Use data up to this census year only (default ``run.start_year``), e.g. for
+        backtesting.
+    targets : xarray.Dataset, optional
+        Observed targets to use instead of the data layer's (e.g. synthetic data).
+    prior : PriorConfig, optional
+        Priors (default :meth:`PriorConfig.from_model` of the config).
+    random_seed : int, optional
+        Sampler seed.
+    sampler : {"pymc", "nutpie"}
+        NUTS implementation.
+    target_accept : float
+        NUTS target acceptance rate.
+    progressbar : bool
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    Path
+        The written artefact.
+
+    Raises
+    ------
+    CalibrationError
+        When the diagnostics gate fails and ``allow_failed_diagnostics`` is False; nothing
+        is written then.
+
+    Examples
+    --------
+    >>> from simsend.calibration import calibrate
+    >>> calibrate("configs/base.toml")  # doctest: +SKIP
+    PosixPath('models/england_2022.nc')
+
+    """
+    t_start = time.perf_counter()
+    cfg = config if isinstance(config, _config.SimConfig) else _config.load(config)
+    if targets is None:
+        targets, provenance = load_targets(cfg, origin)
+    else:
+        provenance = json.loads(targets.attrs.get("sources", "{}") or "{}")
+        targets = restrict(targets, origin=origin)
+    origin = int(targets["year"].values[-1])
+    prior = PriorConfig.from_model(cfg.model) if prior is None else prior
+    model = build_model(targets, prior)
+    idata, wall = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                         sampler=sampler, target_accept=target_accept, progressbar=progressbar)
+    diag = gate(idata, allow_failed_diagnostics)
+    # Groups: posterior, sample_stats from the sampler; observed data in the engine's dims.
+    keep = {"posterior": idata.posterior, "sample_stats": idata.sample_stats,
+            "observed_data": targets[["ehcp", "new_plans", "exposure"]],
+            "constant_data": _constant_data(targets, prior)}
+    idata = az.InferenceData(**keep)
+    areas = [str(a) for a in targets["area"].values]
+    path = Path(out) if out is not None else default_path(areas, origin)
+    attrs = {
+        "title": "simsend calibrated posterior",
+        "model": MODEL_NAME,
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "config_path": cfg.source_path,
+        "config_toml": cfg.text,
+        "config_sha256": cfg.sha256,
+        "data_provenance": provenance,
+        "data_sha256": {k: v for k, v in provenance.items() if "sha" in str(k).lower()}
+        or provenance,
+        "areas": areas,
+        "origin_year": origin,
+        "first_year": int(targets["year"].values[0]),
+        "reference_year": origin + 1,
+        "targeted_plus_share": float(targets.attrs.get("targeted_plus_share", 0.25)),
+        "diagnostics": diag,
+        "diagnostics_passed": int(diag["passed"]),
+        "allow_failed_diagnostics": int(bool(allow_failed_diagnostics)),
+        "max_rhat": diag["max_rhat"],
+        "min_ess_bulk": diag["min_ess_bulk"],
+        "n_divergent": diag["n_divergent"],
+        "versions": _versions(),
+        **{f"{k}_version": v for k, v in _versions().items()},
+        "sampler": sampler,
+        "draws": draws, "tune": tune, "chains": chains,
+        "random_seed": -1 if random_seed is None else int(random_seed),
+        "target_accept": target_accept,
+        "sampling_wall_time_s": round(wall, 2),
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+        "prior": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                  for k, v in prior.__dict__.items()},
+    }
+    return write_artefact(idata, path, attrs)

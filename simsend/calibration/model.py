@@ -1,0 +1,367 @@
+r"""PyMC model of the engine's specialist-tier stock and flows at aggregate level.
+
+The engine moves children between tiers once a year after ageing and leaving (see
+:mod:`simsend.engine`).  Summed over needs and single years of age, its expected dynamics for
+the specialist tier (EHC plans) in area ``r`` over the year ending at census ``t`` are
+
+.. math::
+
+    N_{g r t} &= \theta_{g r} e^{\beta (t - \bar t)} \sum_{a \in g} X_{a r t} \, e^{cfg}_{a r}
+
+    S_{g r t} &= \sum_{a \in g} A_{a r t} \, e^{-\kappa_{g r} h_a} + N_{g r t}
+
+with
+
+* ``X[a, r, t]`` children in the targeted tiers (SEN support) of age ``a`` exposed during the
+  year (survivors after ageing), ``e_cfg[a, r]`` the config's escalation rate into the
+  specialist tier averaged over the targeted / targeted-plus split and the need mix
+  (``need_factor``), so that ``theta`` is a multiplier on the config's whole escalation table
+  (need multipliers and the targeted / targeted-plus ratio are kept from the config: the
+  published aggregates do not separate them);
+* ``beta`` the log-linear trend in escalation (:attr:`ParameterSet.escalation_trend`);
+* ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year (banded stocks spread over single
+  ages by ``ehcp_age_share``), ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard
+  (leaving plus de-escalation) of the specialist tier and ``kappa`` its multiplier
+  (proportional hazards, so exit probabilities stay in (0, 1)).
+
+Each stock equation conditions on the recorded stock of the previous census (a one-step-ahead
+likelihood: model error does not accumulate over the window) and on the recorded new plans
+of the year where they exist.  Likelihood: new plans ~ NegativeBinomial (or Poisson) around
+``N`` moved from census-age bands to the age bands SEN2 records at issue
+(:func:`issue_matrix`); stocks ~ Normal with variance ``S + (cv S)^2`` around ``S`` (where
+recorded new plans enter ``S`` they are moved back to census-age bands by the model's
+expected ratio).
+
+Partial pooling: ``log theta[g, r] = a_g + sigma_area u_r + sigma_ga v_gr`` with
+``a_g ~ N(mu, age_sd)`` (age groups share the common mean ``mu``) and ``u``, ``v``
+zero-sum over areas (area terms only with more than one area; areas share the age-group
+effects and are shrunk towards them).  ``log kappa`` has the same area structure, no trend,
+and independent age-group terms (see :class:`PriorConfig`).
+
+Not estimated (kept from the config, because aggregate series cannot separate them):
+identification and its trend (SEN support flows are not published), the split of exits
+between leaving and de-escalation (they enter only as a product), need multipliers, and the
+targeted / targeted-plus ratio of escalation rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from simsend.calibration.targets import GROUPS, band_matrix, band_of_age
+from simsend.config import ModelConfig
+from simsend.dims import TIER
+
+_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Config reference rates and prior scales of the calibration model.
+
+    Attributes
+    ----------
+    esc_targeted, esc_targeted_plus : ndarray (26,)
+        Config probabilities of moving from the targeted / targeted-plus tier to the
+        specialist tier, by age (before need multipliers).
+    exit_specialist : ndarray (26,)
+        Config probability that an EHC plan ends during the year (leaving or de-escalation),
+        by age.
+    level_sd : float
+        Normal prior sd of the common log escalation multiplier (centred on 0: the config).
+    age_sd, area_sd, area_age_sd : float
+        Half-normal prior scales of the spreads of age-group, area and area-by-age effects.
+    trend_sd : float
+        Normal prior sd of ``escalation_trend`` (per year, log scale).
+    exit_level_sd, exit_age_sd, exit_area_sd : float
+        As above for the exit-hazard multiplier (``exit_age_sd`` only with a hierarchical
+        ``exit_age_form``).
+    dispersion_sd : float
+        Half-normal prior scale of the new-plans coefficient of variation beyond Poisson
+        (one per age band).
+    stock_cv_sd : float
+        Half-normal prior scale of the stock coefficient of variation beyond Poisson (one
+        per age band).
+    likelihood : {"negbin", "poisson"}
+        Distribution of new plans.
+    area_age_interaction : bool
+        Include area-by-age-group effects (only used with more than one area).
+    issue_age_lag : float
+        Share of new plans recorded (by age at issue) one year younger than their age at
+        the next census, see :func:`issue_matrix`.
+    escalation_age_form, exit_age_form : str
+        How age groups share information (one of :data:`AGE_FORMS`).  ``fixed_spread``: ``a_g ~ N(mu, age_sd)`` around a
+        learned common mean with a fixed spread; ``centred`` / ``non_centred``: the spread
+        is learned too; ``independent``: ``a_g ~ N(0, level_sd)``.  Defaults: escalation
+        ``fixed_spread``, exits ``independent``.  With only five age groups a learned spread
+        is weakly identified, and neither hierarchical form samples cleanly both on England
+        (strong data: non-centred mixes slowly and diverges) and on a council (weaker data:
+        centred diverges in the funnel); a fixed spread has no funnel.  Exit rates differ
+        by orders of magnitude between age groups, so they are not pooled.
+    centred_area : bool
+        Centred area effects (both blocks).  Off by default: with few or similar areas the
+        spread of area effects can be near zero, where the centred form diverges.
+
+    """
+
+    esc_targeted: np.ndarray
+    esc_targeted_plus: np.ndarray
+    exit_specialist: np.ndarray
+    level_sd: float = 1.0
+    age_sd: float = 0.5
+    area_sd: float = 0.5
+    area_age_sd: float = 0.25
+    trend_sd: float = 0.1
+    exit_level_sd: float = 1.5
+    exit_age_sd: float = 0.5
+    exit_area_sd: float = 0.5
+    dispersion_sd: float = 0.5
+    stock_cv_sd: float = 0.1
+    likelihood: str = "negbin"
+    area_age_interaction: bool = True
+    issue_age_lag: float = 0.5
+    escalation_age_form: str = "fixed_spread"
+    exit_age_form: str = "independent"
+    centred_area: bool = False
+
+    @classmethod
+    def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
+        """Take reference rates from a parsed ``[model]`` table; ``overrides`` set prior scales.
+
+        Examples
+        --------
+        >>> from simsend.config import load
+        >>> prior = PriorConfig.from_model(load("configs/base.toml").model)  # doctest: +SKIP
+        >>> prior.exit_specialist.shape  # doctest: +SKIP
+        (26,)
+
+        """
+        s = TIER["specialist"]
+        stay = model.tiers[s, s]
+        exit_p = 1.0 - (1.0 - model.leaving[s]) * stay
+        return cls(esc_targeted=model.tiers[TIER["targeted"], s].copy(),
+                   esc_targeted_plus=model.tiers[TIER["targeted_plus"], s].copy(),
+                   exit_specialist=exit_p, **overrides)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """NumPy inputs of the likelihood derived from targets and priors (see module docstring).
+
+    Arrays are indexed ``[t, ...]`` over transition years (census years after the first).
+    """
+
+    years: np.ndarray  # (T,) transition census years
+    areas: list
+    e_cfg: np.ndarray  # (26, R) config escalation per exposed child
+    xe: np.ndarray  # (T, 26, R) X e_cfg by single age (config-expected new plans)
+    x_cfg: np.ndarray  # (T, 5, R) xe summed over census-age bands
+    issue: np.ndarray  # (26, 5) census age -> recorded (issue-age) band
+    x_band: np.ndarray  # (T, 5, R) exposed children per band
+    aged: np.ndarray  # (T, 26, R) previous stock aged one year
+    hazard: np.ndarray  # (26,) config exit hazard of the specialist tier
+    new_obs: np.ndarray  # (T, 5, R)
+    stock_obs: np.ndarray  # (T, 5, R)
+    new_mask: np.ndarray  # (T, 5, R) bool: new plans enter the likelihood
+    new_known: np.ndarray  # (T, 5, R) bool: recorded new plans used in the stock equation
+    stock_mask: np.ndarray  # (T, 5, R) bool: stock enters the likelihood
+    t_centre: float
+    ref_year: int
+
+
+def issue_matrix(lag: float) -> np.ndarray:
+    """``B[a, g]``: share of plans of census age ``a`` recorded in SEN2 age band ``g``.
+
+    SEN2 records a new plan by the child's age when it is issued; the engine counts it by
+    the age reached at the next January census.  A share ``lag`` of children have a
+    birthday in between (0.5 for issue dates and birthdays spread evenly over the year), so
+    they are recorded one year younger.
+
+    Examples
+    --------
+    >>> issue_matrix(0.5)[5].tolist()  # census age 5: half issued at 4 (under_5), half at 5
+    [0.5, 0.5, 0.0, 0.0, 0.0]
+
+    """
+    m = band_matrix()
+    younger = np.vstack([m[:1], m[:-1]])  # band of age a - 1 (age 0 stays in band 0)
+    return (1.0 - lag) * m + lag * younger
+
+
+def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
+    """Derive the likelihood's constant arrays from ``targets`` (no PyTensor involved)."""
+    m = band_matrix()
+    s_tp = float(targets.attrs.get("targeted_plus_share", 0.25))
+    nf = targets["need_factor"].transpose("age", "area").values
+    e_cfg = nf * ((1.0 - s_tp) * prior.esc_targeted + s_tp * prior.esc_targeted_plus)[:, None]
+    e_cfg = np.maximum(e_cfg, _FLOOR)
+    ehcp = targets["ehcp"].transpose("year", "age_group", "area").values
+    new = targets["new_plans"].transpose("year", "age_group", "area").values[1:]
+    expo = targets["exposure"].transpose("year", "age", "area").values[1:]
+    share = targets["ehcp_age_share"].transpose("age", "area").values
+    years = targets["year"].values[1:].astype(np.int64)
+    xe = expo * e_cfg[None]
+    x_cfg = np.einsum("tar,ag->tgr", xe, m)
+    x_band = np.einsum("tar,ag->tgr", expo, m)
+    prev_by_age = ehcp[:-1][:, band_of_age(), :] * share[None]  # (T, 26, R)
+    aged = np.zeros_like(prev_by_age)
+    aged[:, 1:] = prev_by_age[:, :-1]
+    hazard = -np.log1p(-np.clip(prior.exit_specialist, _FLOOR, 1.0 - _FLOOR))
+    stock = ehcp[1:]
+    prev_ok = np.isfinite(ehcp[:-1]).all(axis=1, keepdims=True)
+    expo_ok = np.isfinite(x_cfg)
+    new_known = np.isfinite(new)
+    new_mask = new_known & expo_ok
+    stock_mask = np.isfinite(stock) & prev_ok & (new_known | expo_ok)
+    if not new_mask.any() and not stock_mask.any():
+        raise ValueError("no observation enters the likelihood (all targets missing)")
+    return Constants(
+        years=years, areas=[str(a) for a in targets["area"].values], e_cfg=e_cfg,
+        xe=np.nan_to_num(xe), x_cfg=np.nan_to_num(x_cfg), issue=issue_matrix(prior.issue_age_lag),
+        x_band=np.nan_to_num(x_band),
+        aged=np.nan_to_num(aged), hazard=hazard, new_obs=np.nan_to_num(new),
+        stock_obs=np.nan_to_num(stock), new_mask=new_mask, new_known=new_known,
+        stock_mask=stock_mask, t_centre=float(np.mean(years)),
+        ref_year=int(targets["year"].values[-1]) + 1)
+
+
+AGE_FORMS = ("fixed_spread", "centred", "non_centred", "independent")
+
+
+def _effects(prefix: str, n_areas: int, level_sd: float, age_sd: float, area_sd: float,
+             area_age_sd: float | None, age_form: str,
+             centred_area: bool) -> pt.TensorVariable:
+    """Log multiplier ``(age_group, area)`` with partial pooling.
+
+    Age groups: ``centred`` / ``non_centred`` hierarchical (common mean ``mu``, learned
+    spread), or ``independent`` (each ``N(0, level_sd)``).  The centred form suits effects
+    the data pin down, the non-centred form weakly identified ones (it avoids the funnel
+    between a spread and its effects); independent priors have no funnel at all.
+    """
+    if age_form == "independent":
+        age = pm.Normal(f"{prefix}_age", 0.0, level_sd, dims="age_group")
+    elif age_form == "fixed_spread":
+        mu = pm.Normal(f"{prefix}_mu", 0.0, level_sd)
+        age = pm.Normal(f"{prefix}_age", mu, age_sd, dims="age_group")
+    elif age_form in ("centred", "non_centred"):
+        mu = pm.Normal(f"{prefix}_mu", 0.0, level_sd)
+        sd_age = pm.HalfNormal(f"{prefix}_age_sd", age_sd)
+        if age_form == "centred":
+            age = pm.Normal(f"{prefix}_age", mu, sd_age, dims="age_group")
+        else:
+            age = mu + sd_age * pm.Normal(f"{prefix}_age_z", 0.0, 1.0, dims="age_group")
+    else:
+        raise ValueError(f"unknown age_form {age_form!r}; expected one of {AGE_FORMS}")
+    out = age[:, None] * pt.ones((1, n_areas))
+    if n_areas > 1:
+        sd_area = pm.HalfNormal(f"{prefix}_area_sd", area_sd)
+        if centred_area:
+            out = out + pm.ZeroSumNormal(f"{prefix}_area", sigma=sd_area, dims="area")[None, :]
+        else:
+            z_area = pm.ZeroSumNormal(f"{prefix}_area_z", sigma=1.0, dims="area")
+            out = out + sd_area * z_area[None, :]
+        if area_age_sd is not None:
+            sd_ga = pm.HalfNormal(f"{prefix}_area_age_sd", area_age_sd)
+            # Always non-centred: interactions are the least identified effects.
+            z_ga = pm.ZeroSumNormal(f"{prefix}_area_age_z", sigma=1.0,
+                                    dims=("age_group", "area"), n_zerosum_axes=1)
+            out = out + sd_ga * z_ga
+    return out
+
+
+def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
+    """Build the PyMC calibration model (see the module docstring for the equations).
+
+    Parameters
+    ----------
+    targets : xarray.Dataset
+        Observed series, see :mod:`simsend.calibration.targets`.
+    prior_cfg : PriorConfig
+        Config reference rates and prior scales.
+
+    Returns
+    -------
+    pymc.Model
+        Coordinates ``year`` (transition census years), ``age_group``, ``area``.  Posterior
+        quantities used by :class:`~simsend.calibration.posterior.PosteriorParameters`:
+        ``escalation_multiplier`` and ``exit_multiplier`` (age_group, area) at the first year
+        after the data (``ref_year``), ``escalation_trend``; also the interpretable rates
+        ``escalation`` (expected new plans per targeted-tier child) and ``exit_specialist``.
+
+    Examples
+    --------
+    >>> from simsend.calibration.synthetic import synthetic_targets
+    >>> t, truth, prior = synthetic_targets(n_areas=1, n_years=5, seed=0)
+    >>> m = build_model(t, prior)
+    >>> sorted(m.coords)
+    ['age_group', 'area', 'obs_ehcp', 'obs_new', 'year']
+
+    """
+    c = constants(targets, prior_cfg)
+    n_t, n_g, n_r = c.x_cfg.shape
+    band = band_of_age()
+    new_idx = np.flatnonzero(c.new_mask.ravel())
+    stock_idx = np.flatnonzero(c.stock_mask.ravel())
+    coords = {"year": c.years, "age_group": list(GROUPS), "area": c.areas,
+              "obs_new": new_idx, "obs_ehcp": stock_idx}
+    inter = prior_cfg.area_age_sd if prior_cfg.area_age_interaction else None
+    with pm.Model(coords=coords) as model:
+        # Priors
+        log_theta = _effects("esc", n_r, prior_cfg.level_sd, prior_cfg.age_sd,
+                             prior_cfg.area_sd, inter, prior_cfg.escalation_age_form,
+                             prior_cfg.centred_area)
+        trend = pm.Normal("escalation_trend", 0.0, prior_cfg.trend_sd)
+        log_kappa = _effects("exit", n_r, prior_cfg.exit_level_sd, prior_cfg.exit_age_sd,
+                             prior_cfg.exit_area_sd, inter, prior_cfg.exit_age_form,
+                              prior_cfg.centred_area)
+        # Extra-Poisson variation by age band (the 16-25 bands carry the 2014 reform's
+        # transition and are far noisier than the school-age bands).
+        cv_new = pm.HalfNormal("new_plans_cv", prior_cfg.dispersion_sd, dims="age_group")
+        cv_stock = pm.HalfNormal("ehcp_cv", prior_cfg.stock_cv_sd, dims="age_group")
+        cv_new_f = pt.broadcast_to(cv_new[None, :, None], (n_t, n_g, n_r)).ravel()[new_idx]
+        cv_stock_f = pt.broadcast_to(cv_stock[None, :, None], (n_t, n_g, n_r)).ravel()[stock_idx]
+
+        # Likelihood
+        dt = pt.as_tensor_variable(c.years - c.t_centre)
+        rate = pt.exp(log_theta[band][None] + trend * dt[:, None, None])  # (T, 26, R)
+        mu_age = rate * c.xe  # expected escalations by census age
+        mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
+        mu_rec = pt.tensordot(mu_age, c.issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
+        kappa = pt.exp(log_kappa)
+        surv = pt.exp(-kappa[band] * c.hazard[:, None])  # (26, R)
+        survivors = pt.tensordot(c.aged * surv[None], band_matrix(), axes=[[1], [0]])
+        survivors = survivors.dimshuffle(0, 2, 1)  # (T, G, R)
+        # Recorded new plans (by issue age) moved to census-age bands in expectation.
+        new_used = pt.where(c.new_known, c.new_obs * (mu_new + 1e-9) / mu_rec, mu_new)
+        mu_stock = survivors + new_used
+        mu_new_f = mu_rec.ravel()[new_idx]
+        if prior_cfg.likelihood == "poisson":
+            pm.Poisson("new_plans", mu=mu_new_f, observed=c.new_obs.ravel()[new_idx],
+                       dims="obs_new")
+        elif prior_cfg.likelihood == "negbin":
+            pm.NegativeBinomial("new_plans", mu=mu_new_f, alpha=1.0 / cv_new_f ** 2,
+                                observed=c.new_obs.ravel()[new_idx], dims="obs_new")
+        else:
+            raise ValueError(f"unknown likelihood {prior_cfg.likelihood!r}")
+        mu_s = mu_stock.ravel()[stock_idx]
+        pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
+                  observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")
+
+        # Quantities handed to the engine (rates of the first year after the data)
+        ref = float(c.ref_year - c.t_centre)
+        theta_ref = pm.Deterministic("escalation_multiplier", pt.exp(log_theta + trend * ref),
+                                     dims=("age_group", "area"))
+        pm.Deterministic("exit_multiplier", kappa, dims=("age_group", "area"))
+        w_new = c.x_cfg[-1] / np.where(c.x_band[-1] > 0, c.x_band[-1], 1.0)
+        pm.Deterministic("escalation", theta_ref * w_new, dims=("age_group", "area"))
+        w = c.aged[-1] if c.aged[-1].sum() > 0 else np.ones_like(c.aged[-1])
+        w = np.where(band_matrix().T @ w > 0, 0, 1)[band] + w  # empty band: equal weights
+        kept = pt.tensordot((w * surv).T, band_matrix(), axes=[[1], [0]]).T  # (G, R)
+        pm.Deterministic("exit_specialist", 1.0 - kept / (band_matrix().T @ w),
+                         dims=("age_group", "area"))
+    return model

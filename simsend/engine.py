@@ -1,0 +1,245 @@
+"""The simulation loop: draws x years x ordered steps.
+
+Each simulated year runs census to census (January to January) in this order, declared once
+in :data:`STEPS`:
+
+1. ``age_and_leave``   every child ages one year; individuals past 25 age out and others leave
+                       by ``p_leave[tier, age]``; universal children past 25 age out and leave
+                       by ``p_leave[universal, age]`` (one binomial per age and area).
+2. ``entrants``        age-0 children join the universal pool (``births``).
+3. ``identification``  universal children are identified into the targeted tier, one binomial
+                       per (age, area); each new pupil's need and placement are drawn by age.
+                       New pupils take part in tier and placement moves from the next year.
+4. ``tier_moves``      individuals move between tiers by ``tier_cdf[age, need, area, tier]``;
+                       a move to universal returns the child to the pool.
+5. ``placement_moves`` individuals who stay identified move placement by
+                       ``place_cdf[tier, age, placement]`` (mostly at phase transfer).
+6. ``tallies``         survivors and new pupils are merged in cell order while the census
+                       stock is counted; flows were counted as they happened.
+
+Steps 1, 4 and 5 for individuals run fused in one kernel pass
+(:func:`simsend.kernels.transitions.step_pupils`); because each random number is a pure
+function of (seed, draw, stream, year, pupil id), fusing does not change any draw.
+Serial and parallel runs call the same per-draw function, :func:`run_draw`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from simsend.dims import AGES, NEEDS, PLAN
+from simsend.kernels.identify import new_pupils, thin_pool
+from simsend.kernels.layout import merge_and_tally, sort_new
+from simsend.kernels.transitions import step_pupils
+from simsend.params import ParameterSet, ParameterSource
+from simsend.population import Population
+from simsend.recorder import FLOWS, Layout
+from simsend.rng import STREAM, draw_keys
+
+STEPS = ("age_and_leave", "entrants", "identification", "tier_moves", "placement_moves",
+         "tallies")
+"""The order of processes within a simulated year."""
+
+N_A, N_N = len(AGES), len(NEEDS)
+
+
+@dataclass
+class Outputs:
+    """Raw tallies of a set of draws (the source of truth; summaries derive from these).
+
+    Attributes
+    ----------
+    draws : ndarray (D,)
+        Monte Carlo draw numbers.
+    param_draw : ndarray (D,)
+        Which parameter set fed each draw (-1 for fixed rates).
+    stock : int32 (D, Y, M)
+        Census stock per year over the flat marginal.
+    flows : int32 (D, Y, 4, M)
+        ``FLOWS`` during the year ending at each census (zero at the baseline year).
+    transitions : int32 (D, Y, 4, 4)
+        Individuals moving from tier ``i`` to tier ``j`` during the year (stays on the diagonal).
+    """
+
+    draws: np.ndarray
+    param_draw: np.ndarray
+    stock: np.ndarray
+    flows: np.ndarray
+    transitions: np.ndarray
+
+
+class _Scratch:
+    """Per-run buffers reused across years and draws (allocate once)."""
+
+    def __init__(self, n_areas: int, m: int, n_cells: int):
+        t = numba.config.NUMBA_NUM_THREADS
+        self.flows = np.zeros((t, 3, m), np.int64)
+        self.trans = np.zeros((t, 4, 4), np.int64)
+        self.to_pool = np.zeros((t, N_A, n_areas), np.int64)
+        self.stock = np.zeros((t, m), np.int64)
+        self.ident = np.zeros((t, m), np.int64)
+        self.surv = np.zeros(n_cells + N_N * n_areas, np.int64)
+        self.new_count = np.zeros(n_cells, np.int64)
+        self.new_start = np.zeros(n_cells, np.int64)
+        self.out_start = np.zeros(n_cells + 1, np.int64)
+        self.counts = np.zeros((N_A, n_areas), np.int64)
+        self.tmp = np.zeros((N_A, n_areas), np.int64)
+        self.order = np.zeros(1024, np.int64)
+        self.reformed = np.zeros(1, np.int8)
+
+    def zero(self) -> None:
+        for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv):
+            a[:] = 0
+
+
+def _chunks(starts: np.ndarray, n_parts: int) -> np.ndarray:
+    """Split cells into ``n_parts`` runs of about equal pupil counts (cell boundaries)."""
+    n = starts[-1]
+    targets = np.linspace(0, n, n_parts + 1)
+    cuts = np.searchsorted(starts, targets, side="left")
+    cuts[0], cuts[-1] = 0, len(starts) - 1
+    return np.unique(cuts).astype(np.int64)
+
+
+def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: int = 0) -> None:
+    """Add universal children (by age, area) to a flat tally; ``age_shift`` picks the age row."""
+    idx = layout.pool_index if age_shift == 0 else layout.pool_index[:-1]
+    vals = pool if age_shift == 0 else pool[1:]
+    out += np.bincount(idx.ravel(), weights=vals.ravel(), minlength=out.size).astype(np.int64)
+
+
+def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
+             sc: _Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans)."""
+    tab = ps.year_tables(yi)
+    m, n_areas = layout.marginal, pop.n_areas
+    sc.zero()
+    n_parts = 8 * numba.config.NUMBA_NUM_THREADS
+    # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
+    left_pool = np.zeros(layout.size, np.int64)
+    aged_out = np.zeros((N_A, n_areas), np.int64)
+    aged_out[-1] = pop.pool[-1]
+    pool = pop.pool
+    pool[1:] = pool[:-1].copy()
+    pool[0] = 0
+    p_uleave = np.ascontiguousarray(np.broadcast_to(tab.p_leave[0][:, None], pool.shape))
+    thin_pool(pool, p_uleave, keys[STREAM["pool_leave"]], sc.tmp)
+    _pool_tally(layout, aged_out, left_pool)
+    _pool_tally(layout, sc.tmp, left_pool, age_shift=1)
+    # 2. entrants
+    pool[0] = tab.births
+    # 3. identification
+    thin_pool(pool, tab.p_identify, keys[STREAM["identify"]], sc.counts)
+    n_new = int(sc.counts.sum())
+    offsets = (np.cumsum(sc.counts.ravel()) - sc.counts.ravel()).reshape(sc.counts.shape)
+    pop.reserve_staged(n_new)
+    new_pupils(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
+               np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
+               pop.staged)
+    # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
+    chunks = _chunks(pop.cell_start, n_parts)
+    step_pupils(pop.cur, chunks, pop.cell_start,
+                (tab.tier_cdf, tab.place_cdf, tab.p_leave),
+                np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
+                         np.uint64),
+                m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
+    pool += sc.to_pool.sum(axis=0)
+    # 6. tallies: merge survivors and new pupils in cell order, counting the stock
+    if len(sc.order) < n_new:
+        sc.order = np.zeros(max(n_new, int(len(sc.order) * 1.5)), np.int64)
+    sort_new(pop.staged, n_new, N_N, n_areas, sc.new_count, sc.new_start, sc.order)
+    per_cell = sc.new_count + sc.surv[:pop.n_cells]
+    sc.out_start[0] = 0
+    np.cumsum(per_cell, out=sc.out_start[1:])
+    n_out = int(sc.out_start[-1])
+    if n_out > pop.capacity:
+        pop.reserve(n_out)
+    out_chunks = _chunks(sc.out_start, n_parts)
+    merge_and_tally(pop.cur, pop.cell_start, pop.staged, np.int8(PLAN["sen_support"]), sc.order,
+                    (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
+                    m, pop.nxt, (sc.stock, sc.ident))
+    pop.swap(n_out, sc.out_start)
+    stock = sc.stock.sum(axis=0)
+    _pool_tally(layout, pool, stock)
+    flows = np.empty((len(FLOWS), layout.size), np.int64)
+    flows[0] = sc.ident.sum(axis=0)
+    flows[1] = sc.flows[:, 1].sum(axis=0)
+    flows[2] = sc.flows[:, 2].sum(axis=0)
+    flows[3] = sc.flows[:, 0].sum(axis=0) + left_pool
+    return stock, flows, sc.trans.sum(axis=0)
+
+
+def baseline_stock(pop: Population, layout: Layout) -> np.ndarray:
+    """Tally the census stock of the current state (used for the baseline year)."""
+    c = pop.cur
+    n = pop.n
+    idx = layout.index(c.tier[:n], c.plan[:n], c.age[:n], c.need[:n], c.area[:n],
+                       c.placement[:n])
+    stock = np.bincount(idx, minlength=layout.size).astype(np.int64)
+    _pool_tally(layout, pop.pool, stock)
+    return stock
+
+
+def run_draw(pop: Population, individuals: np.ndarray, pool: np.ndarray, ps: ParameterSet,
+             draw: int, n_years: int, seed: int, layout: Layout, sc: _Scratch,
+             out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Simulate one Monte Carlo draw from the baseline, writing into ``out`` views.
+
+    ``out`` is ``(stock (Y, M), flows (Y, 4, M), transitions (Y, 4, 4))`` for this draw.
+    """
+    stock, flows, trans = out
+    pop.load_counts(individuals, pool)
+    keys = draw_keys(seed, draw, n_years)
+    stock[0] = baseline_stock(pop, layout)
+    flows[0] = 0
+    trans[0] = 0
+    for yi in range(1, n_years):
+        stock[yi], flows[yi], trans[yi] = run_year(pop, ps, yi, keys[yi], layout, sc)
+
+
+def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
+             draws: Sequence[int], n_years: int, seed: int, layout: Layout,
+             progress: Callable[[int], None] | None = None) -> Outputs:
+    """Run the given Monte Carlo draws and return their raw tallies.
+
+    Parameters
+    ----------
+    individuals : int array (4, 26, 13, n_areas, 7)
+        Baseline pupils by (tier, age, need, area, placement).
+    pool : int array (26, n_areas)
+        Baseline universal-tier children.
+    source : ParameterSource
+        Hands out the parameter set of each draw.
+    draws : sequence of int
+        Draw numbers to run (any subset: results of a draw do not depend on the others).
+    n_years : int
+        Census years including the baseline.
+    seed : int
+        Root seed.
+    layout : Layout
+        The marginal to tally.
+    progress : callable, optional
+        Called with the number of draws finished so far.
+    """
+    draws = np.asarray(list(draws), dtype=np.int64)
+    n_areas = pool.shape[1]
+    d, m = len(draws), layout.size
+    res = Outputs(draws=draws, param_draw=np.full(d, -1, np.int64),
+                  stock=np.zeros((d, n_years, m), np.int32),
+                  flows=np.zeros((d, n_years, len(FLOWS), m), np.int32),
+                  transitions=np.zeros((d, n_years, 4, 4), np.int32))
+    capacity = int(np.asarray(individuals).sum() * 1.3) + 1024
+    pop = Population(n_areas, capacity)
+    sc = _Scratch(n_areas, m, pop.n_cells)
+    for j, draw in enumerate(draws):
+        ps = source.get(int(draw))
+        res.param_draw[j] = ps.label
+        run_draw(pop, individuals, pool, ps, int(draw), n_years, seed, layout, sc,
+                 (res.stock[j], res.flows[j], res.transitions[j]))
+        if progress is not None:
+            progress(j + 1)
+    return res

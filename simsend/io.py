@@ -1,0 +1,41 @@
+"""Reading and writing results: NetCDF written atomically (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` as NetCDF-4 (h5netcdf, zlib level 4), atomically.
+
+    The file appears under its final name only once complete: a failure leaves no partial
+    output and does not touch an existing file of that name.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars
+           if ds[v].dtype.kind in "iuf" and ds[v].ndim > 0}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_netcdf(path: str | Path) -> xr.Dataset:
+    """Read a results file fully into memory (the file is closed afterwards)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()

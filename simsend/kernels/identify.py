@@ -1,0 +1,73 @@
+"""Cell-level kernels for the universal pool: leaving and identification.
+
+Universal-tier children are exchangeable within (age, area), so each cell draws one
+binomial count (exact in law, cost independent of the pool size).  Each identified child then
+becomes an individual whose need and placement are drawn from its own id, so a scenario that
+identifies one more child leaves every other child's draws unchanged.
+"""
+
+import numba
+import numpy as np
+
+from simsend.kernels._jit import njit
+from simsend.kernels.rng import uniform
+from simsend.kernels.sampling import binomial, categorical
+
+PID_K_BITS = 36
+PID_AGE_BITS = 5
+PID_AREA_BITS = 12
+
+
+@njit
+def encode_pid(year_index, area, age, k):
+    """Pupil id ``((year_index * 2^12 + area) * 2^5 + age) * 2^36 + k``: unique and stable."""
+    return (((np.int64(year_index) << PID_AREA_BITS | np.int64(area)) << PID_AGE_BITS
+             | np.int64(age)) << PID_K_BITS) | np.int64(k)
+
+
+@njit
+def thin_pool(pool, p, key, out):
+    """Draw ``out[a, r] ~ Binomial(pool[a, r], p[a, r])`` and remove them from ``pool``.
+
+    The counter of cell (a, r) is ``a * n_area + r``.
+    """
+    n_area = pool.shape[1]
+    for a in range(pool.shape[0]):
+        for r in range(n_area):
+            k = binomial(pool[a, r], p[a, r], key, np.uint64(a * n_area + r))
+            out[a, r] = k
+            pool[a, r] -= k
+
+
+@njit
+def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out):
+    """Create the pupils identified in cell ``c = a * n_area + r`` (see :func:`new_pupils`)."""
+    n_area = counts.shape[1]
+    a, r = c // n_area, c % n_area
+    for k in range(counts[a, r]):
+        i = offsets[a, r] + k
+        pid = encode_pid(year_index, r, a, k)
+        out.pid[i] = pid
+        out.tier[i] = 1
+        out.age[i] = a
+        out.area[i] = r
+        out.need[i] = categorical(uniform(keys[0], np.uint64(pid)), need_cdf[a])
+        out.placement[i] = categorical(uniform(keys[1], np.uint64(pid)), place_cdf[a])
+
+
+@njit(parallel=True)
+def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out):
+    """Create the pupils identified this year, in (age, area, k) order.
+
+    Parameters
+    ----------
+    counts, offsets : int64 (26, A): identified per cell and its first slot in ``out``
+    need_cdf : (26, 13), place_cdf : (26, 7) cumulative mixes by age
+    keys : uint64 (2,) streams: need, placement
+    out : Pupils (staging buffers, at least counts.sum() long)
+
+    The loop body is :func:`new_cell`: Numba 0.65 loses writes made through tuple members
+    directly inside a ``prange`` body.
+    """
+    for c in numba.prange(counts.size):
+        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out)

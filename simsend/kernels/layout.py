@@ -1,0 +1,99 @@
+"""Kernels that keep pupils grouped by cell and tally the census stock.
+
+After a year's moves, survivors (in cell order) and this year's identified pupils are merged
+into the second buffer, cell by cell, new pupils first.  The merge also tallies the stock, so
+the census count costs no extra pass.
+"""
+
+import numba
+import numpy as np
+
+from simsend.kernels._jit import njit
+from simsend.kernels.transitions import tally_index
+
+
+@njit
+def cell_of(age, need, area, n_need, n_area):
+    """Cell index ``(age * n_need + need) * n_area + area``."""
+    return (age * np.int64(n_need) + need) * n_area + area
+
+
+@njit
+def sort_new(src, n, n_need, n_area, new_count, new_start, order):
+    """Stable counting sort of ``n`` staged pupils by cell; ``order[j]`` is the j-th in order."""
+    new_count[:] = 0
+    for i in range(n):
+        new_count[cell_of(src.age[i], src.need[i], src.area[i], n_need, n_area)] += 1
+    acc = 0
+    for c in range(len(new_count)):
+        new_start[c] = acc
+        acc += new_count[c]
+    fill = new_start.copy()
+    for i in range(n):
+        c = cell_of(src.age[i], src.need[i], src.area[i], n_need, n_area)
+        order[fill[c]] = i
+        fill[c] += 1
+
+
+@njit
+def copy_pupil(src, i, dst, j):
+    """Copy pupil ``i`` of ``src`` to slot ``j`` of ``dst``."""
+    dst.tier[j] = src.tier[i]
+    dst.plan[j] = src.plan[i]
+    dst.age[j] = src.age[i]
+    dst.need[j] = src.need[i]
+    dst.area[j] = src.area[i]
+    dst.placement[j] = src.placement[i]
+    dst.pid[j] = src.pid[i]
+
+
+@njit
+def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out):
+    """Loop body of :func:`merge_and_tally` for cells ``c0 .. c1 - 1`` on thread ``th``.
+
+    A separate function because Numba 0.65 loses writes made through tuple members directly
+    inside a ``prange`` body.
+    """
+    _, new_count, new_start, surv, out_start, n_na = counts
+    dst, stock, ident = out
+    for c in range(c0, c1):
+        j = out_start[c]
+        for q in range(new_start[c], new_start[c] + new_count[c]):
+            i = order[q]
+            copy_pupil(new, i, dst, j)
+            dst.plan[j] = new_plan
+            ident[th, tally_index(m, 1, new_plan, dst.age[j], dst.need[j], dst.area[j],
+                                  dst.placement[j])] += 1
+            j += 1
+        if c >= n_na and surv[c] > 0:
+            for i in range(old_start[c - n_na], old_start[c - n_na + 1]):
+                if old.tier[i] >= 0:
+                    copy_pupil(old, i, dst, j)
+                    j += 1
+        for q in range(out_start[c], j):
+            stock[th, tally_index(m, dst.tier[q], dst.plan[q], dst.age[q], dst.need[q],
+                                  dst.area[q], dst.placement[q])] += 1
+
+
+@njit(parallel=True)
+def merge_and_tally(old, old_start, new, new_plan, order, counts, m, dst, tallies):
+    """Write survivors and new pupils of every cell into ``out`` (new first), tallying stock.
+
+    Parameters
+    ----------
+    old : Pupils, ``old_start`` its cell starts (cells of the previous census; removed
+        pupils have tier -1); survivors of old cell ``c - n_na`` land in new cell ``c``.
+    new : Pupils staged this year, visited through ``order``; their plan is ``new_plan``.
+    counts : tuple (chunks (K+1,), new_count, new_start, surv, out_start (n_cells+1,), n_na)
+    m : Marginal
+    dst : Pupils written in cell order
+    tallies : tuple (stock tally (T, M), identified tally (T, M))
+
+    ``dst`` is an argument of its own: Numba cannot hand a Pupils unpacked from a tuple to a
+    ``prange`` body.
+    """
+    chunks = counts[0]
+    stock, ident = tallies
+    for k in numba.prange(len(chunks) - 1):
+        merge_cells(old, old_start, new, new_plan, order, counts, m, chunks[k], chunks[k + 1],
+                    numba.get_thread_id(), (dst, stock, ident))

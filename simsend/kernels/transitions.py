@@ -1,0 +1,147 @@
+"""Per-pupil transition kernels: ageing, leaving, tier moves and placement moves, fused.
+
+Pupils are stored grouped by cell ``c = (age * n_need + need) * n_area + area`` (ascending),
+so each cell is a contiguous run: the cell's table rows are loaded once and the run is walked
+linearly.  Ageing adds one to every age and so keeps the order.
+
+Randomness: pupil ``pid`` in a year uses ``uniform(key_s, pid)`` for stream ``s`` (leave,
+tier, placement); draws depend only on (seed, draw, stream, year, pid), never on the thread
+that runs them.
+"""
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from simsend.kernels._jit import njit
+from simsend.kernels.rng import uniform
+from simsend.kernels.sampling import categorical
+
+MAX_AGE = 25
+LEFT, ESCALATED, DEESCALATED = 0, 1, 2
+"""Rows of the flow tally."""
+
+
+class Pupils(NamedTuple):
+    """Struct of arrays for individual pupils (targeted tier and above)."""
+
+    tier: np.ndarray  # int8, -1 marks a pupil removed this year
+    plan: np.ndarray  # int8
+    age: np.ndarray  # int8
+    need: np.ndarray  # int8
+    area: np.ndarray  # int16
+    placement: np.ndarray  # int8
+    pid: np.ndarray  # int64
+
+
+class Marginal(NamedTuple):
+    """How a pupil's state maps to a flat tally index: ``sum(code_d * strides[d])``.
+
+    ``strides`` order: tier, plan, age (after ``age_map``), need, area, placement; a stride of
+    0 drops that dimension.
+    """
+
+    strides: np.ndarray  # int64 (6,)
+    age_map: np.ndarray  # int64 (27,): age -> age coordinate index (identity or age group)
+
+
+@njit
+def tally_index(m, tier, plan, age, need, area, placement):
+    """Flat tally index ``sum(code_d * stride_d)`` of one pupil state."""
+    s = m.strides
+    return (tier * s[0] + plan * s[1] + m.age_map[age] * s[2] + need * s[3] + area * s[4]
+            + placement * s[5])
+
+
+@njit
+def plan_for(tier, reformed):
+    """Plan held in a tier: EHC plan in specialist, SEN support (ISP after reform) below."""
+    if tier == 3:
+        return 3
+    if tier == 0:
+        return 0
+    return 2 if reformed else 1
+
+
+@njit
+def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
+    """Draw one pupil's year: returns (new tier or -1 if left, new placement).
+
+    ``a`` is the age reached at this census; ``tier_row`` is the cumulative destination row
+    for the pupil's (age, need, area) cell, indexed ``[src, dst]``.
+    """
+    t = p.tier[i]
+    pid = np.uint64(p.pid[i])
+    if a > MAX_AGE or uniform(keys[0], pid) < p_leave[t, a]:
+        return -1, p.placement[i]
+    nt = categorical(uniform(keys[1], pid), tier_row[t])
+    if nt == 0:
+        return 0, p.placement[i]
+    npl = categorical(uniform(keys[2], pid), place_cdf[nt, a, p.placement[i]])
+    return nt, npl
+
+
+@njit
+def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
+    """Advance the pupils of cells ``c0 .. c1 - 1`` (one work chunk) on thread ``th``.
+
+    See :func:`step_pupils` for the arguments; this is its loop body, kept a separate
+    function because Numba 0.65 loses writes made through tuple members directly inside a
+    ``prange`` body (writes inside a called function are kept).
+    """
+    tier_cdf, place_cdf, p_leave = tables
+    flows, trans, to_pool, surv, reformed = out
+    n_na = tier_cdf.shape[1] * tier_cdf.shape[2]
+    for c in range(c0, c1):
+        kept = 0
+        a = c // n_na + 1
+        for i in range(cell_start[c], cell_start[c + 1]):
+            t = p.tier[i]
+            if a > MAX_AGE:
+                nt, npl = -1, p.placement[i]
+            else:
+                nt, npl = move_pupil(p, i, a, tier_cdf[a, p.need[i], p.area[i]],
+                                     place_cdf, p_leave, keys)
+            if nt == -1:
+                j = tally_index(m, t, p.plan[i], a - 1, p.need[i], p.area[i], p.placement[i])
+                flows[th, LEFT, j] += 1
+                p.tier[i] = -1
+                continue
+            trans[th, t, nt] += 1
+            if nt == 0:
+                to_pool[th, a, p.area[i]] += 1
+                j = tally_index(m, 0, 0, a, p.need[i], p.area[i], p.placement[i])
+                flows[th, DEESCALATED, j] += 1
+                p.tier[i] = -1
+                continue
+            if nt != t:
+                p.plan[i] = plan_for(nt, reformed[0])
+                j = tally_index(m, nt, p.plan[i], a, p.need[i], p.area[i], npl)
+                flows[th, ESCALATED if nt > t else DEESCALATED, j] += 1
+            p.tier[i] = nt
+            p.placement[i] = npl
+            p.age[i] = a
+            kept += 1
+        if a <= MAX_AGE:
+            surv[c + n_na] = kept
+
+
+@njit(parallel=True)
+def step_pupils(p, chunks, cell_start, tables, keys, m, out):
+    """Advance every pupil one year in place, tallying flows and survivors.
+
+    Parameters
+    ----------
+    p : Pupils
+    chunks : int64 (n_chunks + 1,) cell boundaries of the parallel work chunks
+    cell_start : int64 (n_cells + 1,) first pupil of each cell
+    tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26))
+    keys : uint64 (3,) stream keys: leave, tier, placement
+    m : Marginal
+    out : tuple of per-thread buffers (flows (T,3,M), trans (T,4,4), to_pool (T,26,A),
+        survivors (n_cells,), reformed flag array (1,))
+    """
+    for k in numba.prange(len(chunks) - 1):
+        step_cells(p, chunks[k], chunks[k + 1], cell_start, tables, keys, m,
+                   numba.get_thread_id(), out)

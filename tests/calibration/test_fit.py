@@ -1,0 +1,103 @@
+"""Diagnostics gate and artefact contents."""
+
+import json
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+
+from simsend.calibration import CalibrationError, calibrate, fit
+from simsend.calibration.model import constants
+from simsend.calibration.synthetic import synthetic_targets
+
+
+def product_model(targets, prior):
+    """Escalation as request rate x conversion rate with no data on requests.
+
+    The two rates enter the likelihood only through their product, so their split is not
+    identified (flat priors: the posterior is an improper ridge).
+    """
+    c = constants(targets, prior)
+    mask = c.new_mask.ravel()
+    with pm.Model() as m:
+        request = pm.HalfFlat("request_rate")
+        conversion = pm.HalfFlat("conversion_rate")
+        pm.Poisson("new_plans", mu=request * conversion * c.x_cfg.ravel()[mask],
+                   observed=c.new_obs.ravel()[mask])
+    return m
+
+
+@pytest.fixture
+def small_targets():
+    t, _, prior = synthetic_targets(n_areas=1, n_years=5, seed=2)
+    return t, prior
+
+
+def test_non_identifiable_model_is_refused(tmp_path, monkeypatch, calib_config, small_targets):
+    t, prior = small_targets
+    monkeypatch.setattr(fit, "build_model", product_model)
+    out = tmp_path / "bad.nc"
+    with pytest.raises(CalibrationError) as err:
+        calibrate(calib_config, out, draws=100, tune=100, chains=2, targets=t, prior=prior,
+                  random_seed=3)
+    assert not out.exists()
+    d = err.value.diagnostics
+    assert d["max_rhat"] > 1.01 or d["min_ess_bulk"] < d["ess_threshold"]
+    assert "r-hat" in str(err.value) or "ESS" in str(err.value)
+
+    # Allowed explicitly: written, and the failure is recorded in the artefact.
+    path = calibrate(calib_config, out, draws=100, tune=100, chains=2, targets=t, prior=prior,
+                     random_seed=3, allow_failed_diagnostics=True)
+    attrs = xr.open_dataset(path, group="posterior", engine="h5netcdf").attrs
+    assert attrs["allow_failed_diagnostics"] == 1
+    assert attrs["diagnostics_passed"] == 0
+    assert json.loads(attrs["diagnostics"])["failures"]
+
+
+def test_gate_thresholds():
+    rng = np.random.default_rng(0)
+    good = az.from_dict(posterior={"x": rng.normal(size=(2, 500))},
+                        sample_stats={"diverging": np.zeros((2, 500), bool)})
+    d = fit.gate(good)
+    assert d["passed"] and d["failures"] == []
+    # One divergence is enough to refuse.
+    div = np.zeros((2, 500), bool)
+    div[1, 7] = True
+    bad = az.from_dict(posterior={"x": rng.normal(size=(2, 500))},
+                       sample_stats={"diverging": div})
+    with pytest.raises(CalibrationError, match="1 divergent"):
+        fit.gate(bad)
+    # Chains stuck in different places: r-hat far above 1.01.
+    stuck = az.from_dict(posterior={"x": rng.normal(size=(2, 500)) + np.array([[0.0], [3.0]])},
+                         sample_stats={"diverging": np.zeros((2, 500), bool)})
+    with pytest.raises(CalibrationError, match="r-hat"):
+        fit.gate(stuck)
+    # Strongly autocorrelated draws: ESS below the threshold.
+    walk = np.cumsum(rng.normal(size=(2, 500)), axis=1) * 0.05
+    d = fit.diagnose(az.from_dict(posterior={"x": walk}))
+    assert any("ESS" in f for f in fit.failures(d))
+    assert fit.ess_threshold(500, 2) == 400.0
+    assert fit.ess_threshold(100, 2) == 80.0
+
+
+def test_artefact_contents(synthetic_fit):
+    path, t, _, _ = synthetic_fit
+    idata = az.from_netcdf(path)
+    assert {"posterior", "sample_stats", "observed_data", "constant_data"} <= set(idata.groups())
+    post = idata.posterior
+    assert post["escalation_multiplier"].dims == ("chain", "draw", "age_group", "area")
+    assert post.sizes["chain"] == 2
+    assert idata.observed_data["ehcp"].dims == ("year", "age_group", "area")
+    assert int(idata.observed_data["year"].max()) == 2020  # origin: nothing later is kept
+    a = post.attrs
+    for key in ("config_toml", "config_sha256", "data_sha256", "diagnostics", "pymc_version",
+                "arviz_version", "numpy_version", "simsend_version", "sampler",
+                "wall_time_s", "origin_year"):
+        assert key in a, key
+    assert a["origin_year"] == 2020 and a["reference_year"] == 2021
+    d = json.loads(a["diagnostics"])
+    assert d["max_rhat"] <= 1.01 and d["n_divergent"] == 0
+    assert d["min_ess_bulk"] >= d["ess_threshold"]
+    assert a["allow_failed_diagnostics"] == 0

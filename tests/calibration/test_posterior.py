@@ -1,0 +1,111 @@
+"""PosteriorParameters: posterior draws mapped onto engine parameter sets."""
+
+import arviz as az
+import numpy as np
+import pytest
+
+from simsend.calibration import PosteriorParameters
+from simsend.calibration.fit import write_artefact
+from simsend.calibration.synthetic import REF_ESC_T, REF_ESC_TP, REF_EXIT
+from simsend.calibration.targets import band_of_age
+from simsend.dims import TIER
+from simsend.params import FixedParameters
+
+T, TP, S = TIER["targeted"], TIER["targeted_plus"], TIER["specialist"]
+
+
+@pytest.fixture
+def artefact(tmp_path):
+    """A hand-made posterior: 2 chains x 3 draws, 2 areas, known multipliers."""
+    rng = np.random.default_rng(0)
+    theta = np.exp(rng.normal(0.0, 0.2, size=(2, 3, 5, 2)))
+    kappa = np.exp(rng.normal(0.0, 0.2, size=(2, 3, 5, 2)))
+    trend = rng.normal(0.05, 0.01, size=(2, 3))
+    coords = {"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+              "area": ["A", "B"]}
+    dims = {"escalation_multiplier": ["age_group", "area"],
+            "exit_multiplier": ["age_group", "area"]}
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": theta, "exit_multiplier": kappa,
+                   "escalation_trend": trend},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT},
+        coords=coords, dims=dims)
+    path = write_artefact(idata, tmp_path / "post.nc", {"reference_year": 2023,
+                                                         "origin_year": 2022})
+    return path, theta.reshape(6, 5, 2), kappa.reshape(6, 5, 2), trend.ravel()
+
+
+def test_draw_indexing_and_labels(artefact, toy_config):
+    path, *_ = artefact
+    src = PosteriorParameters(path, toy_config.model, np.array([100, 200]),
+                              replicates_per_draw=2)
+    assert len(src) == 6
+    labels = [src.get(d).label for d in range(15)]
+    assert labels == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 0, 0, 1]
+
+
+def test_rates_map_onto_engine_tables(artefact, toy_config):
+    path, theta, kappa, trend = artefact
+    model = toy_config.model
+    src = PosteriorParameters(path, model, np.array([100, 200]))
+    fixed = FixedParameters(model, np.array([100, 200])).params
+    band = band_of_age()
+    for k in (0, 4):
+        ps = src.get(k)
+        assert ps.escalation_trend == pytest.approx(trend[k])
+        # rows are probability distributions
+        np.testing.assert_allclose(ps.tiers.sum(axis=1), 1.0, atol=1e-12)
+        assert (ps.tiers >= 0).all()
+        # escalation = multiplier x stored reference x config need multiplier
+        need = model.need_multiplier
+        want = theta[k][band][:, None, :] * REF_ESC_T[:, None, None] * need[None, :, None]
+        np.testing.assert_allclose(ps.tiers[T, S], want)
+        want_tp = theta[k][band][:, None, :] * REF_ESC_TP[:, None, None] * need[None, :, None]
+        np.testing.assert_allclose(ps.tiers[TP, S], want_tp)
+        # exits: 1 - (1 - leaving)(1 - de-escalation) = 1 - (1 - c_ref)^kappa
+        c = 1.0 - (1.0 - REF_EXIT[:, None]) ** kappa[k][band]
+        stay = ps.tiers[S, S]  # (26, 13, 2)
+        exit_p = 1.0 - (1.0 - ps.leaving[S][:, None, None]) * stay
+        np.testing.assert_allclose(exit_p, np.broadcast_to(c[:, None, :], exit_p.shape))
+        assert (ps.leaving[S] <= model.leaving[S] + 1e-15).all()
+        # uncalibrated rates come from the config
+        np.testing.assert_array_equal(ps.identification, fixed.identification)
+        np.testing.assert_array_equal(ps.tiers[T, TP], fixed.tiers[T, TP])
+        np.testing.assert_array_equal(ps.leaving[:S], fixed.leaving[:S])
+
+
+def test_area_selection_and_start_year(artefact, toy_config):
+    path, theta, _, trend = artefact
+    src = PosteriorParameters(path, toy_config.model, np.array([5]), areas=["B"],
+                              start_year=2024)
+    ps = src.get(2)
+    band = band_of_age()
+    shift = np.exp(trend[2] * (2025 - 2023))
+    np.testing.assert_allclose(ps.tiers[T, S, :, 0, 0],
+                               theta[2][band][:, 1] * REF_ESC_T * shift
+                               * toy_config.model.need_multiplier[0])
+    with pytest.raises(ValueError, match="not in the posterior"):
+        PosteriorParameters(path, toy_config.model, np.array([5]), areas=["Z"])
+    with pytest.raises(ValueError, match="areas"):
+        PosteriorParameters(path, toy_config.model, np.array([5, 6, 7]))
+
+
+def test_engine_runs_with_posterior_and_variance_splits(artefact, toy_config):
+    from simsend.calibration import variance_split
+    from simsend.engine import simulate
+    from simsend.recorder import make_layout
+    from simsend.results import to_dataset
+    from simsend.testing import toy_baseline
+
+    path, *_ = artefact
+    ind, pool, births = toy_baseline(n_areas=2, scale=100, seed=4)
+    src = PosteriorParameters(path, toy_config.model, births, replicates_per_draw=4)
+    layout = make_layout(("tier", "area"), ("A", "B"))
+    out = simulate(ind, pool, src, range(24), 4, 1, layout)
+    ds = to_dataset(out, layout, [2022, 2023, 2024, 2025], {})
+    assert ds["param_draw"].values.tolist() == [d // 4 % 6 for d in range(24)]
+    split = variance_split(ds, "n_pupils")
+    spec = split.sel(tier="specialist", year=2025)
+    assert (spec.between >= 0).all() and (spec.within > 0).all()
+    np.testing.assert_allclose(spec.between + spec.within, spec.total)

@@ -1,0 +1,72 @@
+"""Parameter recovery: calibrate on synthetic data simulated from known rates."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from simsend.calibration import calibrate
+from simsend.calibration.synthetic import synthetic_targets
+
+PARAMS = ("escalation_multiplier", "escalation_trend", "exit_multiplier")
+
+
+def interval_hits(post: xr.Dataset, truth: dict, level: float) -> np.ndarray:
+    """Whether each true value lies in its central posterior interval (flat bool array)."""
+    hits = []
+    for name in PARAMS:
+        s = post[name].stack(sample=("chain", "draw"))
+        lo = s.quantile((1 - level) / 2, "sample").values
+        hi = s.quantile((1 + level) / 2, "sample").values
+        true = np.asarray(truth[name]).reshape(np.shape(lo))
+        hits.append(np.ravel((true >= lo) & (true <= hi)))
+    return np.concatenate(hits)
+
+
+def test_known_rates_recovered(synthetic_fit):
+    path, _, truth, _ = synthetic_fit
+    post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
+    assert post.attrs["diagnostics_passed"] == 1
+    # 11 scalar parameters.  Each true value should sit inside its 90% interval about 90% of
+    # the time, so require at least 8 of 11 (P(fewer) < 3% for a calibrated posterior), and
+    # every value inside its 99.5% interval.
+    hits90 = interval_hits(post, truth, 0.90)
+    assert hits90.size == 11
+    assert hits90.sum() >= 8, hits90
+    assert interval_hits(post, truth, 0.995).all()
+    # Bands 0-15 (50-165 new plans a year) pin their multipliers to within 15%; the 16-25
+    # bands (2-18 a year) are weakly informed and shrunk towards the common mean.
+    est = post["escalation_multiplier"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(est[:3], truth["escalation_multiplier"][:3], rtol=0.15)
+
+
+def test_wrong_truth_is_not_covered(synthetic_fit):
+    """The interval check has power: a trend of zero (no rising demand) is excluded."""
+    path, _, truth, _ = synthetic_fit
+    post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
+    wrong = {**truth, "escalation_trend": 0.0,
+             "escalation_multiplier": truth["escalation_multiplier"] * 1.3}
+    hits = interval_hits(post, wrong, 0.995)
+    # Bands 0-15 and the trend are informed by hundreds of new plans; the 16-25 bands (2-18
+    # new plans a year) are too weakly informed to exclude a 30% error.
+    assert not hits[[0, 1, 2, 5]].any(), hits[:6]
+
+
+@pytest.mark.slow
+def test_interval_coverage_over_repeated_seeds(tmp_path, calib_config):
+    """Coverage of 90% intervals over 12 synthetic data sets with 3 areas (pooled model).
+
+    12 data sets x 35 scalar parameters; the true values are fixed (not drawn from the
+    prior), so coverage is close to, not exactly, nominal.  Require 80%-97%.
+    """
+    hits, passed = [], 0
+    for seed in range(12):
+        t, truth, prior = synthetic_targets(n_areas=3, n_years=8, seed=100 + seed)
+        path = calibrate(calib_config, tmp_path / f"s{seed}.nc", draws=500, tune=500,
+                         chains=2, targets=t, prior=prior, random_seed=seed,
+                         allow_failed_diagnostics=True)
+        post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
+        passed += post.attrs["diagnostics_passed"]
+        hits.append(interval_hits(post, truth, 0.90))
+    cov = np.concatenate(hits).mean()
+    print(f"90% interval coverage {cov:.3f}; {passed}/12 fits passed the diagnostics gate")
+    assert 0.80 <= cov <= 0.97, cov
