@@ -6,10 +6,14 @@ compilation is warmed up before timing; each figure is the median of ``--repeat`
 
 Cases
 -----
-transition_numba   the fused per-pupil kernel (ageing, leaving, tier and placement moves,
-                   flow tallies) over a cell-grouped population
-transition_numpy   the same step, plain vectorised NumPy (reference.step_pupils), with
-                   NumPy's own uniforms: the ratio's denominator
+transition_numba   the tier-transition step (kernels.transitions.tier_step): each pupil draws
+                   one counter-based uniform, moves tier by its cell's row, and the new tiers
+                   are tallied by (cell, tier); pupils grouped by (age, need, area)
+transition_numpy   the same step in plain vectorised NumPy (reference.step_tally: gather the
+                   row, compare, bincount) with NumPy's own uniforms: the ratio's denominator
+fused_numba        the engine's fused per-pupil kernel (ageing, leaving, tier and placement
+                   moves, flow tallies; three uniforms per pupil)
+fused_numpy        the same fused step in NumPy (reference.step_pupils)
 year_engine        a whole simulated year through the engine, every process included
 run_england        a full run of configs/base.toml (England, 2022-2035), draws as given
 """
@@ -77,6 +81,46 @@ def case_transition_numba(n: int, n_area: int, repeat: int) -> dict:
     import numba
 
     from simsend.engine import _chunks
+    from simsend.kernels.transitions import tier_step
+
+    p, cell_start, (tier_cdf, _, _) = _population(n, n_area)
+    n_cells = len(cell_start) - 1
+    cdf = np.ascontiguousarray(tier_cdf.reshape(n_cells, 4, 4))
+    chunks = _chunks(cell_start, 8 * numba.config.NUMBA_NUM_THREADS)
+    counts = np.zeros((n_cells, 4), np.int64)
+    tier, pid = p.tier.copy(), p.pid.view(np.uint64)
+    year = [0]
+
+    def once():
+        year[0] += 1  # a new key each simulated year, as in the engine
+        counts[:] = 0
+        tier_step(tier, pid, cell_start, cdf, np.uint64(year[0]), chunks, counts)
+
+    once()  # JIT warm-up (compiled code is cached on disk between runs)
+    return {"times": _time(once, repeat), "pupil_steps": n,
+            "threads": numba.config.NUMBA_NUM_THREADS}
+
+
+def case_transition_numpy(n: int, n_area: int, repeat: int) -> dict:
+    from simsend import reference
+
+    p, _, (tier_cdf, _, _) = _population(n, n_area)
+    rng = np.random.default_rng(1)
+    tier = p.tier.astype(np.int64)
+    age, need, area = p.age.astype(np.int64), p.need.astype(np.int64), p.area.astype(np.int64)
+
+    def once():
+        nonlocal tier
+        tier, _ = reference.step_tally(tier, age, need, area, rng.random(n), tier_cdf)
+
+    once()
+    return {"times": _time(once, repeat), "pupil_steps": n, "threads": 1}
+
+
+def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
+    import numba
+
+    from simsend.engine import _chunks
     from simsend.recorder import make_layout
 
     from simsend.kernels.transitions import Pupils, step_pupils
@@ -102,7 +146,7 @@ def case_transition_numba(n: int, n_area: int, repeat: int) -> dict:
     return {"times": _time(once, repeat), "pupil_steps": n, "threads": t}
 
 
-def case_transition_numpy(n: int, n_area: int, repeat: int) -> dict:
+def case_fused_numpy(n: int, n_area: int, repeat: int) -> dict:
     from simsend import reference
 
     p, _, tables = _population(n, n_area)
@@ -168,6 +212,8 @@ def case_run_england(n_draws: int, repeat: int) -> dict:
 CASES = {
     "transition_numba": lambda a: case_transition_numba(a.n, a.areas, a.repeat),
     "transition_numpy": lambda a: case_transition_numpy(a.n, a.areas, a.repeat),
+    "fused_numba": lambda a: case_fused_numba(a.n, a.areas, a.repeat),
+    "fused_numpy": lambda a: case_fused_numpy(a.n, a.areas, a.repeat),
     "year_engine": lambda a: case_year_engine(1, a.repeat),
     "run_england": lambda a: case_run_england(a.draws, max(1, a.repeat // 3)),
 }
@@ -214,6 +260,11 @@ def main() -> None:
                  / results["transition_numpy"]["pupil_steps_per_s"])
         results["ratio_numba_over_numpy"] = ratio
         print(f"transition kernel / NumPy (same run, medians): {ratio:.1f}x")
+    if "fused_numba" in results and "fused_numpy" in results:
+        ratio = (results["fused_numba"]["pupil_steps_per_s"]
+                 / results["fused_numpy"]["pupil_steps_per_s"])
+        results["ratio_fused_over_numpy"] = ratio
+        print(f"fused pupil step / NumPy (same run, medians): {ratio:.1f}x")
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "platform": platform.platform(), "n": args.n, "areas": args.areas}
     if args.out:

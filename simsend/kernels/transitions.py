@@ -78,8 +78,11 @@ def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
     nt = categorical(uniform(keys[1], pid), tier_row[t])
     if nt == 0:
         return 0, p.placement[i]
-    npl = categorical(uniform(keys[2], pid), place_cdf[nt, a, p.placement[i]])
-    return nt, npl
+    pl = p.placement[i]
+    row = place_cdf[nt, a, pl]
+    if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
+        return nt, pl  # no placement move possible: the draw could only return ``pl``
+    return nt, categorical(uniform(keys[2], pid), row)
 
 
 @njit
@@ -93,16 +96,18 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
     tier_cdf, place_cdf, p_leave = tables
     flows, trans, to_pool, surv, reformed = out
     n_na = tier_cdf.shape[1] * tier_cdf.shape[2]
+    n_area = tier_cdf.shape[2]
     for c in range(c0, c1):
         kept = 0
         a = c // n_na + 1
+        # every pupil of a cell shares (age, need, area): load the tier rows once per cell
+        rows = tier_cdf[min(a, MAX_AGE), (c // n_area) % tier_cdf.shape[1], c % n_area]
         for i in range(cell_start[c], cell_start[c + 1]):
             t = p.tier[i]
             if a > MAX_AGE:
                 nt, npl = -1, p.placement[i]
             else:
-                nt, npl = move_pupil(p, i, a, tier_cdf[a, p.need[i], p.area[i]],
-                                     place_cdf, p_leave, keys)
+                nt, npl = move_pupil(p, i, a, rows, place_cdf, p_leave, keys)
             if nt == -1:
                 j = tally_index(m, t, p.plan[i], a - 1, p.need[i], p.area[i], p.placement[i])
                 flows[th, LEFT, j] += 1
@@ -145,3 +150,53 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     for k in numba.prange(len(chunks) - 1):
         step_cells(p, chunks[k], chunks[k + 1], cell_start, tables, keys, m,
                    numba.get_thread_id(), out)
+
+
+@njit
+def tier_cells(tier, pid, cell_start, tier_cdf, key, c0, c1, counts):
+    r"""Tier draw and tally for the cells ``c0 .. c1 - 1`` (loop body of :func:`tier_step`).
+
+    For pupil ``i`` in cell ``c`` with tier ``t`` and uniform :math:`u_i = U(k, \mathrm{pid}_i)`,
+    the new tier is :math:`\sum_{d<3} [u_i \ge F_{c,t,d}]` (the categorical draw written
+    branch-free), and ``counts[c, new tier]`` is incremented.  Each cell belongs to one
+    chunk, so per-cell tallies need no per-thread copies.
+    """
+    for c in range(c0, c1):
+        row = tier_cdf[c]
+        n0 = n1 = n2 = n3 = 0
+        for i in range(cell_start[c], cell_start[c + 1]):
+            t = tier[i]
+            u = uniform(key, pid[i])
+            nt = (u >= row[t, 0]) + (u >= row[t, 1]) + (u >= row[t, 2])
+            tier[i] = nt
+            n0 += nt == 0
+            n1 += nt == 1
+            n2 += nt == 2
+            n3 += nt == 3
+        counts[c, 0] += n0
+        counts[c, 1] += n1
+        counts[c, 2] += n2
+        counts[c, 3] += n3
+
+
+@njit(parallel=True)
+def tier_step(tier, pid, cell_start, tier_cdf, key, chunks, counts):
+    """One tier transition of every pupil over a cell-grouped layout, tallied by cell.
+
+    Parameters
+    ----------
+    tier : int8 (N,) current tier (0-3), updated in place
+    pid : uint64 (N,) pupil ids (the random-number counters)
+    cell_start : int64 (n_cells + 1,) first pupil of each cell
+    tier_cdf : float64 (n_cells, 4, 4) cumulative destination rows per cell and source tier
+    key : uint64 stream key of this year
+    chunks : int64 (K + 1,) cell boundaries of the parallel work chunks
+    counts : int64 (n_cells, 4) tallies of the new tier by cell (added to)
+
+    Notes
+    -----
+    This is the step ``simsend.reference.step_tally`` does in NumPy: the same uniforms give
+    the same tiers and counts, for any thread count or chunking.
+    """
+    for k in numba.prange(len(chunks) - 1):
+        tier_cells(tier, pid, cell_start, tier_cdf, key, chunks[k], chunks[k + 1], counts)

@@ -125,3 +125,33 @@ def test_step_tally_reference_counts():
     for i in range(50):
         row = tier_cdf[p.age[i], p.need[i], p.area[i], p.tier[i]]
         assert nt[i] == int(np.argmax(u[i] < row))
+
+
+@pytest.mark.parametrize("threads,n_chunks", [(1, 1), (2, 7), (2, 64)])
+def test_tier_step_matches_numpy_step_tally(threads, n_chunks):
+    from simsend.kernels.transitions import tier_step
+
+    rng = np.random.default_rng(11)
+    n_area, n = 3, 40_000
+    p, cell_start = random_pupils(rng, n, n_area)
+    tier_cdf = random_tables(rng, n_area)[0]
+    key = np.uint64(987654321)
+    u = np.empty(n)
+    fill_uniform(key, p.pid.view(np.uint64), u)
+    nt_ref, counts_ref = reference.step_tally(p.tier.astype(np.int64), p.age.astype(np.int64),
+                                              p.need.astype(np.int64), p.area.astype(np.int64),
+                                              u, tier_cdf)
+    n_cells = N_A * N_N * n_area
+    chunks = np.linspace(0, n_cells, n_chunks + 1).astype(np.int64)
+    tier = p.tier.copy()
+    counts = np.zeros((n_cells, 4), np.int64)
+    numba.set_num_threads(threads)
+    try:
+        tier_step(tier, p.pid.view(np.uint64), cell_start, tier_cdf.reshape(n_cells, 4, 4), key,
+                  chunks, counts)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(tier, nt_ref)
+    # reference tallies are (new tier, age, need, area); the kernel's are (cell, new tier)
+    np.testing.assert_array_equal(counts.T.reshape(-1), counts_ref)
+    assert (tier != p.tier).sum() > 0.3 * n  # the random table moves most pupils
