@@ -121,9 +121,8 @@ def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
     import numba
 
     from simsend.engine import _chunks
-    from simsend.recorder import make_layout
-
     from simsend.kernels.transitions import Pupils, step_pupils
+    from simsend.recorder import make_layout
 
     p0, cell_start, tables = _population(n, n_area)
     layout = make_layout(("tier", "age_group", "need", "area"),

@@ -81,6 +81,7 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
     >>> ds = simsend.run("configs/base.toml", draws=2)  # doctest: +SKIP
     >>> ds["n_pupils"].dims[:3]  # doctest: +SKIP
     ('draw', 'year', 'tier')
+
     """
     cfg = _as_config(cfg)
     if draws is not None:
@@ -125,6 +126,7 @@ def validate(cfg: _config.SimConfig | str | Path):
     ------
     ConfigError
         When the config itself is invalid.
+
     """
     from simsend.data import validate_data
 

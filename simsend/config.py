@@ -102,6 +102,7 @@ class ModelConfig:
         Placement moves (mostly at phase transfer).
     births_growth : float
         Annual growth factor applied to age-0 entrants after the baseline year.
+
     """
 
     identification: np.ndarray
@@ -432,6 +433,7 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
     ------
     ConfigError
         On any invalid key or value, naming the file and key path.
+
     """
     ctx = _Ctx(source_path)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -462,6 +464,7 @@ def load(path: str | Path) -> SimConfig:
     >>> cfg = load("configs/base.toml")  # doctest: +SKIP
     >>> cfg.run.end_year  # doctest: +SKIP
     2035
+
     """
     p = Path(path)
     if not p.is_file():

@@ -49,6 +49,7 @@ def age_group_of(age: int) -> str:
     --------
     >>> age_group_of(11)
     '11_to_15'
+
     """
     for name, (lo, hi) in AGE_GROUPS.items():
         if lo <= age <= hi:

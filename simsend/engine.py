@@ -63,6 +63,7 @@ class Outputs:
         ``FLOWS`` during the year ending at each census (zero at the baseline year).
     transitions : int32 (D, Y, 4, 4)
         Individuals moving from tier ``i`` to tier ``j`` during the year (stays on the diagonal).
+
     """
 
     draws: np.ndarray
@@ -224,6 +225,7 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
         The marginal to tally.
     progress : callable, optional
         Called with the number of draws finished so far.
+
     """
     draws = np.asarray(list(draws), dtype=np.int64)
     n_areas = pool.shape[1]

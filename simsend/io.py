@@ -19,6 +19,7 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     -------
     Path
         The written path.
+
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ class YearTables(NamedTuple):
     need_cdf : (26, 13)
     place_new_cdf : (26, 7)
     births : (n_areas,) int64 age-0 entrants
+
     """
 
     p_identify: np.ndarray
@@ -76,6 +77,7 @@ class ParameterSet:
         Log-linear annual trends (0 = constant rates); escalation is any move to a higher tier.
     label : int
         Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
+
     """
 
     identification: np.ndarray
@@ -177,6 +179,7 @@ class FixedParameters:
         Parsed ``[model]`` table.
     births : ndarray (n_areas,)
         Age-0 entrants per area in the baseline year.
+
     """
 
     def __init__(self, model: ModelConfig, births: np.ndarray):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from simsend import dtypes
-from simsend.dims import AGES, NEEDS, PLAN, PLACEMENTS, TIERS
+from simsend.dims import AGES, NEEDS, PLACEMENTS, PLAN, TIERS
 from simsend.kernels.identify import PID_AGE_BITS, PID_K_BITS
 from simsend.kernels.transitions import Pupils
 
@@ -57,6 +57,7 @@ class Population:
         First pupil of each cell in ``cur``.
     pool : ndarray (26, n_areas)
         Universal-tier children by age and area.
+
     """
 
     def __init__(self, n_areas: int, capacity: int):
@@ -104,6 +105,7 @@ class Population:
 
         Baseline pupils get ids with year index 0 and a running number within their
         (area, age), in cell order, so every draw starts from the same pupils.
+
         """
         ind = np.asarray(individuals)
         if ind.shape != (len(TIERS), N_A, N_N, self.n_areas, len(PLACEMENTS)):

@@ -40,6 +40,7 @@ class Layout:
         Strides and age map for the kernels.
     pool_index : ndarray (26, n_areas)
         Flat index of universal-tier children of each (age, area).
+
     """
 
     by: tuple[str, ...]
@@ -69,6 +70,7 @@ def make_layout(by: tuple[str, ...], areas: tuple[str, ...]) -> Layout:
     >>> lay = make_layout(("tier", "age_group"), ("E92000001",))
     >>> lay.shape
     (4, 5)
+
     """
     group_of = np.zeros(len(AGES) + 1, np.int64)
     for g, (lo, hi) in enumerate(AGE_GROUPS.values()):

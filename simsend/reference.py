@@ -33,6 +33,7 @@ def step_pupils(tier, plan, age, need, area, placement, u, tables, reformed=Fals
     dict
         ``tier`` (-1 = left or returned to the pool), ``plan``, ``age``, ``placement`` after
         the year, ``left`` (bool), ``to_pool`` (bool).
+
     """
     tier_cdf, place_cdf, p_leave = tables
     a = age.astype(np.int64) + 1

@@ -46,6 +46,7 @@ def to_dataset(out: Outputs, layout: Layout, years: list[int],
         ``n_pupils`` (int32) and the flows (float32, NaN at the baseline year, when no flow
         was simulated) with dims ``(draw, year, *layout.by)``; ``n_transitions`` with dims
         ``(draw, year, tier_from, tier)``; ``param_draw`` with dim ``draw``.
+
     """
     d, y = len(out.draws), len(years)
     dims = ("draw", "year", *layout.by)

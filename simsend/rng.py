@@ -36,6 +36,7 @@ def draw_keys(seed: int, draw: int, n_years: int) -> np.ndarray:
     ((3, 7), dtype('uint64'))
     >>> bool((draw_keys(1, 0, 3) == k).all())
     True
+
     """
     ss = np.random.SeedSequence(seed, spawn_key=(draw,))
     # A fixed upper bound on the year count keeps a year's keys independent of the horizon.

@@ -34,6 +34,7 @@ def summary(ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES,
     >>> ds = xr.Dataset({"n_pupils": (("draw", "year"), np.arange(10.0).reshape(5, 2))})
     >>> float(summary(ds)["n_pupils"].sel(quantile=0.5, year=0))
     4.0
+
     """
     qs = [float(q) for q in quantiles]
     if any(not 0.0 <= q <= 1.0 for q in qs):

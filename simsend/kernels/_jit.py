@@ -18,6 +18,7 @@ def njit(*args, parallel: bool = False, **kwargs):
     parallel : bool
         Enable ``prange`` loops (only for kernels whose result does not depend on the
         thread count, i.e. those that reduce into per-thread buffers then sum them).
+
     """
     opts = dict(_OPTIONS, parallel=parallel, **kwargs)
     if args and callable(args[0]):

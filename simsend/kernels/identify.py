@@ -68,6 +68,7 @@ def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out):
 
     The loop body is :func:`new_cell`: Numba 0.65 loses writes made through tuple members
     directly inside a ``prange`` body.
+
     """
     for c in numba.prange(counts.size):
         new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out)

@@ -91,6 +91,7 @@ def merge_and_tally(old, old_start, new, new_plan, order, counts, m, dst, tallie
 
     ``dst`` is an argument of its own: Numba cannot hand a Pupils unpacked from a tuple to a
     ``prange`` body.
+
     """
     chunks = counts[0]
     stock, ident = tallies

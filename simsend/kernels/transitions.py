@@ -146,6 +146,7 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     m : Marginal
     out : tuple of per-thread buffers (flows (T,3,M), trans (T,4,4), to_pool (T,26,A),
         survivors (n_cells,), reformed flag array (1,))
+
     """
     for k in numba.prange(len(chunks) - 1):
         step_cells(p, chunks[k], chunks[k + 1], cell_start, tables, keys, m,
@@ -164,11 +165,14 @@ def tier_cells(tier, pid, cell_start, tier_cdf, key, c0, c1, counts):
     for c in range(c0, c1):
         row = tier_cdf[c]
         n0 = n1 = n2 = n3 = 0
-        for i in range(cell_start[c], cell_start[c + 1]):
-            t = tier[i]
-            u = uniform(key, pid[i])
+        # zero-based slices of the cell's run: the form LLVM vectorises
+        ts = tier[cell_start[c]:cell_start[c + 1]]
+        ps = pid[cell_start[c]:cell_start[c + 1]]
+        for i in range(len(ts)):
+            t = ts[i]
+            u = uniform(key, ps[i])
             nt = (u >= row[t, 0]) + (u >= row[t, 1]) + (u >= row[t, 2])
-            tier[i] = nt
+            ts[i] = nt
             n0 += nt == 0
             n1 += nt == 1
             n2 += nt == 2
@@ -197,6 +201,7 @@ def tier_step(tier, pid, cell_start, tier_cdf, key, chunks, counts):
     -----
     This is the step ``simsend.reference.step_tally`` does in NumPy: the same uniforms give
     the same tiers and counts, for any thread count or chunking.
+
     """
     for k in numba.prange(len(chunks) - 1):
         tier_cells(tier, pid, cell_start, tier_cdf, key, chunks[k], chunks[k + 1], counts)
