@@ -137,7 +137,7 @@ def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
     work = Pupils(*(a.copy() for a in p0))
 
     def once():
-        for a, b in zip(work, p0):
+        for a, b in zip(work, p0, strict=True):
             a[:] = b  # restore state (memcpy, a small part of the time; included honestly)
         step_pupils(work, chunks, cell_start, tables, keys, layout.marginal, out)
 
@@ -151,7 +151,8 @@ def case_fused_numpy(n: int, n_area: int, repeat: int) -> dict:
     p, _, tables = _population(n, n_area)
     rng = np.random.default_rng(1)
     tier, plan, age = p.tier.astype(np.int64), p.plan.astype(np.int64), p.age.astype(np.int64)
-    need, area, plac = p.need.astype(np.int64), p.area.astype(np.int64), p.placement.astype(np.int64)
+    need, area = p.need.astype(np.int64), p.area.astype(np.int64)
+    plac = p.placement.astype(np.int64)
     m_strides = np.array([1, 0, 4, 0, 0, 0])
 
     def once():

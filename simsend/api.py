@@ -25,7 +25,7 @@ def _as_config(cfg: _config.SimConfig | str | Path) -> _config.SimConfig:
 
 
 def data_spec(cfg: _config.SimConfig):
-    """The :class:`simsend.data.DataSpec` a config's ``[data]`` table describes."""
+    """Return the :class:`simsend.data.DataSpec` a config's ``[data]`` table describes."""
     from simsend.data import DataSpec
 
     d = cfg.data

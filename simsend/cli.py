@@ -76,7 +76,8 @@ class _Progress:
 
 @main.command("run")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--draws", type=click.IntRange(min=1), help="Monte Carlo draws (overrides run.draws).")
+@click.option("--draws", type=click.IntRange(min=1),
+              help="Monte Carlo draws (overrides run.draws).")
 @click.option("--seed", type=click.IntRange(min=0), help="Root seed (overrides run.seed).")
 @click.option("--area", "areas", multiple=True,
               help="Area code to run (repeatable; 'all' = every council). Overrides data.areas.")

@@ -349,7 +349,8 @@ def _parse_tiers(ctx: _Ctx, raw: Any) -> np.ndarray:
 
 def _parse_placement_rules(ctx: _Ctx, raw: Any) -> tuple[PlacementRule, ...]:
     if not isinstance(raw, list):
-        raise ctx.fail("model.placement_moves", "expected an array of tables [[model.placement_moves]]")
+        raise ctx.fail("model.placement_moves",
+                       "expected an array of tables [[model.placement_moves]]")
     rules = []
     total = np.zeros((len(TIERS), len(AGES), len(PLACEMENTS)))
     for i, r in enumerate(raw):

@@ -82,7 +82,7 @@ def make_layout(by: tuple[str, ...], areas: tuple[str, ...]) -> Layout:
     shape = tuple(len(labels[d]) for d in by)
     strides = np.zeros(6, np.int64)
     step = 1
-    for d, n in zip(reversed(by), reversed(shape)):
+    for d, n in zip(reversed(by), reversed(shape), strict=True):
         strides[_KIND_POS[d]] = step
         step *= n
     age_map = group_of if "age_group" in by else np.arange(len(AGES) + 1, dtype=np.int64)

@@ -59,7 +59,7 @@ def step_pupils(tier, plan, age, need, area, placement, u, tables, reformed=Fals
 
 
 def step_tally(tier, age, need, area, u_tier, tier_cdf):
-    """The benchmark's transition step: draw each pupil's new tier and count by cell.
+    """Draw each pupil's new tier and count by cell.
 
     Gathers each pupil's cumulative row, compares with its uniform and tallies
     ``(new tier, age, need, area)`` with ``bincount``: the NumPy reference that the fused

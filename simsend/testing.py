@@ -16,7 +16,7 @@ N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
 
 
 def toy_baseline(n_areas: int = 2, scale: int = 200, seed: int = 0):
-    """A small synthetic baseline: ``(individuals, pool, births)``.
+    """Build a small synthetic baseline: ``(individuals, pool, births)``.
 
     ``individuals`` has shape (4, 26, 13, n_areas, 7) with zero universal tier; ``pool`` is
     (26, n_areas); ``births`` is (n_areas,).  Counts are random but fixed by ``seed``.
@@ -36,7 +36,7 @@ def tier_probs(tier_cdf: np.ndarray) -> np.ndarray:
 
 def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
                   year_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Expected (individuals, pool) at the next census, given expected counts now.
+    """Propagate expected (individuals, pool) to the next census, given expected counts now.
 
     Follows the engine's step order: age and leave; entrants; identification (from the pool
     after ageing); tier moves (returns to the pool); placement moves by the new tier.
@@ -70,7 +70,7 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
 
 def expected_counts(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
                     n_years: int) -> np.ndarray:
-    """Expected children by (year, tier), baseline year first, propagated exactly."""
+    """Propagate expected children by (year, tier) exactly, baseline year first."""
     e_ind, e_pool = ind.astype(float), pool.astype(float)
     out = np.zeros((n_years, N_T))
     for yi in range(n_years):

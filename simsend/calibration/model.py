@@ -95,7 +95,8 @@ class PriorConfig:
         Share of new plans recorded (by age at issue) one year younger than their age at
         the next census, see :func:`issue_matrix`.
     escalation_age_form, exit_age_form : str
-        How age groups share information (one of :data:`AGE_FORMS`).  ``fixed_spread``: ``a_g ~ N(mu, age_sd)`` around a
+        How age groups share information (one of :data:`AGE_FORMS`).
+        ``fixed_spread``: ``a_g ~ N(mu, age_sd)`` around a
         learned common mean with a fixed spread; ``centred`` / ``non_centred``: the spread
         is learned too; ``independent``: ``a_g ~ N(0, level_sd)``.  Defaults: escalation
         ``fixed_spread``, exits ``independent``.  With only five age groups a learned spread

@@ -105,9 +105,9 @@ def test_chunking_and_threads_do_not_change_results():
         results.append((p, [o.sum(axis=0) if o.ndim > 1 else o for o in out]))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for p, out in results[1:]:
-        for a, b in zip(p, results[0][0]):
+        for a, b in zip(p, results[0][0], strict=True):
             np.testing.assert_array_equal(a, b)
-        for a, b in zip(out, results[0][1]):
+        for a, b in zip(out, results[0][1], strict=True):
             np.testing.assert_array_equal(a, b)
 
 
