@@ -42,7 +42,18 @@ def load_baseline(cfg: _config.SimConfig | str | Path):
 
 
 def parameter_source(cfg: _config.SimConfig, baseline) -> ParameterSource:
-    """One parameter set per draw: fixed config rates (posterior draws once calibrated)."""
+    """Return the source of one parameter set per draw.
+
+    ``model.posterior`` names a calibrated artefact: each Monte Carlo draw then takes one
+    posterior draw (rates not calibrated come from ``[model]``). Without it every draw uses
+    the fixed ``[model]`` rates.
+    """
+    if cfg.model.posterior:
+        from simsend.calibration.posterior import PosteriorParameters
+
+        return PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
+                                   areas=tuple(str(a) for a in baseline.areas),
+                                   start_year=cfg.run.start_year)
     return FixedParameters(cfg.model, baseline.births)
 
 

@@ -100,6 +100,51 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet) -> None:
                    f"{int(ds.year[-1])})")
 
 
+@main.command("calibrate")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Artefact path (default models/<areas>_<year>.nc).")
+@click.option("--draws", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option("--tune", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--allow-failed-diagnostics", is_flag=True,
+              help="Write the artefact even if r-hat/ESS/divergences fail (recorded in it).")
+@_user_errors
+def calibrate_cmd(config: Path, out, draws, tune, chains, allow_failed_diagnostics) -> None:
+    """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
+    from simsend.calibration import CalibrationError, calibrate
+
+    try:
+        path = calibrate(config, out, draws=draws, tune=tune, chains=chains,
+                         allow_failed_diagnostics=allow_failed_diagnostics)
+    except CalibrationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    click.echo(f"wrote {path}")
+
+
+@main.command("backtest")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--origin", type=int, required=True, help="Last census year the fit may see.")
+@click.option("--horizon", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--draws", type=click.IntRange(min=10), default=200, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of the score table (default results/backtest_<origin>.csv).")
+@_user_errors
+def backtest_cmd(config: Path, origin: int, horizon: int, draws: int, out) -> None:
+    """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
+    from simsend.calibration import backtest
+
+    table = backtest(config, origin=origin, horizon=horizon, draws=draws)
+    path = out or Path("results") / f"backtest_{origin}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+    click.echo(table.to_string(index=False))
+    click.echo(f"wrote {path}")
+
+
 @main.command("validate")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @_user_errors
