@@ -75,7 +75,9 @@ def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
     pid = np.uint64(p.pid[i])
     if a > MAX_AGE or uniform(keys[0], pid) < p_leave[t, a]:
         return -1, p.placement[i]
-    nt = categorical(uniform(keys[1], pid), tier_row[t])
+    u = uniform(keys[1], pid)
+    # categorical over the 4 tiers written branch-free (equal for a non-decreasing row)
+    nt = (u >= tier_row[t, 0]) + (u >= tier_row[t, 1]) + (u >= tier_row[t, 2])
     if nt == 0:
         return 0, p.placement[i]
     pl = p.placement[i]
