@@ -1,0 +1,722 @@
+"""Baseline construction: tidy tables -> pupils by (tier, age, need, area, placement).
+
+Every modelling assumption is listed in :data:`ASSUMPTIONS`; those applied to a baseline are
+copied into ``Baseline.provenance["assumptions"]`` (with details such as imputed cells).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from simsend.data.errors import DataError, Report
+from simsend.data.geography import AreaSelection, resolve_areas
+from simsend.data.rounding import controlled_round, ipf, largest_remainder, split_rank_one
+from simsend.data.tidy import ALL, read_tidy
+from simsend.dims import AGE_GROUPS, AGES, NEEDS, PLACEMENTS, TIER, TIERS
+
+N_A, N_N, N_P, N_G = len(AGES), len(NEEDS), len(PLACEMENTS), len(AGE_GROUPS)
+GROUPS = tuple(AGE_GROUPS)
+FIRST_BASELINE_YEAR = 2015
+BUILTIN_FILES = {"stock": "stock.csv.gz", "flows": "flows.csv.gz",
+                 "population": "population.csv.gz", "need_mix": "need_mix.csv",
+                 "areas": "areas.csv"}
+"""The shipped extract, as tidy files by kind (see ``docs/data.md``)."""
+
+FILE_KINDS = ("stock", "flows", "population", "need_mix", "areas")
+
+# ----------------------------------------------------------------------------- priors
+
+EHCP_PLACEMENT_PRIOR = np.array([
+    # mainstream, inclusion_base, special_state, special_independent, AP, post16_fe, other
+    [0.30, 0.02, 0.12, 0.01, 0.002, 0.0, 0.55],    # under_5: early years settings, nurseries
+    [0.55, 0.06, 0.30, 0.04, 0.01, 0.0, 0.04],     # 5_to_10
+    [0.40, 0.05, 0.33, 0.09, 0.03, 0.0, 0.10],     # 11_to_15
+    [0.15, 0.02, 0.25, 0.05, 0.005, 0.40, 0.13],   # 16_to_19: sixth forms, FE, NEET
+    [0.0, 0.0, 0.01, 0.02, 0.0, 0.60, 0.37],       # 20_to_25: FE, NEET, other
+])
+"""Prior joint shape of EHC plans by age band x placement, fitted to SEN2's two published
+margins by IPF.  Zeros get a floor of 1e-4 so any pair of margins can be fitted."""
+
+SEN_SUPPORT_PLACEMENT = {"mainstream": 0.985, "alternative_provision": 0.012,
+                         "special_state": 0.003}
+"""Placement of pupils on SEN support (school census 2018, England: 1.12 % in state AP,
+0.26 % in state special schools, the rest in mainstream incl. independent schools)."""
+
+SCHOOL_PARTICIPATION = {4: 1.0, **{a: 1.0 for a in range(5, 16)}, 16: 0.45, 17: 0.40,
+                        18: 0.05, 19: 0.02}
+"""Weight of each age in the spread of SEN support over ages (share of the cohort on a
+school roll at the January census: reception to Y11 all, school sixth forms about 40 %)."""
+
+ASSUMPTIONS = {
+    "specialist_tier": "specialist tier = EHC plans at the January census of the baseline year "
+                       "(SEN2 caseload, statements and EHC plans combined)",
+    "ehcp_joint": "EHC plans by age band x placement: SEN2 publishes only the two margins; the "
+                  "joint table is the IPF fit of a documented prior (EHCP_PLACEMENT_PRIOR) to "
+                  "both margins, rounded by controlled rounding so both margins are exact",
+    "ehcp_ages": "each age band x placement cell is spread over single years of age in "
+                 "proportion to the ONS population (integer-exact within the band)",
+    "need_mix": "primary need: SEN2 has no need breakdown; the national school-census mix of "
+                "pupils with EHC plans (resp. on SEN support) by primary need is used at every "
+                "age, placement and area, dealt integer-exactly",
+    "need_mix_year": "need mix of the nearest census year with published need data (2017 for "
+                     "baselines 2015-2016)",
+    "sen_support": "targeted + targeted_plus tiers = pupils on SEN support at the January "
+                   "school census (England: published count; councils: England count shared by "
+                   "council % on SEN support x population aged 4-15; regions: sum of councils)",
+    "targeted_split": "targeted_plus = round(targeted_plus_share x SEN support) in each area, "
+                      "dealt over cells in proportion; the rest is targeted",
+    "sen_support_ages": "SEN support spread over ages 4-19 by population x school-roll "
+                        "participation (SCHOOL_PARTICIPATION), placement by "
+                        "SEN_SUPPORT_PLACEMENT",
+    "universal_pool": "universal pool = ONS population by age minus identified children, "
+                      "clipped at 0",
+    "population_label": "ONS mid-year estimate of mid-year Y-1 is the population at the "
+                        "January census of year Y (age at mid-year taken as age at January)",
+    "births": "entrants each year = age-0 population at the baseline census",
+    "placement_rescaled": "where SEN2's establishment table total differs from its age table "
+                          "total (2016, 2018), the placement margin is rescaled to the age "
+                          "total (largest remainder)",
+    "suppressed_imputed": "suppressed cells of a breakdown are imputed as the published total "
+                          "minus the published cells, spread by national shares",
+    "sen_support_imputed": "SEN support missing for an area at the baseline year: nearest "
+                           "year's count scaled by the school-age population",
+    "boundary_changes": "data before a council boundary change are apportioned to the current "
+                        "councils by their shares in the first year after the change",
+    "merged_area": "a former council code is the sum of its successor councils",
+    "default_need_mix": "no need data in the files: the shipped national need mix is used",
+    "default_sen_support": "no SEN support in the files: shipped England prevalence (SEN support "
+                           "per child aged 4-15) x the area's population is used",
+}
+"""Every assumption the baseline construction can make, keyed by name."""
+
+
+# ----------------------------------------------------------------------------- spec / result
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What data a baseline is built from.
+
+    Attributes
+    ----------
+    source : str
+        ``"builtin"`` (the shipped extract) or ``"files"`` (tidy CSVs in ``files``).
+    areas : tuple of str
+        GSS codes (``"E92000001"`` England, ``"E12..."`` regions, council codes), 3-digit DfE
+        LA numbers, former council codes (= sum of successors), or ``("all",)``.
+    baseline_year : int
+        January census year of the baseline (2015-2022 for the builtin extract).
+    targeted_plus_share : float
+        Share of SEN support placed in the targeted-plus tier.
+    files : dict of str to Path
+        Tidy files by kind (``stock``, ``flows``, ``population``, ``need_mix``, ``areas``).
+
+    """
+
+    source: str = "builtin"
+    areas: tuple[str, ...] = ("E92000001",)
+    baseline_year: int = 2022
+    targeted_plus_share: float = 0.25
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The starting state of a simulation and the observed history behind it.
+
+    Attributes
+    ----------
+    individuals : int64 ndarray (4, 26, 13, n_areas, 7)
+        Children by (tier, age, need, area, placement); the universal slice is zero.
+    pool : int64 ndarray (26, n_areas)
+        Universal-tier children by age.
+    births : int64 ndarray (n_areas,)
+        Age-0 population at the baseline census (entrants each year).
+    areas, area_names : tuple of str
+        Area codes and names.
+    year : int
+        Baseline January census year.
+    targeted_plus_share : float
+        Share of SEN support in the targeted-plus tier.
+    spec : DataSpec
+        The spec the baseline was built from.
+    provenance : dict
+        JSON-serialisable: sources, sha256 of files used, assumptions applied.
+    history : xarray.Dataset
+        ``ehcp`` (year, age_group, area), ``ehcp_placement`` (year, placement, area),
+        ``new_plans`` (year, age_group, area; calendar year), ``sen_support`` (year, area),
+        ``requests`` (year, area; calendar year); no data after ``year``; NaN = not published.
+    population : xarray.DataArray
+        (year, age, area): ONS estimates labelled by the January census they feed.
+
+    """
+
+    individuals: np.ndarray
+    pool: np.ndarray
+    births: np.ndarray
+    areas: tuple[str, ...]
+    area_names: tuple[str, ...]
+    year: int
+    targeted_plus_share: float
+    spec: DataSpec
+    provenance: dict[str, Any]
+    history: xr.Dataset
+    population: xr.DataArray
+
+
+@dataclass
+class Tables:
+    """Tidy tables a baseline is built from (normalised frames, see :func:`read_tidy`)."""
+
+    stock: pd.DataFrame
+    flows: pd.DataFrame
+    population: pd.DataFrame
+    need_mix: pd.DataFrame
+    areas: pd.DataFrame
+    files: dict[str, str]
+    report: Report
+    provenance: dict[str, Any]
+    defaults: list[str]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def builtin_dir() -> Path:
+    """Folder of the shipped extract."""
+    return Path(str(resources.files("simsend.data") / "builtin"))
+
+
+def builtin_paths() -> dict[str, Path]:
+    """Paths of the shipped tidy files by kind."""
+    d = builtin_dir()
+    return {k: d / v for k, v in BUILTIN_FILES.items()}
+
+
+def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
+    """Read and check tidy files by kind; population is required.
+
+    Returns the tables and the report (with findings); does not raise on findings.
+    """
+    report = Report() if report is None else report
+    unknown = [k for k in paths if k not in FILE_KINDS]
+    for k in unknown:
+        report.add("error", "spec", None, "files", k,
+                   f"unknown file kind; expected keys {list(FILE_KINDS)}")
+    if "population" not in paths:
+        report.add("error", "spec", None, "files", None,
+                   "a 'population' file is required (year, area, age, count)")
+        return Tables(*(pd.DataFrame() for _ in range(5)), {}, report, {}, [])
+    pop, _ = read_tidy(paths["population"], "population", report)
+    known = set(pop["area"]) if len(pop) else None
+    areas = None
+    if "areas" in paths:
+        areas, _ = read_tidy(paths["areas"], "areas", report)
+        known = (known or set()) | set(areas["code"])
+    frames = {}
+    for kind in ("stock", "flows", "need_mix"):
+        if kind in paths:
+            frames[kind], _ = read_tidy(paths[kind], kind, report,
+                                        known_areas=known if kind != "need_mix" else None)
+        else:
+            frames[kind] = pd.DataFrame()
+    if areas is None:
+        names = {}
+        for df in (pop, frames["stock"]):
+            if len(df) and "area_name" in df:
+                names.update(dict(zip(df["area"], df["area_name"], strict=True)))
+        codes = sorted(set(pop["area"])) if len(pop) else []
+        areas = pd.DataFrame({"code": codes, "name": [names.get(c, c) for c in codes],
+                              "level": "la", "old_la_code": "", "region_code": "",
+                              "status": "current", "successors": ""})
+    sha = {k: _sha256(p) for k, p in paths.items() if k in FILE_KINDS}
+    return Tables(frames["stock"], frames["flows"], pop, frames["need_mix"], areas,
+                  {k: str(p) for k, p in paths.items()}, report,
+                  {"sha256": sha}, [])
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_tables() -> Tables:
+    t = read_tables(builtin_paths())
+    t.report.raise_errors("shipped extract simsend/data/builtin")
+    prov = json.loads((builtin_dir() / "PROVENANCE.json").read_text())
+    t.provenance = {
+        "source": "builtin", "extract": "simsend/data/builtin",
+        "release": prov.get("title"), "built": prov.get("built"),
+        "sources": prov.get("sources"), "shipped_sha256": prov.get("shipped_sha256"),
+        "geography": prov.get("geography"),
+    }
+    return t
+
+
+def load_tables(spec: DataSpec) -> Tables:
+    """Read the tables a spec names (builtin tables are cached); raise on errors."""
+    if spec.source == "builtin":
+        if spec.files:
+            raise DataError("source = 'builtin' takes no [data.files]; use source = 'files'")
+        return _builtin_tables()
+    if spec.source != "files":
+        raise DataError(f"unknown data source {spec.source!r}; expected 'builtin' or 'files'")
+    if not spec.files:
+        raise DataError("source = 'files' needs [data.files] (population and stock at least)")
+    paths = {k: Path(v) for k, v in spec.files.items()}
+    for k, p in paths.items():
+        if not p.exists():
+            raise DataError(f"data file {k} = {p}: file not found")
+    t = read_tables(paths)
+    t.report.raise_errors("data files")
+    t.provenance = {"source": "files", "files": t.files, "sha256": t.provenance["sha256"]}
+    if t.need_mix.empty and (t.stock.empty or (t.stock["need"] == ALL).all()):
+        b = _builtin_tables()
+        t.need_mix = b.need_mix
+        t.defaults.append("default_need_mix")
+    return t
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def _select(df: pd.DataFrame, sel: AreaSelection) -> pd.DataFrame:
+    """Rows of the selected areas, former / merged areas summed from their members."""
+    if df.empty:
+        return df
+    parts = []
+    for code, members in zip(sel.codes, sel.members, strict=True):
+        if members == (code,):
+            parts.append(df[df["area"] == code])
+            continue
+        sub = df[df["area"].isin(members)]
+        keys = [c for c in ("year", "plan", "tier", "flow", "age_group", "age", "need",
+                            "placement") if c in sub]
+        g = sub.groupby(keys, dropna=False)
+        agg = g["count"].sum(min_count=1).to_frame()
+        agg["n"] = g["area"].nunique()
+        agg["nan"] = g["count"].apply(lambda s: s.isna().any())
+        agg.loc[(agg["n"] < len(members)) | agg["nan"], "count"] = np.nan
+        agg = agg.reset_index()
+        agg["area"] = code
+        agg["flag"] = "merged"
+        parts.append(agg.drop(columns=["n", "nan"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _population(tables: Tables, sel: AreaSelection, year: int) -> xr.DataArray:
+    pop = _select(tables.population, sel)
+    pop = pop[pop["year"] <= year]
+    years = np.array(sorted(pop["year"].unique()), dtype=np.int64)
+    arr = np.full((len(years), N_A, len(sel.codes)), np.nan)
+    yi = {y: i for i, y in enumerate(years)}
+    ai = {c: i for i, c in enumerate(sel.codes)}
+    ages = pop["age"].astype(int).to_numpy()
+    arr[pop["year"].map(yi).to_numpy(), ages, pop["area"].map(ai).to_numpy()] = \
+        pop["count"].to_numpy(float)
+    return xr.DataArray(arr, dims=("year", "age", "area"),
+                        coords={"year": years, "age": np.arange(N_A), "area": list(sel.codes)},
+                        name="population",
+                        attrs={"long_name": "ONS mid-year population estimate (mid-year Y-1)"
+                                            " labelled by the January census year Y",
+                               "units": "1"})
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def _grid(df: pd.DataFrame, years, dim: str | None, labels, areas) -> np.ndarray:
+    shape = (len(years), len(labels), len(areas)) if dim else (len(years), len(areas))
+    out = np.full(shape, np.nan)
+    if df.empty:
+        return out
+    yi = {int(y): i for i, y in enumerate(years)}
+    ai = {a: i for i, a in enumerate(areas)}
+    df = df[df["year"].isin(yi) & df["area"].isin(ai)]
+    y = df["year"].map(yi).to_numpy()
+    a = df["area"].map(ai).to_numpy()
+    if dim:
+        li = {lab: i for i, lab in enumerate(labels)}
+        df_l = df[dim].map(li)
+        ok = df_l.notna().to_numpy()
+        out[y[ok], df_l[ok].astype(int).to_numpy(), a[ok]] = df["count"].to_numpy(float)[ok]
+    else:
+        out[y, a] = df["count"].to_numpy(float)
+    return out
+
+
+def _margin_rows(df: pd.DataFrame, dim: str) -> pd.DataFrame:
+    """Rows breaking down ``dim`` only (every other breakdown 'all')."""
+    m = df[dim] != ALL
+    for o in ("age_group", "age", "need", "placement"):
+        if o != dim and o in df and not (dim == "age" and o == "age_group"):
+            m &= df[o] == ALL
+    return df[m]
+
+
+def _total_rows(df: pd.DataFrame) -> pd.DataFrame:
+    m = np.ones(len(df), bool)
+    for o in ("age_group", "age", "need", "placement"):
+        if o in df:
+            m &= (df[o] == ALL).to_numpy()
+    return df[m]
+
+
+def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
+    stock = _select(tables.stock, sel)
+    flows = _select(tables.flows, sel)
+    stock = stock[stock["year"] <= year] if len(stock) else stock
+    flows = flows[flows["year"] <= year - 1] if len(flows) else flows
+    ys = [year]
+    for df in (stock, flows):
+        if len(df):
+            ys.append(int(df["year"].min()))
+    years = np.arange(min(ys), year + 1)
+    areas = list(sel.codes)
+    e = stock[stock["plan"] == "ehcp"] if len(stock) else stock
+    ehcp_g = _margin_rows(e, "age_group") if len(e) else e
+    if len(e) and ehcp_g.empty and (e["age"] != ALL).any():
+        ages = _margin_rows(e, "age")
+        ehcp_g = ages.groupby(["year", "area", "age_group"], as_index=False)["count"].sum(
+            min_count=1)
+    ss = _total_rows(stock[stock["plan"] == "sen_support"]) if len(stock) else stock
+    new = flows[flows["flow"] == "new_plans"] if len(flows) else flows
+    req = _total_rows(flows[flows["flow"] == "requests"]) if len(flows) else flows
+    ds = xr.Dataset(
+        {
+            "ehcp": (("year", "age_group", "area"), _grid(ehcp_g, years, "age_group", GROUPS,
+                                                          areas),
+                     {"long_name": "EHC plans (and statements) at the January census",
+                      "source": "SEN2 caseload by age band", "units": "1"}),
+            "ehcp_placement": (("year", "placement", "area"),
+                               _grid(_margin_rows(e, "placement") if len(e) else e, years,
+                                     "placement", PLACEMENTS, areas),
+                               {"long_name": "EHC plans at the January census by placement"
+                                             " group (SEN2 establishment types mapped)",
+                                "units": "1"}),
+            "new_plans": (("year", "age_group", "area"),
+                          _grid(_margin_rows(new, "age_group") if len(new) else new, years,
+                                "age_group", GROUPS, areas),
+                          {"long_name": "new EHC plans issued in calendar year `year`",
+                           "units": "1 year-1"}),
+            "sen_support": (("year", "area"), _grid(ss, years, None, None, areas),
+                            {"long_name": "pupils on SEN support at the January census",
+                             "units": "1"}),
+            "requests": (("year", "area"), _grid(req, years, None, None, areas),
+                         {"long_name": "initial requests for an EHC needs assessment in "
+                                       "calendar year `year` (SEN2 InreqEHC)",
+                          "units": "1 year-1"}),
+        },
+        coords={"year": years, "age_group": list(GROUPS), "placement": list(PLACEMENTS),
+                "area": areas},
+        attrs={"baseline_year": year,
+               "note": "stocks at the January census of `year`; flows in calendar year `year`;"
+                       " NaN = not published (suppressed, not applicable or not collected)"},
+    )
+    return ds
+
+
+# ----------------------------------------------------------------------------- baseline cells
+
+
+def _impute(values: np.ndarray, total: float, ref: np.ndarray, what: str,
+            notes: list[str]) -> np.ndarray:
+    """Fill NaN cells of a breakdown: published total minus published cells, by ref shares."""
+    v = values.copy()
+    nan = ~np.isfinite(v)
+    if not nan.any():
+        return v
+    known = np.nansum(v)
+    resid = max(int(round(total - known)), 0) if np.isfinite(total) else None
+    if resid is None:
+        resid = int(round(np.sum(ref[nan]) / max(np.sum(ref[~nan]), 1e-9) * known))
+    v[nan] = largest_remainder(resid, ref[nan])
+    notes.append(f"{what}: {int(nan.sum())} suppressed cell(s) imputed ({resid} in total)")
+    return v
+
+
+def _ref_shares(df: pd.DataFrame, plan: str, year: int, dim: str, labels) -> np.ndarray:
+    """National / pooled shares of a breakdown at a year (for imputation and defaults)."""
+    if df.empty:
+        return np.ones(len(labels))
+    d = _margin_rows(df[(df["plan"] == plan)], dim)
+    if d.empty:
+        return np.ones(len(labels))
+    yrs = d["year"].unique()
+    y = min(yrs, key=lambda v: (abs(int(v) - year), -int(v)))
+    d = d[d["year"] == y]
+    eng = d[d["area"] == "E92000001"]
+    d = eng if len(eng) else d
+    s = d.groupby(dim)["count"].sum().reindex(list(labels)).fillna(0).to_numpy(float)
+    return s if s.sum() > 0 else np.ones(len(labels))
+
+
+def _need_shares(need_mix: pd.DataFrame, area_rows: pd.DataFrame, plan: str, year: int,
+                 notes: list[str], applied: set[str]) -> np.ndarray:
+    own = _margin_rows(area_rows[(area_rows["plan"] == plan) & (area_rows["year"] == year)],
+                       "need") if len(area_rows) else area_rows
+    if len(own) and np.isfinite(own["count"]).all():
+        return own.groupby("need")["count"].sum().reindex(list(NEEDS)).fillna(0).to_numpy(
+            float)
+    nm = need_mix[need_mix["plan"] == plan] if len(need_mix) else need_mix
+    if nm.empty:
+        applied.add("default_need_mix")
+        return np.ones(N_N)
+    yrs = sorted(nm["year"].unique())
+    y = min(yrs, key=lambda v: (abs(int(v) - year), -int(v)))
+    if y != year:
+        applied.add("need_mix_year")
+        notes.append(f"need mix of {plan}: census {y} used for baseline {year}")
+    d = nm[nm["year"] == y]
+    return d.groupby("need")["count"].sum().reindex(list(NEEDS)).fillna(0).to_numpy(float)
+
+
+def _plan_cells(rows: pd.DataFrame, total: int, pop: np.ndarray, age_weight: np.ndarray,
+                prior: np.ndarray, need_share: np.ndarray, ref: dict, label: str,
+                notes: list[str], applied: set[str]) -> np.ndarray:
+    """Integer children of one plan by (age, need, placement) reproducing published margins."""
+    out = np.zeros((N_A, N_N, N_P), np.int64)
+    if total <= 0:
+        return out
+    w = pop * age_weight
+    band_w = np.array([w[lo:hi + 1].sum() for lo, hi in AGE_GROUPS.values()])
+    # age band margin
+    g_rows = _margin_rows(rows, "age_group")
+    a_rows = _margin_rows(rows, "age") if "age" in rows else rows.iloc[:0]
+    single = None
+    if len(a_rows):
+        single = np.zeros(N_A)
+        idx = a_rows["age"].astype(int).to_numpy()
+        single[idx] = _impute(a_rows["count"].to_numpy(float), total, w[idx],
+                              f"{label} by age", notes)
+        single = largest_remainder(total, single) if single.sum() != total else \
+            single.astype(np.int64)
+        A = np.array([single[lo:hi + 1].sum() for lo, hi in AGE_GROUPS.values()])
+    elif len(g_rows):
+        vals = g_rows.set_index("age_group")["count"].reindex(list(GROUPS)).to_numpy(float)
+        vals = _impute(vals, total, ref["age_group"], f"{label} by age band", notes)
+        A = vals.astype(np.int64)
+        if A.sum() != total:
+            notes.append(f"{label}: age bands sum to {A.sum()}, total {total}; rescaled")
+            A = largest_remainder(total, vals)
+    else:
+        A = largest_remainder(total, band_w)
+    # placement margin
+    p_rows = _margin_rows(rows, "placement")
+    if len(p_rows):
+        vals = p_rows.set_index("placement")["count"].reindex(list(PLACEMENTS)).to_numpy(float)
+        vals = _impute(vals, total, ref["placement"], f"{label} by placement", notes)
+        P = vals.astype(np.int64)
+        if P.sum() != total:
+            applied.add("placement_rescaled")
+            notes.append(f"{label}: placement groups sum to {P.sum()} but the age table total"
+                         f" is {total}; placement margin rescaled")
+            P = largest_remainder(total, vals)
+    else:
+        P = largest_remainder(total, (prior / prior.sum(axis=1, keepdims=True)).T @ A)
+    fit = ipf(np.maximum(prior, 1e-4), A.astype(float), P.astype(float))
+    gp = controlled_round(fit, A, P)
+    # spread bands over single ages
+    ap = np.zeros((N_A, N_P), np.int64)
+    for g, (lo, hi) in enumerate(AGE_GROUPS.values()):
+        if A[g] == 0:
+            continue
+        band = np.arange(lo, hi + 1)
+        age_tot = single[band] if single is not None else largest_remainder(A[g], w[band])
+        ap[band, :] = split_rank_one(gp[g], age_tot).T
+    # needs
+    n_rows = _margin_rows(rows, "need")
+    if len(n_rows):
+        vals = n_rows.set_index("need")["count"].reindex(list(NEEDS)).to_numpy(float)
+        vals = _impute(vals, total, need_share, f"{label} by need", notes)
+        N = vals.astype(np.int64) if vals.sum() == total else largest_remainder(total, vals)
+    else:
+        N = largest_remainder(total, need_share)
+    cells = ap.ravel()
+    nz = np.flatnonzero(cells)
+    split = split_rank_one(cells[nz], N)
+    flat = np.zeros((N_A * N_P, N_N), np.int64)
+    flat[nz] = split
+    return flat.reshape(N_A, N_P, N_N).transpose(0, 2, 1)
+
+
+def _total(rows: pd.DataFrame, label: str) -> float:
+    t = _total_rows(rows)
+    if len(t) and np.isfinite(t["count"]).all():
+        return float(t["count"].sum())  # several total rows only when split by tier
+    for dim in ("age_group", "placement", "age", "need"):
+        m = _margin_rows(rows, dim) if dim in rows else rows.iloc[:0]
+        if len(m) and np.isfinite(m["count"]).all():
+            return float(m["count"].sum())
+    return np.nan
+
+
+def _year_check(tables: Tables, year: int) -> None:
+    pop_years = sorted(set(tables.population["year"]))
+    ehcp = tables.stock[tables.stock["plan"] == "ehcp"] if len(tables.stock) else tables.stock
+    st_years = sorted(set(ehcp["year"])) if len(ehcp) else []
+    if year not in pop_years or (st_years and year not in st_years) or not st_years:
+        raise DataError(
+            f"baseline year {year} outside the data: EHC plans (stock, plan=ehcp) cover "
+            f"{_span(st_years)}, population covers {_span(pop_years)}; choose a year in both"
+            + (f" (builtin: {FIRST_BASELINE_YEAR}-{max(pop_years)})" if tables.provenance.get(
+                "source") == "builtin" else ""))
+    if tables.provenance.get("source") == "builtin" and year < FIRST_BASELINE_YEAR:
+        raise DataError(f"baseline year {year} outside the data: the builtin extract supports "
+                        f"{FIRST_BASELINE_YEAR}-{max(pop_years)}")
+
+
+def _span(years) -> str:
+    return f"{min(years)}-{max(years)}" if len(years) else "no years"
+
+
+def load_baseline(spec: DataSpec) -> Baseline:
+    """Build the baseline a :class:`DataSpec` describes.
+
+    Parameters
+    ----------
+    spec : DataSpec
+        Source, areas, baseline year, targeted-plus share and (for ``files``) the files.
+
+    Returns
+    -------
+    Baseline
+
+    Raises
+    ------
+    DataError
+        Unknown area codes (with suggestions), a baseline year outside the data, or invalid
+        tidy files (the message lists file, row, column, value and expectation).
+
+    Examples
+    --------
+    >>> b = load_baseline(DataSpec(areas=("E92000001",), baseline_year=2022))  # doctest: +SKIP
+    >>> int(b.individuals[TIER["specialist"]].sum())  # doctest: +SKIP
+    473255
+
+    """
+    if not 0.0 <= float(spec.targeted_plus_share) <= 1.0:
+        raise DataError(f"targeted_plus_share {spec.targeted_plus_share} outside [0, 1]")
+    tables = load_tables(spec)
+    year = int(spec.baseline_year)
+    _year_check(tables, year)
+    sel = resolve_areas(tuple(spec.areas), tables.areas)
+    applied = {"specialist_tier", "ehcp_joint", "ehcp_ages", "need_mix", "sen_support",
+               "targeted_split", "sen_support_ages", "universal_pool", "population_label",
+               "births"}
+    applied |= set(tables.defaults)
+    notes: list[str] = list(sel.notes)
+    if sel.notes:
+        applied.add("merged_area")
+    if tables.provenance.get("source") == "builtin":
+        applied.add("boundary_changes")
+    population = _population(tables, sel, year)
+    pop_y = population.sel(year=year).transpose("age", "area").values
+    if np.isnan(pop_y).any():
+        bad = [sel.codes[i] for i in np.flatnonzero(np.isnan(pop_y).any(axis=0))]
+        raise DataError(f"population file: no estimate at census {year} for every age 0-25 in "
+                        f"area(s) {bad}")
+    stock = _select(tables.stock, sel)
+    n_r = len(sel.codes)
+    ind = np.zeros((len(TIERS), N_A, N_N, n_r, N_P), np.int64)
+    share_tp = float(spec.targeted_plus_share)
+    ref = {p: {"age_group": _ref_shares(tables.stock, p, year, "age_group", GROUPS),
+               "placement": _ref_shares(tables.stock, p, year, "placement", PLACEMENTS)}
+           for p in ("ehcp", "sen_support")}
+    school_w = np.array([SCHOOL_PARTICIPATION.get(a, 0.0) for a in AGES])
+    ss_prior = np.tile([SEN_SUPPORT_PLACEMENT.get(p, 0.0) for p in PLACEMENTS], (N_G, 1))
+    for r, code in enumerate(sel.codes):
+        rows = stock[(stock["area"] == code) & (stock["year"] == year)]
+        pop = pop_y[:, r]
+        # specialist tier
+        e_rows = rows[rows["plan"] == "ehcp"]
+        t = _total(e_rows, "ehcp")
+        if not np.isfinite(t):
+            raise DataError(f"stock: no EHC plan total for area {code} at census {year} "
+                            "(row with plan=ehcp and every breakdown 'all', or complete "
+                            "breakdown rows, expected)")
+        ns = _need_shares(tables.need_mix, rows, "ehcp", year, notes, applied)
+        ind[TIER["specialist"], :, :, r, :] = _plan_cells(
+            e_rows, int(round(t)), pop, np.ones(N_A), EHCP_PLACEMENT_PRIOR, ns, ref["ehcp"],
+            f"{code} EHC plans {year}", notes, applied)
+        # targeted tiers
+        s_rows = rows[(rows["plan"] == "sen_support")]
+        s = _total(s_rows, "sen_support")
+        if not np.isfinite(s):
+            s = _impute_sen_support(tables, stock, code, year, pop_y[:, r], population, r,
+                                    notes, applied)
+        ns = _need_shares(tables.need_mix, rows, "sen_support", year, notes, applied)
+        ss = _plan_cells(s_rows, int(round(s)), pop, school_w, ss_prior, ns,
+                         ref["sen_support"], f"{code} SEN support {year}", notes, applied)
+        share = share_tp
+        if "tier" in s_rows and (s_rows["tier"] == "targeted_plus").any():
+            tp = s_rows[s_rows["tier"] == "targeted_plus"]["count"].sum()
+            share = float(tp / s) if s > 0 else share_tp
+            notes.append(f"{code}: targeted_plus share {share:.3f} from the stock file")
+        tp_total = int(round(share * ss.sum()))
+        tp_cells = largest_remainder(tp_total, share * ss.astype(float).ravel()).reshape(
+            ss.shape)
+        tp_cells = np.minimum(tp_cells, ss)
+        ind[TIER["targeted_plus"], :, :, r, :] = tp_cells
+        ind[TIER["targeted"], :, :, r, :] = ss - tp_cells
+    identified = ind.sum(axis=(0, 2, 4))  # (age, area)
+    raw_pool = pop_y.astype(np.int64) - identified
+    clipped = np.argwhere(raw_pool < 0)
+    if len(clipped):
+        notes.append("universal pool clipped at 0 where identified children exceed the "
+                     "population: " + ", ".join(
+                         f"{sel.codes[a]} age {g} ({-raw_pool[g, a]})" for g, a in clipped[:20])
+                     + (" ..." if len(clipped) > 20 else ""))
+    pool = np.clip(raw_pool, 0, None).astype(np.int64)
+    births = pop_y[0].astype(np.int64)
+    history = _history(tables, sel, year)
+    prov = {
+        **tables.provenance,
+        "areas": list(sel.codes), "area_names": list(sel.names),
+        "baseline_year": year, "targeted_plus_share": share_tp,
+        "assumptions": [f"{k}: {ASSUMPTIONS[k]}" for k in ASSUMPTIONS if k in applied],
+        "details": notes,
+        "pool_clipped": [{"area": sel.codes[a], "age": int(g), "excess": int(-raw_pool[g, a])}
+                         for g, a in clipped],
+        "documentation": "docs/data.md",
+    }
+    return Baseline(individuals=ind, pool=pool, births=births, areas=tuple(sel.codes),
+                    area_names=tuple(sel.names), year=year, targeted_plus_share=share_tp,
+                    spec=spec, provenance=json.loads(json.dumps(prov, default=str)),
+                    history=history, population=population)
+
+
+def _impute_sen_support(tables, stock, code, year, pop, population, r, notes, applied):
+    ss = _total_rows(stock[(stock["area"] == code) & (stock["plan"] == "sen_support")])
+    ss = ss[np.isfinite(ss["count"])]
+    school = slice(4, 16)
+    if len(ss):
+        yrs = ss["year"].to_numpy()
+        y = int(yrs[np.argmin(np.abs(yrs - year) * 2 + (yrs > year))])
+        val = float(ss[ss["year"] == y]["count"].iloc[0])
+        if y in population["year"].values:
+            ratio = float(pop[school].sum() / population.sel(year=y).values[school, r].sum())
+        else:
+            ratio = 1.0
+        applied.add("sen_support_imputed")
+        notes.append(f"{code}: SEN support at {year} not published; {y} count {val:.0f} x "
+                     f"school-age population ratio {ratio:.3f}")
+        return round(val * ratio)
+    b = _builtin_tables()
+    eng = b.stock[(b.stock["area"] == "E92000001") & (b.stock["plan"] == "sen_support")]
+    bp = b.population[b.population["area"] == "E92000001"]
+    yrs = eng["year"].to_numpy()
+    y = int(yrs[np.argmin(np.abs(yrs - year))])
+    e = float(_total_rows(eng[eng["year"] == y])["count"].iloc[0])
+    p = float(bp[(bp["year"] == y) & bp["age"].astype(int).between(4, 15)]["count"].sum())
+    applied.add("default_sen_support")
+    notes.append(f"{code}: no SEN support data; England {y} prevalence {e / p:.4f} per child "
+                 "aged 4-15 used")
+    return round(e / p * pop[school].sum())

@@ -1,0 +1,240 @@
+"""Council geography: current areas, boundary changes, apportionment and area look-up."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from simsend.data.errors import DataError
+from simsend.data.releases import BOUNDARY_CHANGES, ENGLAND, REGION_PREFIX, BoundaryChange
+from simsend.data.rounding import controlled_round, ipf, largest_remainder
+
+APPORTION_FLAG = "apportioned"
+INCONSISTENT_FLAG = "inconsistent_total"
+"""Flag of breakdown rows whose published table has a different total from the total row."""
+
+
+def _shares(ref: pd.DataFrame, new: tuple[str, ...], value: str) -> np.ndarray:
+    v = ref.set_index("area")[value].reindex(list(new)).to_numpy(float)
+    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+
+
+def apportion(df: pd.DataFrame, series: list[str], breakdowns: list[str],
+              changes: tuple[BoundaryChange, ...] = BOUNDARY_CHANGES,
+              value: str = "count") -> tuple[pd.DataFrame, list[dict]]:
+    """Put every year of a long table on the current council geography.
+
+    For each boundary change and each year that has any of the change's old areas and none
+    of its new ones, the old areas' rows are replaced by rows for the new areas: a recode just
+    relabels; otherwise each count is split over the new areas by their shares in the first
+    year of the same table that has them (same series and category).  Where the table has a
+    total row (every breakdown ``"all"``), the new areas' totals are split first and each
+    breakdown is then fitted to both the old breakdown and the new totals (IPF) and rounded
+    with exact margins, so totals still equal the sums of their breakdowns.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``year, area, value, flag`` plus ``series`` and ``breakdowns`` columns.
+    series : list of str
+        Columns identifying one series (e.g. ``["measure"]``).
+    breakdowns : list of str
+        Breakdown columns (``"all"`` = total); each row breaks down at most one of them.
+
+    Returns
+    -------
+    df : DataFrame
+        On current geography, apportioned rows flagged ``"apportioned"``.
+    log : list of dict
+        One entry per change and year applied.
+
+    """
+    log: list[dict] = []
+    out = df
+    for ch in changes:
+        present = out.groupby("year")["area"].agg(set)
+        todo = [y for y, s in present.items() if s & set(ch.old) and not s & set(ch.new)]
+        if not todo:
+            continue
+        if len(ch.old) == 1 and len(ch.new) == 1:
+            mask = out["year"].isin(todo) & (out["area"] == ch.old[0])
+            out = out.copy()
+            out.loc[mask, "area"] = ch.new[0]
+            log.append({"change": ch.note, "kind": "recode", "years": sorted(map(int, todo)),
+                        "old": list(ch.old), "new": list(ch.new)})
+            continue
+        ref_years = [y for y, s in present.items() if set(ch.new) <= s]
+        if not ref_years:
+            raise DataError(f"no year has the new areas {ch.new} to apportion {ch.old} "
+                            f"({ch.note})")
+        ref_year = min(ref_years)
+        ref = out[(out["year"] == ref_year) & out["area"].isin(ch.new)]
+        new_rows = []
+        for y in todo:
+            cur = out[(out["year"] == y) & out["area"].isin(ch.old)]
+            new_rows.append(_apportion_year(cur, ref, ch, series, breakdowns, value, int(y)))
+        drop = out["year"].isin(todo) & out["area"].isin(ch.old)
+        out = pd.concat([out[~drop]] + new_rows, ignore_index=True)
+        log.append({"change": ch.note, "kind": ch.kind, "years": sorted(map(int, todo)),
+                    "old": list(ch.old), "new": list(ch.new), "shares_from_year": int(ref_year)})
+    return out, log
+
+
+def _apportion_year(cur, ref, ch, series, breakdowns, value, year):
+    rows = []
+    keys = series + breakdowns
+    template = cur.drop_duplicates(keys).set_index(keys)
+    groups = cur.groupby(series, dropna=False) if series else [((), cur)]
+    for skey, part in groups:
+        skey = skey if isinstance(skey, tuple) else (skey,)
+        rsel = ref
+        for col, v in zip(series, skey, strict=True):
+            rsel = rsel[rsel[col] == v]
+        is_tot = np.logical_and.reduce([part[b] == "all" for b in breakdowns]) \
+            if breakdowns else np.ones(len(part), bool)
+        tot_rows = part[is_tot]
+        new_tot = None
+        if len(tot_rows):
+            old_tot = tot_rows[value].sum(min_count=len(tot_rows))
+            rt = rsel[np.logical_and.reduce([rsel[b] == "all" for b in breakdowns])] \
+                if breakdowns else rsel
+            if np.isfinite(old_tot):
+                new_tot = largest_remainder(int(round(old_tot)), _shares(rt, ch.new, value))
+            rows.append(_rows(template, skey + ("all",) * len(breakdowns), ch.new,
+                              new_tot if new_tot is not None else [np.nan] * len(ch.new),
+                              keys, value))
+        for b in breakdowns:
+            others = [o for o in breakdowns if o != b]
+            sel = (part[b] != "all")
+            for o in others:
+                sel &= part[o] == "all"
+            cats = part[sel].groupby(b, sort=False)[value].sum(min_count=1)
+            if cats.empty:
+                continue
+            if new_tot is None or not np.isfinite(cats.to_numpy(float)).all():
+                for c, v in cats.items():
+                    rr = rsel[rsel[b] == c]
+                    vals = (largest_remainder(int(round(v)), _shares(rr, ch.new, value))
+                            if np.isfinite(v) else [np.nan] * len(ch.new))
+                    k = tuple(c if kk == b else "all" for kk in breakdowns)
+                    rows.append(_rows(template, skey + k, ch.new, vals, keys, value))
+                continue
+            w = np.array([_shares(rsel[rsel[b] == c], ch.new, value) for c in cats.index])
+            w = w + 1e-6 * max(1.0, w.max())
+            old = np.round(cats.to_numpy(float)).astype(np.int64)
+            cols = new_tot
+            extra = ""
+            if old.sum() != new_tot.sum():  # published breakdown disagrees with the total
+                cols = largest_remainder(int(old.sum()), new_tot.astype(float))
+                extra = INCONSISTENT_FLAG
+            tab = controlled_round(ipf(w, old, cols), old, cols)
+            for i, c in enumerate(cats.index):
+                k = tuple(c if kk == b else "all" for kk in breakdowns)
+                rows.append(_rows(template, skey + k, ch.new, tab[i], keys, value, extra))
+    out = pd.concat(rows, ignore_index=True) if rows else cur.iloc[:0]
+    out["year"] = year
+    return out
+
+
+def _rows(template, key, new_areas, values, keys, value, extra=""):
+    base = template.loc[key] if key in template.index else template.iloc[0]
+    recs = []
+    for a, v in zip(new_areas, values, strict=True):
+        r = base.to_dict()
+        r.update(dict(zip(keys, key, strict=True)))
+        r["area"] = a
+        r[value] = float(v)
+        r["flag"] = (APPORTION_FLAG + (";" + extra if extra else "")) if np.isfinite(float(v)) \
+            else (str(base.get("flag", "")) or "not_available")
+        recs.append(r)
+    return pd.DataFrame(recs)
+
+
+# --------------------------------------------------------------------------- area look-up
+
+
+@dataclass(frozen=True)
+class AreaSelection:
+    """Areas a spec resolves to: each output area is the sum of its member codes."""
+
+    codes: tuple[str, ...]
+    names: tuple[str, ...]
+    members: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...]
+
+
+def resolve_areas(requested: tuple[str, ...], table: pd.DataFrame) -> AreaSelection:
+    """Resolve requested area codes against an area table.
+
+    Parameters
+    ----------
+    requested : tuple of str
+        GSS codes, DfE 3-digit LA numbers, exact area names, ``"all"`` (every current
+        council as its own area) or a former council's code (the sum of its successors).
+    table : DataFrame
+        Columns ``code, name, level, old_la_code, region_code, status, successors``.
+
+    Raises
+    ------
+    DataError
+        For an unknown code, with the closest codes and names suggested.
+
+    """
+    codes, names, members, notes = [], [], [], []
+    cur = table[table["status"] == "current"]
+    by_code = {str(c): r for c, r in zip(table["code"], table.to_dict("records"), strict=True)}
+    by_old = {}
+    for r in table.to_dict("records"):
+        if r.get("old_la_code"):
+            # prefer the current area holding a DfE number
+            if r["old_la_code"] not in by_old or r["status"] == "current":
+                by_old[str(r["old_la_code"])] = r
+    by_name = {str(n).lower(): r for n, r in zip(cur["name"], cur.to_dict("records"),
+                                                 strict=True)}
+    for req in requested:
+        key = str(req).strip()
+        if key.lower() == "all":
+            las = cur[cur["level"] == "la"]
+            for r in las.to_dict("records"):
+                codes.append(r["code"])
+                names.append(r["name"])
+                members.append((r["code"],))
+            continue
+        r = by_code.get(key) or by_code.get(key.upper()) or by_old.get(key) or \
+            by_name.get(key.lower())
+        if r is None:
+            raise DataError(f"unknown area {key!r}: {_suggest(key, table)}")
+        if r["status"] == "current":
+            codes.append(r["code"])
+            names.append(r["name"])
+            members.append((r["code"],))
+        else:
+            succ = tuple(s for s in str(r["successors"]).split(";") if s)
+            codes.append(r["code"])
+            names.append(f"{r['name']} (former; = {' + '.join(succ)})")
+            members.append(succ)
+            notes.append(f"{key}: former council {r['name']} replaced by {', '.join(succ)}; "
+                         "its data are the sum of those areas (merged area)")
+    dup = {c for c in codes if codes.count(c) > 1}
+    if dup:
+        raise DataError(f"area(s) requested more than once: {sorted(dup)}")
+    return AreaSelection(tuple(codes), tuple(names), tuple(members), tuple(notes))
+
+
+def _suggest(key: str, table: pd.DataFrame) -> str:
+    pairs = [(f"{c} ({n})", s) for c, n in zip(table["code"], table["name"], strict=True)
+             for s in (str(c), str(n))]
+    cands = [s for _, s in pairs]
+    close = difflib.get_close_matches(key, cands, n=5, cutoff=0.6)
+    close += difflib.get_close_matches(key.title(), cands, n=5, cutoff=0.6)
+    hits = []
+    for s in close:
+        for lab, s2 in pairs:
+            if s2 == s and lab not in hits:
+                hits.append(lab)
+    hint = f"did you mean {', '.join(hits[:5])}?" if hits else "no close match."
+    return (f"{hint} Expected a GSS code ({ENGLAND} England, {REGION_PREFIX}... regions, "
+            "E06/E08/E09/E10... councils), a 3-digit DfE LA number, a council name, or 'all'")

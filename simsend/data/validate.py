@@ -1,0 +1,86 @@
+"""Validation of the data files a spec names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simsend.data.baseline import FILE_KINDS, DataSpec, builtin_paths, read_tables
+from simsend.data.errors import DataError, Report
+from simsend.data.geography import resolve_areas
+from simsend.data.readers import family_of, read_ees
+
+
+def validate_data(spec: DataSpec) -> Report:
+    """Check every data file a spec names and the spec's areas and year against them.
+
+    For ``source = "builtin"`` the shipped extract is checked; for ``"files"`` each tidy file
+    (and any published DfE file given under its release-family name, e.g.
+    ``sen2_age_caseload``).  Checks: required columns, types, unknown codes (need, placement,
+    tier, plan, age band, ages outside 0-25), negative or non-integer counts, duplicate rows,
+    year gaps and order, totals that disagree with their breakdowns, unknown or merged areas,
+    suppressed cells (warnings, read as NaN), and whether the baseline year is covered.
+
+    Parameters
+    ----------
+    spec : DataSpec
+
+    Returns
+    -------
+    Report
+        ``report.ok`` is False when any error was found; ``report.format()`` prints it.
+
+    """
+    report = Report()
+    if spec.source == "builtin":
+        paths = builtin_paths()
+    elif spec.source == "files":
+        paths = {k: Path(v) for k, v in spec.files.items()}
+        if not paths:
+            report.add("error", "spec", None, "files", None,
+                       "source = 'files' needs [data.files] (population and stock at least)")
+            return report
+    else:
+        report.add("error", "spec", None, "source", spec.source,
+                   "expected 'builtin' or 'files'")
+        return report
+    raw = {}
+    for k, p in list(paths.items()):
+        if not p.exists():
+            report.add("error", str(p), None, None, None, f"file {k} not found")
+            paths.pop(k)
+        elif k not in FILE_KINDS and family_of(p) is not None:
+            raw[k] = paths.pop(k)
+    for p in raw.values():
+        try:
+            read_ees(p, report=report)
+        except DataError as exc:
+            report.add("error", p.name, None, None, None, str(exc))
+    if raw and "population" not in paths:
+        return report
+    try:
+        tables = read_tables(paths, report)
+    except DataError as exc:
+        report.add("error", "spec", None, None, None, str(exc))
+        return report
+    if tables.areas is not None and len(tables.areas):
+        try:
+            sel = resolve_areas(tuple(spec.areas), tables.areas)
+            for note in sel.notes:
+                report.add("warning", "spec", None, "areas", note.split(":")[0], note)
+        except DataError as exc:
+            report.add("error", "spec", None, "areas", list(spec.areas), str(exc))
+    if len(tables.population):
+        years = set(tables.population["year"])
+        if spec.baseline_year not in years:
+            report.add("error", "spec", None, "baseline_year", spec.baseline_year,
+                       f"no population at census {spec.baseline_year}; population covers "
+                       f"{min(years)}-{max(years)}")
+    if len(tables.stock):
+        e = tables.stock[tables.stock["plan"] == "ehcp"]
+        if spec.baseline_year not in set(e["year"]):
+            report.add("error", "spec", None, "baseline_year", spec.baseline_year,
+                       "no EHC plan stock (plan=ehcp) at the baseline census year")
+    elif spec.source == "files":
+        report.add("error", "spec", None, "files", None,
+                   "a 'stock' file with EHC plans (plan=ehcp) is needed for a baseline")
+    return report

@@ -1,0 +1,105 @@
+"""validate_data: each defect in a tidy file gives the documented finding."""
+
+import pytest
+
+from simsend.data import DataSpec, Report, validate_data
+
+POP = "year,area,age,count\n" + "".join(
+    f"{y},C1,{a},{100 + a}\n{y},C2,{a},{90 + a}\n" for y in (2021, 2022) for a in range(26))
+
+STOCK_OK = """year,area,plan,age_group,placement,count
+2022,C1,ehcp,all,all,30
+2022,C1,ehcp,under_5,all,5
+2022,C1,ehcp,5_to_10,all,10
+2022,C1,ehcp,11_to_15,all,10
+2022,C1,ehcp,16_to_19,all,5
+2022,C1,ehcp,20_to_25,all,0
+2022,C1,ehcp,all,mainstream,20
+2022,C1,ehcp,all,special_state,10
+2022,C1,sen_support,all,all,120
+2022,C2,ehcp,all,all,12
+2022,C2,sen_support,all,all,60
+"""
+
+
+def spec(tmp_path, stock=STOCK_OK, pop=POP, **extra):
+    (tmp_path / "population.csv").write_text(pop)
+    (tmp_path / "stock.csv").write_text(stock)
+    files = {"population": tmp_path / "population.csv", "stock": tmp_path / "stock.csv"}
+    for k, text in extra.items():
+        (tmp_path / f"{k}.csv").write_text(text)
+        files[k] = tmp_path / f"{k}.csv"
+    return DataSpec(source="files", areas=("C1", "C2"), baseline_year=2022, files=files)
+
+
+def only(report: Report, severity="error"):
+    return [f for f in report.findings if f.severity == severity]
+
+
+def test_builtin_has_no_errors():
+    rep = validate_data(DataSpec())
+    assert rep.ok, rep.format(limit=20)
+    assert len(rep.files) == 5
+    assert rep.format().splitlines()[-1].startswith("0 errors")
+
+
+def test_clean_files_ok(tmp_path):
+    rep = validate_data(spec(tmp_path))
+    assert rep.ok and not rep.findings
+    assert rep.format() == "ok: 2 files checked, no findings"
+
+
+@pytest.mark.parametrize("stock, row, column, value, text", [
+    ("year,area,count\n2022,C1,3\n", 1, "plan/tier", None, "required column missing"),
+    ("year,area,plan,count\n20x2,C1,ehcp,3\n", 2, "year", "20x2", "whole year"),
+    ("year,area,plan,count\n2022,C1,ehcp,abc\n", 2, "count", "abc", "non-negative count"),
+    ("year,area,plan,need,count\n2022,C1,ehcp,XYZ,3\n", 2, "need", "XYZ", "unknown need"),
+    ("year,area,plan,placement,count\n2022,C1,ehcp,moon,3\n", 2, "placement", "moon",
+     "unknown placement"),
+    ("year,area,tier,count\n2022,C1,wizard,3\n", 2, "plan", "wizard", "unknown plan"),
+    ("year,area,plan,age,count\n2022,C1,ehcp,30,3\n", 2, "age", "30", "age 0-25"),
+    ("year,area,plan,count\n2022,C1,ehcp,-4\n", 2, "count", "-4", "count >= 0"),
+    ("year,area,plan,count\n2022,C1,ehcp,2.5\n", 2, "count", "2.5", "whole number"),
+    ("year,area,plan,count\n2022,C9,ehcp,3\n", 2, "area", "C9", "unknown area"),
+    (STOCK_OK.replace("2022,C1,ehcp,all,all,30", "2022,C1,ehcp,all,all,60"), 2, "count", 60,
+     "disagrees with the sum of its age_group rows"),
+])
+def test_defects(tmp_path, stock, row, column, value, text):
+    rep = validate_data(spec(tmp_path, stock=stock))
+    hits = [f for f in only(rep) if f.row == row and f.column == column and text in f.message]
+    assert hits, rep.format()
+    assert hits[0].value == value
+    assert hits[0].file == "stock.csv"
+    assert not rep.ok
+
+
+def test_year_gap_and_suppressed_are_warnings(tmp_path):
+    stock = STOCK_OK + "2019,C1,ehcp,all,all,20\n2022,C2,ehcp,all,mainstream,\n"
+    rep = validate_data(spec(tmp_path, stock=stock))
+    assert rep.ok, rep.format()
+    gap = [f for f in only(rep, "warning") if f.column == "year"]
+    assert gap and "2020,2021" == gap[0].value and "years missing" in gap[0].message
+    sup = [f for f in only(rep, "warning") if f.column == "count" and "NaN" in f.message]
+    assert sup and sup[0].row == 14
+
+
+def test_population_and_spec_checks(tmp_path):
+    rep = validate_data(spec(tmp_path, pop="year,area,age,count\n2022,C1,26,5\n"))
+    assert any(f.column == "age" and f.value == "26" for f in rep.errors)
+    rep = validate_data(DataSpec(areas=("E99999999",)))
+    assert any(f.file == "spec" and f.column == "areas" for f in rep.errors)
+    rep = validate_data(DataSpec(areas=("E10000021",)))  # former Northamptonshire: merged
+    assert rep.ok and any("merged" in f.message for f in rep.warnings)
+    rep = validate_data(DataSpec(baseline_year=2030))
+    assert any(f.column == "baseline_year" for f in rep.errors)
+    f = rep.findings[-1].format()
+    assert f.startswith("error: spec:") and "baseline_year=2030" in f
+
+
+def test_duplicate_and_flow_checks(tmp_path):
+    stock = STOCK_OK + "2022,C2,ehcp,all,all,12\n"
+    flows = "year,area,flow,count\n2021,C1,requests,10\n2021,C1,new_plans,x\n2021,C1,teleports,1\n"
+    rep = validate_data(spec(tmp_path, stock=stock, flows=flows))
+    assert any("duplicate" in f.message and f.row == 13 for f in rep.errors)
+    assert any(f.file == "flows.csv" and f.value == "teleports" for f in rep.warnings)
+    assert any(f.file == "flows.csv" and f.value == "x" and f.row == 3 for f in rep.warnings)
