@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -59,6 +58,7 @@ from simsend.data.releases import (  # noqa: E402
     RELEASES,
 )
 from simsend.data.tidy import write_tidy  # noqa: E402
+from simsend.io import file_sha256  # noqa: E402
 
 INPUTS = {
     "sen2_age_caseload": "sen2_2022/data/sen2_age_caseload.csv",
@@ -74,15 +74,6 @@ INPUTS = {
 LAST_CENSUS = 2022
 SCHOOL_AGES = (4, 15)
 """Ages whose population is the pupil proxy for council SEN support counts (reception-Y11)."""
-
-
-def sha256(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_areas(age: pd.DataFrame) -> pd.DataFrame:
@@ -324,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     write_tidy(need, out / "need_mix.csv", "need_mix")
     write_tidy(areas, out / "areas.csv", "areas")
 
-    shipped = {f.name: sha256(f) for f in sorted(out.iterdir()) if f.name != "PROVENANCE.json"}
+    shipped = {f.name: file_sha256(f) for f in sorted(out.iterdir()) if f.name != "PROVENANCE.json"}
     prov = {
         "title": "simsend builtin extract: SEN2 2022, school census SEN 2015-2022, ONS MYE",
         "built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -332,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "licence": "Open Government Licence v3.0",
         "last_census_year": LAST_CENSUS,
         "geography": "DfE council geography of January 2022 (152 councils), 9 regions, England",
-        "sources": {k: {"file": INPUTS[k], "sha256": sha256(path),
+        "sources": {k: {"file": INPUTS[k], "sha256": file_sha256(path),
                         "title": RELEASES[k].title, "publisher": RELEASES[k].publisher,
                         "url": RELEASES[k].url,
                         "release": "2022" if k.startswith("sen2") else "as in SOURCES-extra.md"}

@@ -5,7 +5,6 @@ Every CLI command is a thin shell over one function here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import xarray as xr
 
 from simsend import config as _config
 from simsend.engine import simulate
+from simsend.io import file_sha256
 from simsend.params import FixedParameters, ParameterSource
 from simsend.recorder import make_layout
 from simsend.results import to_dataset
@@ -55,14 +55,6 @@ def parameter_source(cfg: _config.SimConfig, baseline) -> ParameterSource:
                                    areas=tuple(str(a) for a in baseline.areas),
                                    start_year=cfg.run.start_year)
     return FixedParameters(cfg.model, baseline.births)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
@@ -110,7 +102,7 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
     total = cfg.run.draws
     out = simulate(base.individuals, base.pool, source, range(total), len(years), cfg.run.seed,
                    layout, progress=None if progress is None else (lambda k: progress(k, total)))
-    inputs = {name: _file_sha256(Path(p)) for name, p in cfg.data.files.items()}
+    inputs = {name: file_sha256(p) for name, p in cfg.data.files.items()}
     attrs = {
         "config_path": cfg.source_path,
         "config_toml": cfg.text,

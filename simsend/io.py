@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import xarray as xr
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the SHA-256 hex digest of a file, read in 1 MiB blocks (input-file provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:

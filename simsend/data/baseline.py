@@ -7,7 +7,6 @@ copied into ``Baseline.provenance["assumptions"]`` (with details such as imputed
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +22,7 @@ from simsend.data.geography import AreaSelection, resolve_areas
 from simsend.data.rounding import controlled_round, ipf, largest_remainder, split_rank_one
 from simsend.data.tidy import ALL, read_tidy
 from simsend.dims import AGE_GROUPS, AGES, NEEDS, PLACEMENTS, TIER, TIERS
+from simsend.io import file_sha256
 
 N_A, N_N, N_P, N_G = len(AGES), len(NEEDS), len(PLACEMENTS), len(AGE_GROUPS)
 GROUPS = tuple(AGE_GROUPS)
@@ -189,10 +189,6 @@ class Tables:
     defaults: list[str]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def builtin_dir() -> Path:
     """Folder of the shipped extract."""
     return Path(str(resources.files("simsend.data") / "builtin"))
@@ -240,7 +236,7 @@ def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
         areas = pd.DataFrame({"code": codes, "name": [names.get(c, c) for c in codes],
                               "level": "la", "old_la_code": "", "region_code": "",
                               "status": "current", "successors": ""})
-    sha = {k: _sha256(p) for k, p in paths.items() if k in FILE_KINDS}
+    sha = {k: file_sha256(p) for k, p in paths.items() if k in FILE_KINDS}
     return Tables(frames["stock"], frames["flows"], pop, frames["need_mix"], areas,
                   {k: str(p) for k, p in paths.items()}, report,
                   {"sha256": sha}, [])
