@@ -125,6 +125,17 @@ def _check_required(df: pd.DataFrame, fam: ReleaseFamily, file: str, report: Rep
     return ok
 
 
+def _open_family(path: Path, fam: ReleaseFamily,
+                 report: Report | None) -> tuple[pd.DataFrame | None, Report]:
+    """Read one file of a release family with its renames; None if a required column is missing."""
+    report = Report() if report is None else report
+    report.files.append(str(path))
+    df = _read_csv(path).rename(columns=fam.renames)
+    if not _check_required(df, fam, path.name, report):
+        return None, report
+    return df, report
+
+
 def read_ees(path: str | Path, family: str | ReleaseFamily | None = None,
              report: Report | None = None) -> tuple[pd.DataFrame, Report]:
     """Read an explore-education-statistics underlying data file (SEN2 families).
@@ -300,11 +311,9 @@ def read_lait(path: str | Path, report: Report | None = None) -> tuple[pd.DataFr
     Percentages are kept as published (``value`` in percent).  ``-`` is missing.
     """
     path = Path(path)
-    report = Report() if report is None else report
-    report.files.append(str(path))
     fam = RELEASES["lait_sen"]
-    df = _read_csv(path)
-    if not _check_required(df, fam, path.name, report):
+    df, report = _open_family(path, fam, report)
+    if df is None:
         return pd.DataFrame(), report
     df = df.reset_index(drop=True)
     df = df[df["short_desc"].isin(list(fam.values))]
@@ -322,10 +331,8 @@ def read_national_metrics(path: str | Path,
                           report: Report | None = None) -> tuple[pd.DataFrame, Report]:
     """Read ``national/school_census_sen_national.csv``: ``year, metric, value, source``."""
     path = Path(path)
-    report = Report() if report is None else report
-    report.files.append(str(path))
-    df = _read_csv(path)
-    if not _check_required(df, RELEASES["school_census_national"], path.name, report):
+    df, report = _open_family(path, RELEASES["school_census_national"], report)
+    if df is None:
         return pd.DataFrame(), report
     val, flag = parse_counts(df["value"], path.name, "value", report, integer=False)
     out = pd.DataFrame({"year": pd.to_numeric(df["year"], errors="coerce").to_numpy(),
@@ -341,11 +348,9 @@ def read_cin_need(path: str | Path, report: Report | None = None) -> tuple[pd.Da
     (``202122`` -> 2022) and ``plan`` ``ehcp`` / ``sen_support``.
     """
     path = Path(path)
-    report = Report() if report is None else report
-    report.files.append(str(path))
     fam = RELEASES["cin_sen_by_need"]
-    df = _read_csv(path)
-    if not _check_required(df, fam, path.name, report):
+    df, report = _open_family(path, fam, report)
+    if df is None:
         return pd.DataFrame(), report
     df = df.reset_index(drop=True)
     df["_line"] = np.arange(len(df)) + 2
@@ -372,11 +377,8 @@ def read_ons_mye(path: str | Path, report: Report | None = None) -> tuple[pd.Dat
     is England.
     """
     path = Path(path)
-    report = Report() if report is None else report
-    report.files.append(str(path))
-    fam = RELEASES["ons_mye"]
-    df = _read_csv(path).rename(columns=fam.renames)
-    if not _check_required(df, fam, path.name, report):
+    df, report = _open_family(path, RELEASES["ons_mye"], report)
+    if df is None:
         return pd.DataFrame(), report
     cnt, flag = parse_counts(df["population"], path.name, "population", report)
     out = pd.DataFrame({

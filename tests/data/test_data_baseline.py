@@ -37,12 +37,18 @@ def published_margins(path_age, path_estab, year=2022):
     return a, p
 
 
-def test_england_2022_reproduces_published_fixture(fixtures):
-    b = load_baseline(DataSpec(areas=("E92000001",), baseline_year=2022))
+def baseline_matching_fixture(fixtures, code):
+    """The 2022 baseline of one area, checked against the published fixture's two margins."""
+    b = load_baseline(DataSpec(areas=(code,), baseline_year=2022))
     a, p = published_margins(fixtures / "sen2_age_caseload.csv",
                              fixtures / "sen2_estab_caseload.csv")
-    np.testing.assert_array_equal(by_group(b, 0), a.loc["E92000001"].to_numpy())
-    np.testing.assert_array_equal(by_placement(b, 0), p.loc["E92000001"].to_numpy())
+    np.testing.assert_array_equal(by_group(b, 0), a.loc[code].to_numpy())
+    np.testing.assert_array_equal(by_placement(b, 0), p.loc[code].to_numpy())
+    return b
+
+
+def test_england_2022_reproduces_published_fixture(fixtures):
+    b = baseline_matching_fixture(fixtures, "E92000001")
     assert b.individuals.dtype == np.int64 and b.individuals.shape == (4, 26, 13, 1, 7)
     assert b.individuals[TIER["universal"]].sum() == 0
     # SEN support: England published count split by the targeted-plus share
@@ -54,11 +60,7 @@ def test_england_2022_reproduces_published_fixture(fixtures):
 
 
 def test_birmingham_fixture(fixtures):
-    b = load_baseline(DataSpec(areas=("E08000025",), baseline_year=2022))
-    a, p = published_margins(fixtures / "sen2_age_caseload.csv",
-                             fixtures / "sen2_estab_caseload.csv")
-    np.testing.assert_array_equal(by_group(b, 0), a.loc["E08000025"].to_numpy())
-    np.testing.assert_array_equal(by_placement(b, 0), p.loc["E08000025"].to_numpy())
+    b = baseline_matching_fixture(fixtures, "E08000025")
     # same area by old LA number and by name
     for alias in ("330", "Birmingham"):
         b2 = load_baseline(DataSpec(areas=(alias,), baseline_year=2022))
