@@ -1,8 +1,11 @@
 """simsend benchmark suite: pupil-steps per second, wall time and peak memory.
 
-Run ``python benchmarks/run.py`` (``--quick`` for a smoke run, ``--out FILE.json`` to keep the
-figures).  Each case runs in its own subprocess so its peak resident memory is its own; JIT
-compilation is warmed up before timing; each figure is the median of ``--repeat`` timings.
+One command: ``python benchmarks/run.py --out benchmarks/results.json`` (``--quick`` for a
+smoke run with small sizes, ``--cases a,b`` for a subset).  Each case runs in its own fresh
+subprocess, so its peak resident memory (``ru_maxrss``, which also sees Numba's allocations)
+is its own; JIT compilation is warmed up (or loaded from Numba's on-disk cache) before timing
+unless the case measures it; each figure is the median of ``--repeat`` timings.  A plain NumPy
+implementation of the step is timed in the same invocation and is the ratio's denominator.
 
 Cases
 -----
@@ -13,9 +16,22 @@ transition_numpy   the same step in plain vectorised NumPy (reference.step_tally
                    row, compare, bincount) with NumPy's own uniforms: the ratio's denominator
 fused_numba        the engine's fused per-pupil kernel (ageing, leaving, tier and placement
                    moves, flow tallies; three uniforms per pupil)
-fused_numpy        the same fused step in NumPy (reference.step_pupils)
-year_engine        a whole simulated year through the engine, every process included
-run_england        a full run of configs/base.toml (England, 2022-2035), draws as given
+fused_numpy        the same fused step in NumPy (reference.step_pupils): the denominator of
+                   every engine-level ratio below (a lower bound on a NumPy year's cost)
+year_engine        a whole simulated year of configs/base.toml (England) through the engine,
+                   every process included; pupil-steps = individuals at the census before
+run_council        configs/council.toml (one council, 2022-2035), --council-draws draws
+                   (default 1,000): first run in a fresh process (kernels loaded from the
+                   on-disk cache) and the median of the runs after it
+compile_cold       first small run in a fresh process with an empty Numba cache (compiles)
+compile_cached     the same with the project's cache (loads machine code from disk)
+run_england        configs/base.toml (England as one area, 2022-2035), --draws draws
+run_all_councils   every council as a separate area (--area all), 2022-2035,
+                   --all-draws draws; the time for 1,000 draws is extrapolated linearly and
+                   labelled so (draws are independent: the baseline is loaded once, the rest
+                   of the run is linear in draws)
+calibration        simsend.calibration.calibrate on configs/base.toml with its defaults
+                   (wall time and memory; no NumPy counterpart)
 """
 
 from __future__ import annotations
@@ -195,18 +211,61 @@ def case_year_engine(n_draws: int, repeat: int) -> dict:
     return {"times": [r[0] for r in res], "pupil_steps": res[0][1], "threads": 0}
 
 
-def case_run_england(n_draws: int, repeat: int) -> dict:
+def _run_pupil_steps(ds, n_draws: int) -> int:
+    """Individual pupil-steps of a run: identified children at each census before the last."""
+    ind = ds["n_pupils"].sel(tier=["targeted", "targeted_plus", "specialist"])
+    return int(ind.isel(year=slice(0, -1)).sum())
+
+
+def case_run(config: str, n_draws: int, repeat: int, areas=None) -> dict:
+    """Full runs of ``config``: the first in this fresh process, then ``repeat`` more."""
     import simsend
 
-    simsend.run(ROOT / "configs" / "base.toml", draws=1)  # warm-up
+    cfg = ROOT / "configs" / config
+    t0 = time.perf_counter()
+    ds = simsend.run(cfg, draws=n_draws, areas=areas)
+    first = time.perf_counter() - t0
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        ds = simsend.run(ROOT / "configs" / "base.toml", draws=n_draws)
+        ds = simsend.run(cfg, draws=n_draws, areas=areas)
         times.append(time.perf_counter() - t0)
-    n_ind = int(ds["n_pupils"].sel(tier=["targeted", "targeted_plus", "specialist"])
-                .isel(year=slice(0, -1)).sum()) // n_draws
-    return {"times": times, "pupil_steps": n_ind * n_draws, "threads": 0}
+    timings = json.loads(ds.attrs.get("timings", "{}"))
+    return {"times": times or [first], "first_run_s": first, "draws": n_draws,
+            "baseline_s": timings.get("baseline_s"), "areas": int(ds.sizes.get("area", 1)),
+            "pupil_steps": _run_pupil_steps(ds, n_draws),
+            "result_mib": ds.nbytes / 2**20, "threads": 0}
+
+
+def case_compile() -> dict:
+    """A small run in this fresh process: kernels compiled, or loaded from the disk cache."""
+    import simsend
+
+    cfg = simsend.load(ROOT / "configs" / "council.toml").replace_run(end_year=2023, draws=1)
+    t0 = time.perf_counter()
+    import simsend.engine  # noqa: F401  (imports the kernels)
+
+    simsend.run(cfg)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    simsend.run(cfg)
+    return {"times": [first], "second_run_s": time.perf_counter() - t0, "pupil_steps": 0,
+            "threads": 0}
+
+
+def case_calibration(repeat: int) -> dict:
+    import tempfile
+
+    from simsend.calibration import calibrate
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(repeat):
+            t0 = time.perf_counter()
+            calibrate(ROOT / "configs" / "base.toml", Path(tmp) / f"post{k}.nc",
+                      allow_failed_diagnostics=True)
+            times.append(time.perf_counter() - t0)
+    return {"times": times, "pupil_steps": 0, "threads": 0}
 
 
 CASES = {
@@ -215,8 +274,18 @@ CASES = {
     "fused_numba": lambda a: case_fused_numba(a.n, a.areas, a.repeat),
     "fused_numpy": lambda a: case_fused_numpy(a.n, a.areas, a.repeat),
     "year_engine": lambda a: case_year_engine(1, a.repeat),
-    "run_england": lambda a: case_run_england(a.draws, max(1, a.repeat // 3)),
+    "run_council": lambda a: case_run("council.toml", a.council_draws, max(1, a.repeat // 3)),
+    "compile_cold": lambda a: case_compile(),
+    "compile_cached": lambda a: case_compile(),
+    "run_england": lambda a: case_run("base.toml", a.draws, max(1, a.repeat // 3)),
+    "run_all_councils": lambda a: case_run("base.toml", a.all_draws, 1, areas=("all",)),
+    "calibration": lambda a: case_calibration(1),
 }
+
+NUMPY_OF = {"transition_numba": "transition_numpy", "fused_numba": "fused_numpy",
+            "year_engine": "fused_numpy", "run_council": "fused_numpy",
+            "run_england": "fused_numpy", "run_all_councils": "fused_numpy"}
+"""Which NumPy case is each case's ratio denominator (pupil-steps/s, same invocation)."""
 
 
 def _child(args) -> None:
@@ -225,48 +294,73 @@ def _child(args) -> None:
     print(json.dumps(res))
 
 
+def _run_case(case: str, args, tmp: Path) -> dict | None:
+    cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--areas",
+           str(args.areas), "--draws", str(args.draws), "--repeat", str(args.repeat),
+           "--council-draws", str(args.council_draws), "--all-draws", str(args.all_draws)]
+    env = dict(os.environ)
+    if case == "compile_cold":
+        env["NUMBA_CACHE_DIR"] = str(tmp / "empty_numba_cache")  # nothing cached: compiles
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        print(f"{case}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["median_s"] = statistics.median(r["times"])
+    if r["pupil_steps"]:
+        r["pupil_steps_per_s"] = r["pupil_steps"] / r["median_s"]
+    if "draws" in r:
+        # linear in draws: loading the baseline once, everything else once per draw
+        fixed = r.get("baseline_s") or 0.0
+        r["per_1000_draws_s_extrapolated"] = fixed + (r["median_s"] - fixed) / r["draws"] * 1000
+    return r
+
+
 def main() -> None:
+    import tempfile
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--case", choices=list(CASES))
+    ap.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
+    ap.add_argument("--cases", help="comma-separated subset of the cases (default: all)")
     ap.add_argument("--n", type=int, default=10_000_000, help="pupils for kernel cases")
-    ap.add_argument("--areas", type=int, default=150)
+    ap.add_argument("--areas", type=int, default=150, help="areas for kernel cases")
     ap.add_argument("--draws", type=int, default=20, help="draws for run_england")
+    ap.add_argument("--council-draws", type=int, default=1000, help="draws for run_council")
+    ap.add_argument("--all-draws", type=int, default=10, help="draws for run_all_councils")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
     if args.quick:
         args.n, args.repeat, args.draws = 200_000, 3, 2
+        args.council_draws, args.all_draws = 20, 1
     if args.case:
         _child(args)
         return
+    cases = list(CASES) if not args.cases else args.cases.split(",")
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        ap.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
     results = {}
-    for case in CASES:
-        cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--areas",
-               str(args.areas), "--draws", str(args.draws), "--repeat", str(args.repeat)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            print(f"{case}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        med = statistics.median(r["times"])
-        r["median_s"] = med
-        r["pupil_steps_per_s"] = r["pupil_steps"] / med
-        results[case] = r
-        print(f"{case:18s} median {med * 1e3:9.2f} ms  {r['pupil_steps_per_s']:10.3e} "
-              f"pupil-steps/s  peak RSS {r['peak_rss_mib']:7.0f} MiB", flush=True)
-    if "transition_numba" in results and "transition_numpy" in results:
-        ratio = (results["transition_numba"]["pupil_steps_per_s"]
-                 / results["transition_numpy"]["pupil_steps_per_s"])
-        results["ratio_numba_over_numpy"] = ratio
-        print(f"transition kernel / NumPy (same run, medians): {ratio:.1f}x")
-    if "fused_numba" in results and "fused_numpy" in results:
-        ratio = (results["fused_numba"]["pupil_steps_per_s"]
-                 / results["fused_numpy"]["pupil_steps_per_s"])
-        results["ratio_fused_over_numpy"] = ratio
-        print(f"fused pupil step / NumPy (same run, medians): {ratio:.1f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            r = _run_case(case, args, Path(tmp))
+            if r is None:
+                continue
+            results[case] = r
+            rate = (f"{r['pupil_steps_per_s']:10.3e} pupil-steps/s" if "pupil_steps_per_s" in r
+                    else " " * 24)
+            print(f"{case:18s} median {r['median_s']:9.3f} s  {rate}  peak RSS "
+                  f"{r['peak_rss_mib']:7.0f} MiB", flush=True)
+    for case, den in NUMPY_OF.items():
+        if case in results and den in results and "pupil_steps_per_s" in results[case]:
+            ratio = results[case]["pupil_steps_per_s"] / results[den]["pupil_steps_per_s"]
+            results[case]["ratio_to_numpy"] = ratio
+            results[case]["numpy_case"] = den
+            print(f"{case} / {den} (pupil-steps/s, same invocation, medians): {ratio:.1f}x")
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "platform": platform.platform(), "n": args.n, "areas": args.areas}
+                          "platform": platform.platform(), "n": args.n, "areas": args.areas,
+                          "load_average": os.getloadavg()}
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.out}")

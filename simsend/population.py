@@ -48,6 +48,10 @@ class Population:
         Number of areas.
     capacity : int
         Initial number of pupil slots per buffer (grown by 1.5x when needed).
+    area_base, area_total : int, optional
+        When the state holds a chunk of a run's areas: the run index of the chunk's first
+        area and the run's number of areas.  Pupil ids and cell counters use run indices, so
+        a chunk draws exactly the random numbers the whole run draws for its areas.
 
     Attributes
     ----------
@@ -60,8 +64,14 @@ class Population:
 
     """
 
-    def __init__(self, n_areas: int, capacity: int):
+    def __init__(self, n_areas: int, capacity: int, area_base: int = 0,
+                 area_total: int | None = None):
         self.n_areas = n_areas
+        self.area_base = int(area_base)
+        self.area_total = int(n_areas if area_total is None else area_total)
+        if self.area_base < 0 or self.area_base + n_areas > self.area_total:
+            raise ValueError(f"areas {area_base}..{area_base + n_areas} outside a run of "
+                             f"{self.area_total}")
         self.n_cells = N_A * N_N * n_areas
         self.cur = empty_pupils(capacity)
         self.nxt = empty_pupils(capacity)
@@ -69,6 +79,7 @@ class Population:
         self.cell_start = np.zeros(self.n_cells + 1, np.int64)
         self.pool = np.zeros((N_A, n_areas), dtypes.COUNT)
         self.n = 0
+        self._base = None  # (counts, n, arrays, cell_start) of the last baseline built
 
     @property
     def capacity(self) -> int:
@@ -104,10 +115,21 @@ class Population:
             Universal-tier children.
 
         Baseline pupils get ids with year index 0 and a running number within their
-        (area, age), in cell order, so every draw starts from the same pupils.
+        (area, age), in cell order, so every draw starts from the same pupils.  The state
+        built from the first call is kept, and a later call with equal counts copies it
+        instead of building it again (once per run instead of once per draw).
 
         """
         ind = np.asarray(individuals)
+        if self._base is not None and np.array_equal(self._base[0], ind):
+            _, n, arrays, cell_start = self._base
+            self.reserve(n)
+            for a, b in zip(self.cur, arrays, strict=True):
+                a[:n] = b
+            self.cell_start[:] = cell_start
+            self.n = n
+            self.pool[:] = pool
+            return
         if ind.shape != (len(TIERS), N_A, N_N, self.n_areas, len(PLACEMENTS)):
             raise ValueError(f"baseline individuals have shape {ind.shape}")
         if ind[0].sum() != 0 or np.any(ind < 0):
@@ -134,12 +156,13 @@ class Population:
         sk = key[order]
         first = np.searchsorted(sk, sk, side="left")
         k[order] = np.arange(n) - first
-        cur.pid[:n] = _encode_many(area, age, k)
+        cur.pid[:n] = _encode_many(area + self.area_base, age, k)
         cell_counts = by_cell.sum(axis=(3, 4)).reshape(-1)
         self.cell_start[0] = 0
         np.cumsum(cell_counts, out=self.cell_start[1:])
         self.n = n
         self.pool[:] = pool
+        self._base = (ind.copy(), n, tuple(a[:n].copy() for a in cur), self.cell_start.copy())
 
 
 def _encode_many(area: np.ndarray, age: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -26,37 +26,43 @@ def encode_pid(year_index, area, age, k):
 
 
 @njit
-def thin_pool(pool, p, key, out):
+def thin_pool(pool, p, key, out, area_base=0, area_total=0):
     """Draw ``out[a, r] ~ Binomial(pool[a, r], p[a, r])`` and remove them from ``pool``.
 
-    The counter of cell (a, r) is ``a * n_area + r``.
+    The counter of cell (a, r) is ``a * area_total + area_base + r``: ``pool`` may hold the
+    areas ``area_base ..`` of a run over ``area_total`` areas (a chunk of areas draws exactly
+    what the whole run draws for them); ``area_total = 0`` means ``pool.shape[1]``.
     """
     n_area = pool.shape[1]
+    n_total = area_total if area_total > 0 else n_area
     for a in range(pool.shape[0]):
         for r in range(n_area):
-            k = binomial(pool[a, r], p[a, r], key, np.uint64(a * n_area + r))
+            k = binomial(pool[a, r], p[a, r], key, np.uint64(a * n_total + area_base + r))
             out[a, r] = k
             pool[a, r] -= k
 
 
 @njit
-def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out):
+def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base):
     """Create the pupils identified in cell ``c = a * n_area + r`` (see :func:`new_pupils`)."""
     n_area = counts.shape[1]
     a, r = c // n_area, c % n_area
+    # unpacked once: a tuple member read inside the loop costs a reference-count update
+    tier, _, age, need, area, placement, pids = out
+    k0, k1 = keys[0], keys[1]
     for k in range(counts[a, r]):
         i = offsets[a, r] + k
-        pid = encode_pid(year_index, r, a, k)
-        out.pid[i] = pid
-        out.tier[i] = 1
-        out.age[i] = a
-        out.area[i] = r
-        out.need[i] = categorical(uniform(keys[0], np.uint64(pid)), need_cdf[a])
-        out.placement[i] = categorical(uniform(keys[1], np.uint64(pid)), place_cdf[a])
+        pid = encode_pid(year_index, area_base + r, a, k)
+        pids[i] = pid
+        tier[i] = 1
+        age[i] = a
+        area[i] = r
+        need[i] = categorical(uniform(k0, np.uint64(pid)), need_cdf[a])
+        placement[i] = categorical(uniform(k1, np.uint64(pid)), place_cdf[a])
 
 
 @njit(parallel=True)
-def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out):
+def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0):
     """Create the pupils identified this year, in (age, area, k) order.
 
     Parameters
@@ -65,10 +71,18 @@ def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out):
     need_cdf : (26, 13), place_cdf : (26, 7) cumulative mixes by age
     keys : uint64 (2,) streams: need, placement
     out : Pupils (staging buffers, at least counts.sum() long)
+    area_base : int: index of area 0 of ``counts`` in the whole run (ids use the run's index)
 
     The loop body is :func:`new_cell`: Numba 0.65 loses writes made through tuple members
     directly inside a ``prange`` body.
 
     """
     for c in numba.prange(counts.size):
-        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out)
+        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base)
+
+
+@njit
+def new_pupils_serial(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0):
+    """:func:`new_pupils` on the calling thread alone (same arguments, same result)."""
+    for c in range(counts.size):
+        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from simsend.kernels._jit import njit
-from simsend.kernels.transitions import tally_index
+from simsend.kernels.transitions import flat_index
 
 
 @njit
@@ -22,15 +22,16 @@ def cell_of(age, need, area, n_need, n_area):
 def sort_new(src, n, n_need, n_area, new_count, new_start, order):
     """Stable counting sort of ``n`` staged pupils by cell; ``order[j]`` is the j-th in order."""
     new_count[:] = 0
+    age, need, area = src.age, src.need, src.area  # unpacked once (see merge_cells)
     for i in range(n):
-        new_count[cell_of(src.age[i], src.need[i], src.area[i], n_need, n_area)] += 1
+        new_count[cell_of(age[i], need[i], area[i], n_need, n_area)] += 1
     acc = 0
     for c in range(len(new_count)):
         new_start[c] = acc
         acc += new_count[c]
     fill = new_start.copy()
     for i in range(n):
-        c = cell_of(src.age[i], src.need[i], src.area[i], n_need, n_area)
+        c = cell_of(age[i], need[i], area[i], n_need, n_area)
         order[fill[c]] = i
         fill[c] += 1
 
@@ -52,27 +53,43 @@ def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out
     """Loop body of :func:`merge_and_tally` for cells ``c0 .. c1 - 1`` on thread ``th``.
 
     A separate function because Numba 0.65 loses writes made through tuple members directly
-    inside a ``prange`` body.
+    inside a ``prange`` body.  The arrays are unpacked from their tuples once: reading a
+    tuple member inside the loop costs a reference-count update per access.
     """
     _, new_count, new_start, surv, out_start, n_na = counts
     dst, stock, ident = out
+    o_tier, o_plan, o_age, o_need, o_area, o_plac, o_pid = old
+    n_tier, n_plan, n_age, n_need, n_area, n_plac, n_pid = new
+    d_tier, d_plan, d_age, d_need, d_area, d_plac, d_pid = dst
+    strides, age_map = m
     for c in range(c0, c1):
         j = out_start[c]
         for q in range(new_start[c], new_start[c] + new_count[c]):
             i = order[q]
-            copy_pupil(new, i, dst, j)
-            dst.plan[j] = new_plan
-            ident[th, tally_index(m, 1, new_plan, dst.age[j], dst.need[j], dst.area[j],
-                                  dst.placement[j])] += 1
+            d_tier[j] = n_tier[i]
+            d_plan[j] = new_plan
+            d_age[j] = n_age[i]
+            d_need[j] = n_need[i]
+            d_area[j] = n_area[i]
+            d_plac[j] = n_plac[i]
+            d_pid[j] = n_pid[i]
+            ident[th, flat_index(strides, age_map, 1, new_plan, d_age[j], d_need[j], d_area[j],
+                                 d_plac[j])] += 1
             j += 1
         if c >= n_na and surv[c] > 0:
             for i in range(old_start[c - n_na], old_start[c - n_na + 1]):
-                if old.tier[i] >= 0:
-                    copy_pupil(old, i, dst, j)
+                if o_tier[i] >= 0:
+                    d_tier[j] = o_tier[i]
+                    d_plan[j] = o_plan[i]
+                    d_age[j] = o_age[i]
+                    d_need[j] = o_need[i]
+                    d_area[j] = o_area[i]
+                    d_plac[j] = o_plac[i]
+                    d_pid[j] = o_pid[i]
                     j += 1
         for q in range(out_start[c], j):
-            stock[th, tally_index(m, dst.tier[q], dst.plan[q], dst.age[q], dst.need[q],
-                                  dst.area[q], dst.placement[q])] += 1
+            stock[th, flat_index(strides, age_map, d_tier[q], d_plan[q], d_age[q], d_need[q],
+                                 d_area[q], d_plac[q])] += 1
 
 
 @njit(parallel=True)
@@ -98,3 +115,13 @@ def merge_and_tally(old, old_start, new, new_plan, order, counts, m, dst, tallie
     for k in numba.prange(len(chunks) - 1):
         merge_cells(old, old_start, new, new_plan, order, counts, m, chunks[k], chunks[k + 1],
                     numba.get_thread_id(), (dst, stock, ident))
+
+
+@njit
+def merge_and_tally_serial(old, old_start, new, new_plan, order, counts, m, dst, tallies):
+    """:func:`merge_and_tally` on the calling thread alone (same arguments, same result)."""
+    chunks = counts[0]
+    stock, ident = tallies
+    for k in range(len(chunks) - 1):
+        merge_cells(old, old_start, new, new_plan, order, counts, m, chunks[k], chunks[k + 1],
+                    0, (dst, stock, ident))

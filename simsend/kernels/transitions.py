@@ -54,6 +54,13 @@ def tally_index(m, tier, plan, age, need, area, placement):
             + placement * s[5])
 
 
+@njit(inline="always")
+def flat_index(strides, age_map, tier, plan, age, need, area, placement):
+    """:func:`tally_index` from the marginal's unpacked arrays (for use inside hot loops)."""
+    return (tier * strides[0] + plan * strides[1] + age_map[age] * strides[2]
+            + need * strides[3] + area * strides[4] + placement * strides[5])
+
+
 @njit
 def plan_for(tier, reformed):
     """Plan held in a tier: EHC plan in specialist, SEN support (ISP after reform) below."""
@@ -64,27 +71,32 @@ def plan_for(tier, reformed):
     return 2 if reformed else 1
 
 
-@njit
-def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
-    """Draw one pupil's year: returns (new tier or -1 if left, new placement).
+@njit(inline="always")
+def move_one(t, pid, pl, a, tier_row, place_cdf, p_leave, keys):
+    """Draw one pupil's year from its state: (new tier or -1 if left, new placement).
 
-    ``a`` is the age reached at this census; ``tier_row`` is the cumulative destination row
-    for the pupil's (age, need, area) cell, indexed ``[src, dst]``.
+    ``t``, ``pid``, ``pl``: the pupil's tier, id and placement; ``a`` is the age reached at
+    this census; ``tier_row`` is the cumulative destination row for the pupil's (age, need,
+    area) cell, indexed ``[src, dst]``; ``keys``: (leave, tier, placement) stream keys.
     """
-    t = p.tier[i]
-    pid = np.uint64(p.pid[i])
     if a > MAX_AGE or uniform(keys[0], pid) < p_leave[t, a]:
-        return -1, p.placement[i]
+        return -1, pl
     u = uniform(keys[1], pid)
     # categorical over the 4 tiers written branch-free (equal for a non-decreasing row)
     nt = (u >= tier_row[t, 0]) + (u >= tier_row[t, 1]) + (u >= tier_row[t, 2])
     if nt == 0:
-        return 0, p.placement[i]
-    pl = p.placement[i]
+        return 0, pl
     row = place_cdf[nt, a, pl]
     if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
         return nt, pl  # no placement move possible: the draw could only return ``pl``
     return nt, categorical(uniform(keys[2], pid), row)
+
+
+@njit
+def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
+    """Draw pupil ``i`` of ``p``'s year: returns (new tier or -1 if left, new placement)."""
+    return move_one(p.tier[i], np.uint64(p.pid[i]), p.placement[i], a, tier_row, place_cdf,
+                    p_leave, keys)
 
 
 @njit
@@ -97,6 +109,11 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
     """
     tier_cdf, place_cdf, p_leave = tables
     flows, trans, to_pool, surv, reformed = out
+    # Arrays and keys unpacked once: reading a tuple member inside the loop costs a reference
+    # count update per access, and scalar keys let their hashing be hoisted out of the loop.
+    tier, plan, age, need, area, placement, pid = p
+    strides, age_map = m
+    ks = (keys[0], keys[1], keys[2])
     n_na = tier_cdf.shape[1] * tier_cdf.shape[2]
     n_area = tier_cdf.shape[2]
     for c in range(c0, c1):
@@ -105,30 +122,32 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
         # every pupil of a cell shares (age, need, area): load the tier rows once per cell
         rows = tier_cdf[min(a, MAX_AGE), (c // n_area) % tier_cdf.shape[1], c % n_area]
         for i in range(cell_start[c], cell_start[c + 1]):
-            t = p.tier[i]
+            t = tier[i]
             if a > MAX_AGE:
-                nt, npl = -1, p.placement[i]
+                nt, npl = -1, placement[i]
             else:
-                nt, npl = move_pupil(p, i, a, rows, place_cdf, p_leave, keys)
+                nt, npl = move_one(t, np.uint64(pid[i]), placement[i], a, rows, place_cdf,
+                                   p_leave, ks)
             if nt == -1:
-                j = tally_index(m, t, p.plan[i], a - 1, p.need[i], p.area[i], p.placement[i])
+                j = flat_index(strides, age_map, t, plan[i], a - 1, need[i], area[i],
+                               placement[i])
                 flows[th, LEFT, j] += 1
-                p.tier[i] = -1
+                tier[i] = -1
                 continue
             trans[th, t, nt] += 1
             if nt == 0:
-                to_pool[th, a, p.area[i]] += 1
-                j = tally_index(m, 0, 0, a, p.need[i], p.area[i], p.placement[i])
+                to_pool[th, a, area[i]] += 1
+                j = flat_index(strides, age_map, 0, 0, a, need[i], area[i], placement[i])
                 flows[th, DEESCALATED, j] += 1
-                p.tier[i] = -1
+                tier[i] = -1
                 continue
             if nt != t:
-                p.plan[i] = plan_for(nt, reformed[0])
-                j = tally_index(m, nt, p.plan[i], a, p.need[i], p.area[i], npl)
+                plan[i] = plan_for(nt, reformed[0])
+                j = flat_index(strides, age_map, nt, plan[i], a, need[i], area[i], npl)
                 flows[th, ESCALATED if nt > t else DEESCALATED, j] += 1
-            p.tier[i] = nt
-            p.placement[i] = npl
-            p.age[i] = a
+            tier[i] = nt
+            placement[i] = npl
+            age[i] = a
             kept += 1
         if a <= MAX_AGE:
             surv[c + n_na] = kept
@@ -153,6 +172,16 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     for k in numba.prange(len(chunks) - 1):
         step_cells(p, chunks[k], chunks[k + 1], cell_start, tables, keys, m,
                    numba.get_thread_id(), out)
+
+
+@njit
+def step_pupils_serial(p, chunks, cell_start, tables, keys, m, out):
+    """:func:`step_pupils` on the calling thread alone (same arguments, same result).
+
+    For small populations, where starting the parallel region costs more than the work.
+    """
+    for k in range(len(chunks) - 1):
+        step_cells(p, chunks[k], chunks[k + 1], cell_start, tables, keys, m, 0, out)
 
 
 @njit
