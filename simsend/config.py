@@ -1,7 +1,11 @@
 """TOML configuration parsed at the edge into frozen, typed objects.
 
 A config has four tables: ``[run]`` (years, draws, seed, threads), ``[outputs]`` (where and
-which marginals), ``[data]`` (baseline source and areas) and ``[model]`` (rates). Defaults live
+which marginals), ``[data]`` (baseline source and areas) and ``[model]`` (rates), and
+optionally ``[reform]`` (the reform timeline), ``[pipeline]`` (statutory pipeline rates) and
+``[scenarios.NAME]`` (named modifiers, :mod:`simsend.scenarios`).  ``extends = "base.toml"``
+at the top takes every table of another config (relative to this file) and overrides it
+key by key with this file's. Defaults live
 in code; every key is checked: unknown keys, wrong types, out-of-range values, probabilities
 outside [0, 1] and rows summing over 1 raise :class:`ConfigError` naming the file and the key
 path.  The canonical TOML text and its SHA-256 are kept on the parsed object so that every
@@ -102,6 +106,14 @@ class ModelConfig:
         Placement moves (mostly at phase transfer).
     births_growth : float
         Annual growth factor applied to age-0 entrants after the baseline year.
+    posterior : str or None
+        Calibrated posterior artefact (``simsend calibrate``); each Monte Carlo draw then
+        takes one posterior draw for the calibrated rates.  In the TOML either a file path
+        (relative to the config file) or the name of an artefact shipped under ``models/``
+        (e.g. ``"england_2022"``); parsed to the file's path.
+    replicates_per_draw : int
+        Monte Carlo replicates per posterior draw (process uncertainty within a parameter
+        draw); ignored without ``posterior``.
 
     """
 
@@ -114,11 +126,71 @@ class ModelConfig:
     placement_rules: tuple[PlacementRule, ...]
     births_growth: float = 1.0
     posterior: str | None = None
+    replicates_per_draw: int = 1
+
+
+@dataclass(frozen=True)
+class ReformConfig:
+    """The reform timeline (``[reform]``): dates and the review of existing EHC plans.
+
+    Census years ``<= legislation_year`` run under current law.  In the years after it the
+    targeted tiers hold ISPs instead of SEN support (new moves only: dual running), and up to
+    and including ``steady_state_year`` specialist-tier pupils reaching a ``review_ages`` age
+    (phase transfer) who would otherwise stay are moved to targeted-plus with probability
+    ``review_share``; escalation into the specialist tier is multiplied by ``entry_factor``
+    after the legislation year.  The defaults change no rate (current-law rates continue):
+    a stricter threshold is a scenario (see :mod:`simsend.reform`).
+    """
+
+    legislation_year: int = 2029
+    steady_state_year: int = 2035
+    review_share: float = 0.0
+    review_ages: tuple[int, ...] = (5, 11, 16)
+    entry_factor: float = 1.0
+
+
+PIPELINE_RATES = ("p_refuse", "p_not_issue", "p_within_20_weeks", "p_appeal_refusal",
+                  "p_appeal_not_issue", "p_appeal_content", "p_upheld",
+                  "mean_weeks_within", "mean_weeks_over")
+"""Rates of the statutory pipeline, in the order of :attr:`PipelineConfig.rates`."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Rates of the statutory EHC pipeline (``[pipeline]``); see :mod:`simsend.pipeline`.
+
+    Defaults: England in calendar 2021 from DfE's SEN2 2022 release: 20,830 of 93,302 initial
+    requests refused an assessment (0.223) and 3,903 of 66,083 assessments ended without a
+    plan (0.059), both in the shipped extract (``simsend/data/builtin/flows.csv.gz``); 59.9%
+    of plans issued within 20 weeks (the release's headline, not in the extract).  Tribunal
+    and weeks figures are ASSUMPTIONS of the published size (see :mod:`simsend.pipeline`).
+    """
+
+    p_refuse: float = 0.223
+    p_not_issue: float = 0.059
+    p_within_20_weeks: float = 0.599
+    p_appeal_refusal: float = 0.04
+    p_appeal_not_issue: float = 0.10
+    p_appeal_content: float = 0.05
+    p_upheld: float = 0.95
+    mean_weeks_within: float = 16.0
+    mean_weeks_over: float = 12.0
+    enabled: bool = True
+
+    @property
+    def rates(self) -> np.ndarray:
+        """The rates as a float64 array in :data:`PIPELINE_RATES` order."""
+        return np.array([getattr(self, k) for k in PIPELINE_RATES], np.float64)
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """A whole parsed config: run, outputs, data and model, plus its canonical text and hash."""
+    """A whole parsed config: run, outputs, data and model, plus its canonical text and hash.
+
+    ``reform``, ``pipeline`` and ``scenarios`` hold the reform timeline, the statutory
+    pipeline's rates and the named scenarios (:class:`simsend.scenarios.Scenario`) run
+    against the same baseline.
+    """
 
     run: RunConfig
     outputs: OutputConfig
@@ -127,6 +199,9 @@ class SimConfig:
     source_path: str
     text: str
     sha256: str
+    reform: ReformConfig = field(default_factory=ReformConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    scenarios: tuple = ()
 
     def replace_run(self, **changes: Any) -> SimConfig:
         """Return a copy with ``[run]`` fields replaced (used by CLI overrides)."""
@@ -322,8 +397,20 @@ def _parse_data(ctx: _Ctx, raw: dict, base: Path) -> DataConfig:
     )
 
 
+def _replicates(ctx: _Ctx, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ctx.fail("model.replicates_per_draw",
+                       f"expected an integer >= 1 (Monte Carlo replicates per posterior draw),"
+                       f" got {v!r}")
+    return v
+
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+"""Where calibrated artefacts shipped with simsend live (``model.posterior = "<name>"``)."""
+
 _MODEL_KEYS = {"identification", "leaving", "tiers", "need_multiplier", "need_mix",
-               "placement_new", "placement_moves", "births_growth", "posterior"}
+               "placement_new", "placement_moves", "births_growth", "posterior",
+               "replicates_per_draw"}
 
 
 def _parse_tiers(ctx: _Ctx, raw: Any) -> np.ndarray:
@@ -392,10 +479,19 @@ def _parse_model(ctx: _Ctx, raw: dict, base: Path) -> ModelConfig:
         nm[NEEDS.index(n)] = _float(ctx, v, f"model.need_multiplier.{n}", lo=0.0, hi=100.0)
     posterior = raw.get("posterior")
     if posterior is not None:
-        p = Path(_str(ctx, posterior, "model.posterior"))
-        p = p if p.is_absolute() else base / p
-        if not p.exists():
-            raise ctx.fail("model.posterior", f"file not found: {p}")
+        name = _str(ctx, posterior, "model.posterior")
+        if name and "/" not in name and "\\" not in name and not name.endswith(".nc"):
+            # a shipped artefact by name: models/<name>.nc beside the package
+            p = SHIPPED_MODELS / f"{name}.nc"
+            if not p.exists():
+                have = sorted(q.stem for q in SHIPPED_MODELS.glob("*.nc"))
+                raise ctx.fail("model.posterior", f"no shipped posterior {name!r} (models/ "
+                                                  f"has {have}); give a file path instead")
+        else:
+            p = Path(name)
+            p = p if p.is_absolute() else base / p
+            if not p.exists():
+                raise ctx.fail("model.posterior", f"file not found: {p}")
         posterior = str(p)
     tiers = _parse_tiers(ctx, raw["tiers"])
     # Escalation scaled by need must still leave each row a probability distribution.
@@ -415,7 +511,82 @@ def _parse_model(ctx: _Ctx, raw: dict, base: Path) -> ModelConfig:
         placement_rules=_parse_placement_rules(ctx, raw.get("placement_moves", [])),
         births_growth=_float(ctx, raw.get("births_growth", 1.0), "model.births_growth", 0.5, 2.0),
         posterior=posterior,
+        replicates_per_draw=_replicates(ctx, raw.get("replicates_per_draw", 1)),
     )
+
+
+def _parse_reform(ctx: _Ctx, raw: dict, key: str = "reform",
+                  base: ReformConfig | None = None) -> ReformConfig:
+    """Parse a ``[reform]`` table; keys left out keep ``base``'s values."""
+    d = base or ReformConfig()
+    _check_keys(ctx, raw, key, {f.name for f in dataclasses.fields(ReformConfig)})
+    leg = _int(ctx, raw.get("legislation_year", d.legislation_year),
+               f"{key}.legislation_year", 2000, 2100)
+    steady = _int(ctx, raw.get("steady_state_year", d.steady_state_year),
+                  f"{key}.steady_state_year", 2000, 2100)
+    if steady < leg:
+        raise ctx.fail(f"{key}.steady_state_year",
+                       f"{steady} must not be before legislation_year {leg}")
+    ages_raw = raw.get("review_ages", list(d.review_ages))
+    if not isinstance(ages_raw, list):
+        raise ctx.fail(f"{key}.review_ages", f"expected a list of ages 0-{MAX_AGE}")
+    ages = tuple(_int(ctx, a, f"{key}.review_ages[{i}]", 0, MAX_AGE)
+                 for i, a in enumerate(ages_raw))
+    return ReformConfig(
+        legislation_year=leg, steady_state_year=steady,
+        review_share=_prob(ctx, raw.get("review_share", d.review_share), f"{key}.review_share"),
+        review_ages=ages,
+        entry_factor=_float(ctx, raw.get("entry_factor", d.entry_factor), f"{key}.entry_factor",
+                            0.0, 10.0),
+    )
+
+
+def _parse_pipeline(ctx: _Ctx, raw: dict) -> PipelineConfig:
+    d = PipelineConfig()
+    _check_keys(ctx, raw, "pipeline", {f.name for f in dataclasses.fields(PipelineConfig)})
+    vals = {}
+    for k in PIPELINE_RATES:
+        v = raw.get(k, getattr(d, k))
+        vals[k] = (_float(ctx, v, f"pipeline.{k}", 0.0, 104.0) if k.startswith("mean_")
+                   else _prob(ctx, v, f"pipeline.{k}"))
+    for k in ("p_refuse", "p_not_issue"):
+        if vals[k] >= 1.0:
+            raise ctx.fail(f"pipeline.{k}", "must be below 1 (plans are issued at all)")
+    enabled = raw.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise ctx.fail("pipeline.enabled", f"expected true or false, got {enabled!r}")
+    return PipelineConfig(**vals, enabled=enabled)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge TOML tables: tables merge key by key, anything else in ``over`` replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_extends(ctx: _Ctx, raw: dict, text: str, base: Path,
+                     seen: tuple[Path, ...] = ()) -> tuple[dict, str]:
+    """Apply ``extends = "other.toml"``: the other file's tables, overridden by this one's."""
+    if "extends" not in raw:
+        return raw, text
+    parent = Path(_str(ctx, raw.pop("extends"), "extends"))
+    parent = (parent if parent.is_absolute() else base / parent).resolve()
+    if parent in seen:
+        raise ctx.fail("extends", f"circular extends through {parent}")
+    if not parent.is_file():
+        raise ctx.fail("extends", f"file not found: {parent}")
+    ptext = parent.read_text(encoding="utf-8")
+    try:
+        praw = tomllib.loads(ptext)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{parent}: not valid TOML: {exc}") from None
+    praw, ptext = _resolve_extends(_Ctx(str(parent)), praw, ptext, parent.parent,
+                                   (*seen, parent))
+    merged_text = (f"{text}\n\n# ---- simsend: the file above extends {parent.name}, "
+                   f"whose text follows ----\n{ptext}")
+    return _merge(praw, raw), merged_text
 
 
 def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None) -> SimConfig:
@@ -442,17 +613,27 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source_path}: not valid TOML: {exc}") from None
-    _check_keys(ctx, raw, "", {"run", "outputs", "data", "model"})
+    raw, text = _resolve_extends(ctx, raw, text, base)
+    _check_keys(ctx, raw, "", {"run", "outputs", "data", "model", "reform", "pipeline",
+                               "scenarios"})
     if "model" not in raw:
         raise ctx.fail("model", "missing required table")
+    from simsend.scenarios import parse_scenarios
+
+    reform = _parse_reform(ctx, _table(ctx, raw.get("reform", {}), "reform"))
+    cfg_run = _parse_run(ctx, _table(ctx, raw.get("run", {}), "run"))
     return SimConfig(
-        run=_parse_run(ctx, _table(ctx, raw.get("run", {}), "run")),
+        run=cfg_run,
         outputs=_parse_outputs(ctx, _table(ctx, raw.get("outputs", {}), "outputs")),
         data=_parse_data(ctx, _table(ctx, raw.get("data", {}), "data"), base),
         model=_parse_model(ctx, _table(ctx, raw["model"], "model"), base),
         source_path=source_path,
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        reform=reform,
+        pipeline=_parse_pipeline(ctx, _table(ctx, raw.get("pipeline", {}), "pipeline")),
+        scenarios=parse_scenarios(ctx, _table(ctx, raw.get("scenarios", {}), "scenarios"),
+                                  reform),
     )
 
 

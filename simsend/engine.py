@@ -17,6 +17,11 @@ in :data:`STEPS`:
 6. ``tallies``         survivors and new pupils are merged in cell order while the census
                        stock is counted; flows were counted as they happened.
 
+The tables of each year come from :meth:`simsend.params.ParameterSet.year_tables`, where the
+reform timeline (:mod:`simsend.reform`) and a scenario's modifiers (:mod:`simsend.scenarios`)
+act; the loop is the same for every scenario.  The statutory pipeline
+(:mod:`simsend.pipeline`) is drawn from the tallies afterwards, on its own streams.
+
 Steps 1, 4 and 5 for individuals run fused in one kernel pass
 (:func:`simsend.kernels.transitions.step_pupils`); because each random number is a pure
 function of (seed, draw, stream, year, pupil id), fusing does not change any draw.
@@ -32,9 +37,9 @@ import numba
 import numpy as np
 
 from simsend.dims import AGES, NEEDS, PLAN
-from simsend.kernels.identify import new_pupils, thin_pool
-from simsend.kernels.layout import merge_and_tally, sort_new
-from simsend.kernels.transitions import step_pupils
+from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
+from simsend.kernels.layout import merge_and_tally, merge_and_tally_serial, sort_new
+from simsend.kernels.transitions import step_pupils, step_pupils_serial
 from simsend.params import ParameterSet, ParameterSource
 from simsend.population import Population
 from simsend.recorder import FLOWS, Layout
@@ -45,6 +50,9 @@ STEPS = ("age_and_leave", "entrants", "identification", "tier_moves", "placement
 """The order of processes within a simulated year."""
 
 N_A, N_N = len(AGES), len(NEEDS)
+PARALLEL_MIN = 200_000
+"""Below this many individuals a year's kernels run on one thread: starting a parallel region
+costs more than the work (the results are the same either way)."""
 
 
 @dataclass
@@ -113,12 +121,20 @@ def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: in
     out += np.bincount(idx.ravel(), weights=vals.ravel(), minlength=out.size).astype(np.int64)
 
 
+def _kernels(n: int):
+    """(identification, fused step, merge) kernels: one thread below :data:`PARALLEL_MIN`."""
+    if n >= PARALLEL_MIN and numba.get_num_threads() > 1:
+        return new_pupils, step_pupils, merge_and_tally
+    return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
+
+
 def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
              sc: _Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans)."""
     tab = ps.year_tables(yi)
     m, n_areas = layout.marginal, pop.n_areas
     sc.zero()
+    sc.reformed[0] = tab.reformed  # plan held by pupils moving into a targeted tier
     n_parts = 8 * numba.config.NUMBA_NUM_THREADS
     # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
     left_pool = np.zeros(layout.size, np.int64)
@@ -128,26 +144,27 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     pool[1:] = pool[:-1].copy()
     pool[0] = 0
     p_uleave = np.ascontiguousarray(np.broadcast_to(tab.p_leave[0][:, None], pool.shape))
-    thin_pool(pool, p_uleave, keys[STREAM["pool_leave"]], sc.tmp)
+    thin_pool(pool, p_uleave, keys[STREAM["pool_leave"]], sc.tmp, pop.area_base, pop.area_total)
     _pool_tally(layout, aged_out, left_pool)
     _pool_tally(layout, sc.tmp, left_pool, age_shift=1)
     # 2. entrants
     pool[0] = tab.births
     # 3. identification
-    thin_pool(pool, tab.p_identify, keys[STREAM["identify"]], sc.counts)
+    thin_pool(pool, tab.p_identify, keys[STREAM["identify"]], sc.counts, pop.area_base,
+              pop.area_total)
     n_new = int(sc.counts.sum())
     offsets = (np.cumsum(sc.counts.ravel()) - sc.counts.ravel()).reshape(sc.counts.shape)
     pop.reserve_staged(n_new)
-    new_pupils(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
-               np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
-               pop.staged)
+    k_new, k_step, k_merge = _kernels(pop.n)
+    k_new(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
+          np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
+          pop.staged, pop.area_base)
     # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
     chunks = _chunks(pop.cell_start, n_parts)
-    step_pupils(pop.cur, chunks, pop.cell_start,
-                (tab.tier_cdf, tab.place_cdf, tab.p_leave),
-                np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
-                         np.uint64),
-                m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
+    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave),
+           np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
+                    np.uint64),
+           m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
     pool += sc.to_pool.sum(axis=0)
     # 6. tallies: merge survivors and new pupils in cell order, counting the stock
     if len(sc.order) < n_new:
@@ -160,9 +177,10 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     if n_out > pop.capacity:
         pop.reserve(n_out)
     out_chunks = _chunks(sc.out_start, n_parts)
-    merge_and_tally(pop.cur, pop.cell_start, pop.staged, np.int8(PLAN["sen_support"]), sc.order,
-                    (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
-                    m, pop.nxt, (sc.stock, sc.ident))
+    new_plan = PLAN["isp"] if tab.reformed else PLAN["sen_support"]
+    k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan), sc.order,
+            (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
+            m, pop.nxt, (sc.stock, sc.ident))
     pop.swap(n_out, sc.out_start)
     stock = sc.stock.sum(axis=0)
     _pool_tally(layout, pool, stock)
@@ -204,7 +222,8 @@ def run_draw(pop: Population, individuals: np.ndarray, pool: np.ndarray, ps: Par
 
 def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
              draws: Sequence[int], n_years: int, seed: int, layout: Layout,
-             progress: Callable[[int], None] | None = None) -> Outputs:
+             progress: Callable[[int], None] | None = None, area_base: int = 0,
+             area_total: int | None = None) -> Outputs:
     """Run the given Monte Carlo draws and return their raw tallies.
 
     Parameters
@@ -225,6 +244,10 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
         The marginal to tally.
     progress : callable, optional
         Called with the number of draws finished so far.
+    area_base, area_total : int, optional
+        When ``individuals`` and ``pool`` hold a chunk of a run's areas: the run index of the
+        chunk's first area and the run's area count (see :class:`Population`); the chunk then
+        gives exactly the whole run's tallies for its areas (:mod:`simsend.distributed`).
 
     """
     draws = np.asarray(list(draws), dtype=np.int64)
@@ -235,7 +258,7 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
                   flows=np.zeros((d, n_years, len(FLOWS), m), np.int32),
                   transitions=np.zeros((d, n_years, 4, 4), np.int32))
     capacity = int(np.asarray(individuals).sum() * 1.3) + 1024
-    pop = Population(n_areas, capacity)
+    pop = Population(n_areas, capacity, area_base, area_total)
     sc = _Scratch(n_areas, m, pop.n_cells)
     for j, draw in enumerate(draws):
         ps = source.get(int(draw))

@@ -14,7 +14,7 @@ census was identified during the year.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -36,6 +36,10 @@ class YearTables(NamedTuple):
     need_cdf : (26, 13)
     place_new_cdf : (26, 7)
     births : (n_areas,) int64 age-0 entrants
+    reformed : int
+        1 in a year after the reform's legislation year (targeted tiers then hold ISPs).
+    pipeline : (K,) or None
+        Statutory pipeline rates (:data:`simsend.config.PIPELINE_RATES` order), if recorded.
 
     """
 
@@ -46,6 +50,8 @@ class YearTables(NamedTuple):
     need_cdf: np.ndarray
     place_new_cdf: np.ndarray
     births: np.ndarray
+    reformed: int = 0
+    pipeline: np.ndarray | None = None
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
@@ -73,10 +79,21 @@ class ParameterSet:
         Age-0 entrants in the first simulated year.
     births_growth : float
         Annual growth factor of entrants.
-    identification_trend, escalation_trend : float
-        Log-linear annual trends (0 = constant rates); escalation is any move to a higher tier.
+    identification_trend : float
+        Log-linear annual trend of identification (0 = constant rates).
+    escalation_trend : float or ndarray (26,)
+        Log-linear annual trend of moves into the specialist tier (new EHC plans), one for
+        every age or one per age.
     label : int
         Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
+    start_year : int
+        Census year of year index 0 (needed by ``reform`` and ``modifiers``).
+    reform : ReformConfig or None
+        The reform timeline (:mod:`simsend.reform`); None = current law throughout.
+    modifiers : tuple of simsend.scenarios.Compiled
+        A scenario's modifiers, applied to each year's tables after trends and reform.
+    pipeline : ndarray (K,) or None
+        Statutory pipeline rates handed on in :class:`YearTables`.
 
     """
 
@@ -89,8 +106,12 @@ class ParameterSet:
     births: np.ndarray
     births_growth: float = 1.0
     identification_trend: float = 0.0
-    escalation_trend: float = 0.0
+    escalation_trend: float | np.ndarray = 0.0
     label: int = -1
+    start_year: int = 0
+    reform: Any = None
+    modifiers: tuple = ()
+    pipeline: np.ndarray | None = None
 
     @property
     def n_areas(self) -> int:
@@ -101,38 +122,65 @@ class ParameterSet:
         """Tables for the year that ends at census ``start_year + year_index`` (index >= 1).
 
         Trends multiply identification by ``exp(identification_trend * (year_index - 1))``
-        and every escalation probability by ``exp(escalation_trend * (year_index - 1))``,
-        capped so that rows stay probability distributions.
+        and every move into the specialist tier by ``exp(escalation_trend * (year_index - 1))``,
+        capped so that rows stay probability distributions.  Then the reform timeline
+        (:func:`simsend.reform.apply_reform`) and a scenario's modifiers
+        (:func:`simsend.scenarios.apply_modifiers`) act on the year's tables; a table nothing
+        changes is passed on untouched, so a no-op scenario gives bit-identical tables.
         """
         t = year_index - 1
+        year = self.start_year + year_index
         p_id = np.clip(self.identification * np.exp(self.identification_trend * t), 0.0, 1.0)
         tiers = self.tiers
-        if self.escalation_trend != 0.0 and t > 0:
-            tiers = _scale_escalation(tiers, np.exp(self.escalation_trend * t))
+        if np.any(np.asarray(self.escalation_trend) != 0.0) and t > 0:
+            tiers = _scale_escalation(tiers, np.exp(np.asarray(self.escalation_trend) * t))
+        reformed = 0
+        if self.reform is not None:
+            from simsend.reform import apply_reform, is_reformed
+
+            tiers = apply_reform(self.reform, year, tiers)
+            reformed = int(is_reformed(self.reform, year))
+        births = self.births * self.births_growth ** t
+        leaving, placement, pipeline = self.leaving, self.placement, self.pipeline
+        if self.modifiers:
+            from simsend.scenarios import apply_modifiers
+
+            tabs = apply_modifiers(self.modifiers, year, {
+                "identification": p_id, "leaving": leaving, "tiers": tiers,
+                "placement": placement, "births": births, "pipeline": pipeline})
+            p_id, leaving, tiers = tabs["identification"], tabs["leaving"], tabs["tiers"]
+            placement, births, pipeline = tabs["placement"], tabs["births"], tabs["pipeline"]
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
         tier_cdf = _cdf(np.transpose(tiers, (2, 3, 4, 0, 1)))
-        births = np.rint(self.births * self.births_growth ** t).astype(np.int64)
         return YearTables(
             p_identify=np.ascontiguousarray(p_id),
-            p_leave=np.ascontiguousarray(self.leaving),
+            p_leave=np.ascontiguousarray(leaving),
             tier_cdf=tier_cdf,
-            place_cdf=_cdf(self.placement),
+            place_cdf=_cdf(placement),
             need_cdf=_cdf(self.need_mix),
             place_new_cdf=_cdf(self.placement_new),
-            births=births,
+            births=np.rint(births).astype(np.int64),
+            reformed=reformed,
+            pipeline=pipeline,
         )
 
 
-def _scale_escalation(tiers: np.ndarray, factor: float) -> np.ndarray:
-    """Multiply moves to higher tiers by ``factor``; the stay probability absorbs the change."""
+def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:
+    """Multiply moves into the specialist tier by ``factor`` (scalar or per age, shape (26,)).
+
+    That is the flow the calibration's trend describes (new EHC plans); moves between the
+    targeted tiers keep their rates.  The stay probability absorbs the change, and a move
+    that would push a row over 1 is capped.
+    """
     out = tiers.copy()
-    for s in range(1, N_T):
-        up = out[s, s + 1:] * factor
-        rest = out[s, :s].sum(axis=0)
-        total_up = up.sum(axis=0)
-        cap = np.where(total_up > 1.0 - rest, (1.0 - rest) / np.maximum(total_up, 1e-300), 1.0)
-        out[s, s + 1:] = up * cap
-        out[s, s] = 1.0 - rest - out[s, s + 1:].sum(axis=0)
+    factor = np.asarray(factor, float)
+    factor = factor[:, None, None] if factor.ndim == 1 else factor  # (age, need, area)
+    top = N_T - 1
+    for s in range(1, top):
+        up = out[s, top] * factor
+        other = out[s].sum(axis=0) - out[s, s] - out[s, top]
+        out[s, top] = np.minimum(up, 1.0 - other)
+        out[s, s] = 1.0 - other - out[s, top]
     return out
 
 

@@ -20,8 +20,16 @@ STREAMS = (
     "identify",  # universal children identified, per (age, area) cell
     "need",  # need of a newly identified child
     "placement_new",  # placement of a newly identified child
+    "pipeline_not_issued",  # statutory pipeline: assessments that end without a plan
+    "pipeline_refused",  # statutory pipeline: requests refused an assessment
+    "pipeline_weeks",  # statutory pipeline: plans issued within 20 weeks, weeks beyond
+    "pipeline_appeal",  # statutory pipeline: tribunal appeals registered
+    "pipeline_upheld",  # statutory pipeline: appeals decided in the appellant's favour
 )
 """Named random streams; their position is part of the key, so append, never reorder."""
+
+_FIRST = 7
+"""Streams laid out year-major in the first block (the original seven): their keys never move."""
 
 STREAM = {name: i for i, name in enumerate(STREAMS)}
 
@@ -33,7 +41,7 @@ def draw_keys(seed: int, draw: int, n_years: int) -> np.ndarray:
     --------
     >>> k = draw_keys(1, 0, 3)
     >>> k.shape, k.dtype
-    ((3, 7), dtype('uint64'))
+    ((3, 12), dtype('uint64'))
     >>> bool((draw_keys(1, 0, 3) == k).all())
     True
 
@@ -43,5 +51,10 @@ def draw_keys(seed: int, draw: int, n_years: int) -> np.ndarray:
     max_years = 256
     if n_years > max_years:
         raise ValueError(f"at most {max_years} simulated years")
+    # The first seven streams are year-major in the first block (as before any were
+    # appended); each appended stream takes its own block of ``max_years`` words after it.
+    # ``generate_state`` is prefix-stable, so appending a stream never moves an earlier key.
     state = ss.generate_state(max_years * len(STREAMS), dtype=np.uint64)
-    return state.reshape(max_years, len(STREAMS))[:n_years].copy()
+    first = state[:max_years * _FIRST].reshape(max_years, _FIRST)
+    extra = state[max_years * _FIRST:].reshape(len(STREAMS) - _FIRST, max_years).T
+    return np.concatenate([first, extra], axis=1)[:n_years].copy()

@@ -1,0 +1,99 @@
+r"""Statutory pipeline draws around the plans issued, one output cell at a time.
+
+Given :math:`I` plans issued in a cell (the engine's moves into the specialist tier), the
+assessments that ended without a plan and the requests refused an assessment are the
+failures of Bernoulli trials stopped at a fixed number of successes, i.e. negative binomial:
+
+.. math::
+
+    N \mid I \sim \mathrm{NB}(I, 1 - p_{\mathrm{not\,issue}}), \quad A = I + N, \qquad
+    F \mid A \sim \mathrm{NB}(A, 1 - p_{\mathrm{refuse}}), \quad R = A + F,
+
+drawn exactly as sums of geometric variables :math:`\lfloor \log(1-u) / \log p \rfloor`.
+Plans issued within 20 weeks are :math:`\mathrm{Binomial}(I, p_{20})`; the weeks beyond 20 of
+each late plan are exponential; appeals and their outcomes are binomial.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from simsend.kernels._jit import njit
+from simsend.kernels.rng import stream_key, uniform
+from simsend.kernels.sampling import binomial
+
+OUT = ("n_requests", "n_refused", "n_assessed", "n_not_issued", "n_issued",
+       "n_within_20_weeks", "dur_weeks_total", "n_appeals", "n_appeals_upheld")
+"""Rows of :func:`pipeline_cells`'s output, in order."""
+
+
+@njit
+def negbin_failures(r, p_fail, key, counter):
+    r"""Failures before ``r`` successes when each trial fails with ``p_fail``.
+
+    :math:`\sum_{j<r} \lfloor \log(1 - u_j) / \log p \rfloor` with
+    :math:`u_j = U(\mathrm{stream\_key}(k, c), j)`; each term is geometric,
+    :math:`P(G \ge g) = p^g`, so the sum is :math:`\mathrm{NB}(r, 1 - p)`
+    (NumPy's ``negative_binomial(r, 1 - p)``).
+    """
+    if r <= 0 or not p_fail > 0.0:
+        return np.int64(0)
+    sk = np.uint64(stream_key(key, counter))
+    lp = math.log(p_fail)
+    total = np.int64(0)
+    for j in range(r):
+        total += np.int64(math.floor(math.log(1.0 - uniform(sk, np.uint64(j))) / lp))
+    return total
+
+
+@njit
+def exp_sum(n, mean, key, counter):
+    """Sum of ``n`` exponential variables of mean ``mean`` (inversion, private sub-stream)."""
+    sk = np.uint64(stream_key(key, counter))
+    s = 0.0
+    for j in range(n):
+        s -= math.log(1.0 - uniform(sk, np.uint64(j)))
+    return s * mean
+
+
+@njit
+def pipeline_cell(issued, rates, keys, c, out):
+    """Draw the pipeline of cell ``c`` (loop body of :func:`pipeline_cells`)."""
+    p_ref, p_ni, p20, ap_ref, ap_ni, ap_con, p_up, w_in, w_over = rates[:9]
+    cu = np.uint64(c)
+    n_i = issued[c]
+    n_ni = negbin_failures(n_i, p_ni, keys[0], cu)
+    n_a = n_i + n_ni
+    n_f = negbin_failures(n_a, p_ref, keys[1], cu)
+    n_20 = binomial(n_i, p20, keys[2], np.uint64(2 * c))
+    weeks = n_20 * w_in + (n_i - n_20) * 20.0 + exp_sum(n_i - n_20, w_over, keys[2],
+                                                         np.uint64(2 * c + 1))
+    n_ap = (binomial(n_f, ap_ref, keys[3], np.uint64(3 * c))
+            + binomial(n_ni, ap_ni, keys[3], np.uint64(3 * c + 1))
+            + binomial(n_i, ap_con, keys[3], np.uint64(3 * c + 2)))
+    out[0, c] = n_a + n_f
+    out[1, c] = n_f
+    out[2, c] = n_a
+    out[3, c] = n_ni
+    out[4, c] = n_i
+    out[5, c] = n_20
+    out[6, c] = weeks
+    out[7, c] = n_ap
+    out[8, c] = binomial(n_ap, p_up, keys[4], cu)
+
+
+@njit(parallel=True)
+def pipeline_cells(issued, rates, keys, out):
+    """Draw the pipeline of every cell; cell index ``c`` is the counter of every stream.
+
+    Parameters
+    ----------
+    issued : int64 (M,) plans issued per cell
+    rates : float64 (9,) ``PIPELINE_RATES`` order
+    keys : uint64 (5,) streams: not issued, refused, weeks, appeal, upheld
+    out : float64 (9, M) rows :data:`OUT`
+
+    """
+    for c in numba.prange(issued.shape[0]):
+        pipeline_cell(issued, rates, keys, c, out)

@@ -1,0 +1,147 @@
+"""The statutory EHC pipeline, simulated around the plans the engine issues.
+
+Design: a plan issued is a move into the specialist tier in the engine (an escalation from
+targeted or targeted-plus).  Around each year's plans issued, per output cell (the run's
+marginals without ``tier``), the pipeline draws on its own random streams
+(``pipeline_*`` in :data:`simsend.rng.STREAMS`, counter = cell index):
+
+* assessments that ended in a decision not to issue, and requests refused an assessment
+  (negative binomial: the failures of trials stopped at the plans issued; see
+  :mod:`simsend.kernels.pipeline`), giving requests, refusals and assessments;
+* plans issued within 20 weeks (binomial) and the weeks taken: ``mean_weeks_within`` for
+  each timely plan (ASSUMPTION), 20 weeks plus an exponential excess of mean
+  ``mean_weeks_over`` for each late one (ASSUMPTION);
+* tribunal appeals against refusals, decisions not to issue and plan contents (binomial),
+  and appeals decided in the appellant's favour.
+
+A request surge is a scenario that raises moves into the specialist tier (more requests
+assessed and issued at the same rates), so requests, assessments and plans rise together in
+the years it applies; a scenario may also change any pipeline rate (``pipeline.p_refuse``).
+Appeals upheld do not feed back into plans issued (a simplification).  Ceased plans come
+from the engine: ``n_ceased_needs_met`` (moves out of the specialist tier, by draw and year
+only, as ``n_transitions`` has no other dimension) and ``n_ceased_left`` (specialist-tier
+leavers: moved away, moved on, or aged out past 25; with ``age`` in ``outputs.by`` the
+aged-out are those leaving at 25).
+
+Default rates (``[pipeline]``; :class:`simsend.config.PipelineConfig`): refusals 22.3% of
+initial requests (20,830 of 93,302), decisions not to issue 5.9% of assessments (3,903 of
+66,083) and 59.9% of plans issued within 20 weeks are England's figures for calendar 2021 in
+DfE's SEN2 2022 release (the first two are in the shipped extract).  The appeal rates, the
+share upheld (MoJ tribunal statistics report well over 90% of SEND appeals decided at least
+partly for the appellant) and the weeks are ASSUMPTIONS of the published size, not fitted.
+
+Random numbers depend on (seed, draw, stream, year, cell index) with cells of the run's
+marginal: a different ``outputs.by`` gives different (equally valid) pipeline draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from simsend.config import PIPELINE_RATES
+from simsend.dims import TIER
+from simsend.kernels.pipeline import OUT, pipeline_cells
+from simsend.recorder import Layout
+from simsend.rng import STREAM, draw_keys
+
+_KEYS = ("pipeline_not_issued", "pipeline_refused", "pipeline_weeks", "pipeline_appeal",
+         "pipeline_upheld")
+
+LONG_NAMES = {
+    "n_requests": "initial requests for an EHC needs assessment during the year",
+    "n_refused": "requests refused an assessment during the year",
+    "n_assessed": "EHC needs assessments completed during the year",
+    "n_not_issued": "assessments ending in a decision not to issue a plan",
+    "n_issued": "new EHC plans issued during the year (moves into the specialist tier)",
+    "n_within_20_weeks": "new EHC plans issued within 20 weeks of the request",
+    "dur_weeks_total": "weeks from request to plan, summed over plans issued (divide by"
+                       " n_issued for the mean)",
+    "n_appeals": "SEND tribunal appeals registered (refusal, not issued, plan content)",
+    "n_appeals_upheld": "tribunal appeals decided at least partly for the appellant",
+}
+
+
+def _ceased(ds: xr.Dataset, coords) -> dict:
+    """Plans ceased: needs met (moves out of the specialist tier) and left (moved, aged out)."""
+    sp = str(ds["tier"].values[TIER["specialist"]])
+    below = [str(t) for t in ds["tier"].values[:TIER["specialist"]]]
+    met = ds["n_transitions"].sel(tier_from=sp, tier=below).sum("tier", min_count=1)
+    met = met.drop_vars("tier_from", errors="ignore")
+    met.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because needs are met "
+                 "(moves out of the specialist tier)", "cell_methods": "year: sum"}
+    left = ds["n_left"].sel(tier=sp).drop_vars("tier", errors="ignore")
+    left.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
+                  "left (moved away, moved on, or aged out past 25), by state at the previous "
+                  "census", "cell_methods": "year: sum"}
+    return {"n_ceased_needs_met": met, "n_ceased_left": left}
+
+
+def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
+                   n_years: int) -> np.ndarray:
+    """Pipeline rates of each simulated year, ``(n_years, K)``, after a scenario's modifiers."""
+    from simsend.scenarios import apply_modifiers
+
+    out = np.empty((n_years, len(PIPELINE_RATES)))
+    mods = [c for c in modifiers if c.mod.rate.startswith("pipeline.")]
+    for yi in range(n_years):
+        out[yi] = apply_modifiers(mods, start_year + yi, {"pipeline": base})["pipeline"]
+    return out
+
+
+def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
+                      seed: int) -> np.ndarray:
+    """Draw the pipeline around plans issued.
+
+    Parameters
+    ----------
+    issued : int array (D, Y, M)
+        Plans issued per draw, year and cell (year 0, the baseline, is not simulated).
+    rates : float array (Y, K)
+        :data:`simsend.config.PIPELINE_RATES` per year.
+    draws : sequence of int
+        Monte Carlo draw numbers (for the keys).
+    seed : int
+        Root seed.
+
+    Returns
+    -------
+    float32 array (D, Y, len(OUT), M)
+        NaN in the baseline year (float32, like the engine's flows: counts are exact).
+
+    """
+    d, y, m = issued.shape
+    out = np.full((d, y, len(OUT), m), np.nan, np.float32)
+    for j, draw in enumerate(draws):
+        keys = draw_keys(seed, int(draw), y)
+        for yi in range(1, y):
+            k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
+            buf = np.zeros((len(OUT), m))
+            pipeline_cells(np.ascontiguousarray(issued[j, yi], dtype=np.int64),
+                           np.ascontiguousarray(rates[yi]), k, buf)
+            out[j, yi] = buf
+    return out
+
+
+def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
+                     seed: int) -> xr.Dataset:
+    """Return the pipeline variables of a run's results (dims: the run's minus ``tier``).
+
+    Plans issued are ``n_escalated`` into the specialist tier.
+    """
+    esc = ds["n_escalated"].sel(tier=list(layout.coords["tier"])[TIER["specialist"]])
+    esc = esc.drop_vars("tier", errors="ignore")
+    dims = esc.dims
+    vals = np.nan_to_num(esc.values).astype(np.int64)
+    d, y = vals.shape[:2]
+    res = simulate_pipeline(vals.reshape(d, y, -1), rates, ds["draw"].values, seed)
+    out = _ceased(ds, esc.coords)
+    for k, name in enumerate(OUT):
+        units = "week" if name.startswith("dur_") else "1 year-1"
+        out[name] = xr.DataArray(res[:, :, k].reshape(vals.shape), dims=dims,
+                                 coords=esc.coords,
+                                 attrs={"units": units, "long_name": LONG_NAMES[name],
+                                        "cell_methods": "year: sum (census to census)"})
+    return xr.Dataset(out)

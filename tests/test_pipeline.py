@@ -1,0 +1,127 @@
+"""The statutory pipeline: exact laws of its draws, identities, and a request surge."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+import simsend
+from simsend.config import PIPELINE_RATES, PipelineConfig, parse
+from simsend.kernels.pipeline import OUT, negbin_failures, pipeline_cells
+from simsend.rng import STREAMS, draw_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_first_seven_stream_keys_unchanged_by_appended_streams():
+    ss = np.random.SeedSequence(20260123, spawn_key=(5,))
+    old = ss.generate_state(256 * 7, dtype=np.uint64).reshape(256, 7)[:14]
+    k = draw_keys(20260123, 5, 14)
+    assert k.shape == (14, len(STREAMS))
+    np.testing.assert_array_equal(k[:, :7], old)
+    assert len(np.unique(k)) == k.size
+
+
+def test_negbin_matches_numpy_law():
+    r, p_fail, n = 7, 0.3, 20000
+    x = np.array([negbin_failures(r, p_fail, np.uint64(9), np.uint64(c)) for c in range(n)])
+    # NumPy's negative_binomial(r, p) counts failures before r successes of probability p
+    pmf = stats.nbinom(r, 1 - p_fail).pmf(np.arange(12))
+    obs = np.bincount(np.minimum(x, 12), minlength=13)
+    exp = np.append(pmf * n, n * (1 - pmf.sum()))
+    chi2 = ((obs - exp) ** 2 / exp).sum()
+    assert chi2 < stats.chi2(12).ppf(0.999), chi2
+    assert negbin_failures(0, 0.3, np.uint64(1), np.uint64(0)) == 0
+    assert negbin_failures(5, 0.0, np.uint64(1), np.uint64(0)) == 0
+
+
+def test_pipeline_identities_and_rates():
+    rates = PipelineConfig().rates
+    issued = np.full(400, 250, np.int64)
+    keys = np.arange(1, 6, dtype=np.uint64) * np.uint64(12345)
+    out = np.zeros((len(OUT), issued.size))
+    pipeline_cells(issued, rates, keys, out)
+    o = dict(zip(OUT, out, strict=True))
+    np.testing.assert_array_equal(o["n_issued"], issued)
+    np.testing.assert_array_equal(o["n_assessed"], o["n_issued"] + o["n_not_issued"])
+    np.testing.assert_array_equal(o["n_requests"], o["n_assessed"] + o["n_refused"])
+    assert (o["n_within_20_weeks"] <= issued).all() and (o["n_appeals_upheld"] <= o["n_appeals"]).all()
+    r = dict(zip(PIPELINE_RATES, rates, strict=True))
+    tot = {k: v.sum() for k, v in o.items()}
+    # ratios of large totals against the rates (binomial standard errors, 5 sigma)
+    for num, den, p in (("n_refused", "n_requests", r["p_refuse"]),
+                        ("n_not_issued", "n_assessed", r["p_not_issue"]),
+                        ("n_within_20_weeks", "n_issued", r["p_within_20_weeks"])):
+        se = np.sqrt(p * (1 - p) / tot[den])
+        assert abs(tot[num] / tot[den] - p) < 5 * se, (num, tot[num] / tot[den], p)
+    n_late = tot["n_issued"] - tot["n_within_20_weeks"]
+    mean_w = (tot["n_within_20_weeks"] * r["mean_weeks_within"] + n_late * (20 + r["mean_weeks_over"]))
+    assert abs(tot["dur_weeks_total"] - mean_w) < 5 * r["mean_weeks_over"] * np.sqrt(n_late)
+    again = np.zeros_like(out)
+    pipeline_cells(issued, rates, keys, again)
+    np.testing.assert_array_equal(out, again)
+
+
+def small(extra=""):
+    text = (ROOT / "configs" / "base.toml").read_text()
+    text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2028", text)
+    return parse(text + extra, "small.toml")
+
+
+def test_request_surge_raises_requests_assessments_plans_only_while_it_applies():
+    cfg = small("""
+[scenarios.surge]
+events = [{ type = "request_surge", factor = 1.33, years = "2025-2026" }]
+""")
+    ds = simsend.run(cfg, draws=30)
+    dims = [d for d in ds["n_requests"].dims if d not in ("scenario", "draw", "year")]
+    for v in ("n_requests", "n_assessed", "n_issued"):
+        tot = ds[v].sum(dims)
+        b, s = tot.sel(scenario="baseline"), tot.sel(scenario="surge")
+        before = [2023, 2024]
+        np.testing.assert_array_equal(s.sel(year=before).values, b.sel(year=before).values)
+        if v == "n_issued":  # same uniforms, higher thresholds: never fewer plans in 2025
+            assert (s.sel(year=2025) >= b.sel(year=2025)).all()
+        during = s.sel(year=[2025, 2026]).sum() / b.sel(year=[2025, 2026]).sum()
+        assert 1.15 < float(during) < 1.5, (v, float(during))
+        after = s.sel(year=[2027, 2028]).mean() / b.sel(year=[2027, 2028]).mean()
+        assert float(after) < 1.05, (v, float(after))  # not raised once it ends
+    # plans issued are the engine's moves into the specialist tier
+    esc = ds["n_escalated"].sel(tier="specialist").sum(dims)
+    np.testing.assert_array_equal(ds["n_issued"].sum(dims).sel(year=slice(2023, None)).values,
+                                  esc.sel(year=slice(2023, None)).values)
+
+
+def test_pipeline_rate_modifier_and_disabled():
+    cfg = small("""
+[scenarios.strict_la]
+[[scenarios.strict_la.modify]]
+rate = "pipeline.p_refuse"
+op = "set"
+value = 0.5
+years = "2027-2028"
+""")
+    ds = simsend.run(cfg, draws=10)
+    dims = [d for d in ds["n_refused"].dims if d not in ("scenario", "draw", "year")]
+    ref = ds["n_refused"].sum(dims)
+    np.testing.assert_array_equal(ref.sel(scenario="strict_la", year=[2023, 2024, 2025, 2026]),
+                                  ref.sel(scenario="baseline", year=[2023, 2024, 2025, 2026]))
+    assert (ref.sel(scenario="strict_la", year=2027) > ref.sel(scenario="baseline",
+                                                             year=2027)).all()
+    np.testing.assert_array_equal(ds["n_issued"].sel(scenario="strict_la"),
+                                  ds["n_issued"].sel(scenario="baseline"))
+    text = small().text.replace("[pipeline]\n", "[pipeline]\nenabled = false\n")
+    off = simsend.run(parse(text, "off.toml"), draws=2)
+    assert "n_requests" not in off and "n_pupils" in off
+
+
+def test_ceased_plans_come_from_the_engine_flows():
+    ds = simsend.run(small(), draws=2)
+    sp = ds["n_transitions"].sel(tier_from="specialist",
+                                 tier=["universal", "targeted", "targeted_plus"]).sum("tier")
+    np.testing.assert_array_equal(ds["n_ceased_needs_met"].values[:, 1:], sp.values[:, 1:])
+    np.testing.assert_array_equal(ds["n_ceased_left"].values,
+                                  ds["n_left"].sel(tier="specialist").values)
+    assert float(ds["n_ceased_needs_met"].sel(year=2024).sum()) > 0
