@@ -5,7 +5,9 @@ Every CLI command is a thin shell over one function here.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import time as _time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import xarray as xr
 from simsend import config as _config
 from simsend.engine import simulate
 from simsend.io import file_sha256
+from simsend.manifest import run_attrs, with_total_time
 from simsend.params import FixedParameters, ParameterSource
 from simsend.recorder import make_layout
 from simsend.results import to_dataset
@@ -34,11 +37,16 @@ def data_spec(cfg: _config.SimConfig):
 
 
 def load_baseline(cfg: _config.SimConfig | str | Path):
-    """Build the baseline (pupils, pool, history) that a config's ``[data]`` table names."""
+    """Build the baseline (pupils, pool, history) that a config's ``[data]`` table names.
+
+    Ages the school census does not cover start with the identified children the config's
+    identification rates imply (see :mod:`simsend.early_years`).
+    """
     from simsend.data import load_baseline as _load
+    from simsend.early_years import fill_early_years
 
     cfg = _as_config(cfg)
-    return _load(data_spec(cfg))
+    return fill_early_years(_load(data_spec(cfg)), cfg.model)
 
 
 def parameter_source(cfg: _config.SimConfig, baseline) -> ParameterSource:
@@ -52,6 +60,7 @@ def parameter_source(cfg: _config.SimConfig, baseline) -> ParameterSource:
         from simsend.calibration.posterior import PosteriorParameters
 
         return PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
+                                   cfg.model.replicates_per_draw,
                                    areas=tuple(str(a) for a in baseline.areas),
                                    start_year=cfg.run.start_year)
     return FixedParameters(cfg.model, baseline.births)
@@ -59,7 +68,9 @@ def parameter_source(cfg: _config.SimConfig, baseline) -> ParameterSource:
 
 def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
         seed: int | None = None, areas: tuple[str, ...] | None = None,
-        progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+        progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+        scheduler: str | None = None, draw_chunk: int | None = None,
+        area_chunk: int | None = None, scenario=None) -> xr.Dataset:
     """Run a config's forecast and return the results Dataset.
 
     Parameters
@@ -72,6 +83,19 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
         Override ``data.areas`` (area codes, or ``("all",)``).
     progress : callable, optional
         ``progress(done, total)`` after each draw.
+    workers, scheduler : optional
+        Run chunks of draws (and areas) as ``dask.distributed`` tasks on a local cluster of
+        ``workers`` processes or on the cluster at ``scheduler`` (an address); the result is
+        bit-identical to the single-process run (:mod:`simsend.distributed`).
+    draw_chunk, area_chunk : int, optional
+        Draws and areas per distributed task (defaults in
+        :func:`simsend.distributed.simulate_distributed`).
+    scenario : str, sequence of str or Scenario, optional
+        Scenarios of the config's ``[scenarios]`` to run against the baseline (default: all).
+        When the config has scenarios (or one is named) the result has a leading
+        ``scenario`` dimension, ``"baseline"`` first; see :mod:`simsend.scenarios`.  A
+        :class:`simsend.scenarios.Scenario` object runs that one scenario alone (no
+        ``scenario`` dimension), as goal-seek does.
 
     Returns
     -------
@@ -93,16 +117,45 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
         cfg = cfg.replace_run(seed=seed)
     if areas is not None:
         cfg = cfg.replace_data(areas=tuple(areas))
+    from simsend.scenarios import (
+        BASELINE_RUN,
+        Scenario,
+        finish_run,
+        run_scenarios,
+        scenario_source,
+    )
+
+    if not isinstance(scenario, Scenario) and (cfg.scenarios or scenario is not None):
+        t_all = _time.perf_counter()
+        ds = run_scenarios(cfg, scenario, lambda s: run(
+            cfg, progress=progress, workers=workers, scheduler=scheduler,
+            draw_chunk=draw_chunk, area_chunk=area_chunk, scenario=s or BASELINE_RUN))
+        return with_total_time(ds, _time.perf_counter() - t_all)
     if cfg.run.threads:
         numba.set_num_threads(min(cfg.run.threads, numba.config.NUMBA_NUM_THREADS))
+    t0, started = _time.perf_counter(), _dt.datetime.now(_dt.UTC)
     base = load_baseline(cfg)
+    t_base = _time.perf_counter()
     layout = make_layout(cfg.outputs.by, base.areas)
     years = list(range(cfg.run.start_year, cfg.run.end_year + 1))
     source = parameter_source(cfg, base)
+    source = scenario_source(source, cfg, base.areas,
+                             scenario if isinstance(scenario, Scenario) else None)
     total = cfg.run.draws
-    out = simulate(base.individuals, base.pool, source, range(total), len(years), cfg.run.seed,
-                   layout, progress=None if progress is None else (lambda k: progress(k, total)))
+    tick = None if progress is None else (lambda k: progress(k, total))
+    if workers is not None or scheduler is not None:
+        from simsend.distributed import simulate_distributed
+
+        out = simulate_distributed(base.individuals, base.pool, source, range(total),
+                                   len(years), cfg.run.seed, layout, workers=workers,
+                                   scheduler=scheduler, draw_chunk=draw_chunk,
+                                   area_chunk=area_chunk, progress=tick)
+    else:
+        out = simulate(base.individuals, base.pool, source, range(total), len(years),
+                       cfg.run.seed, layout, progress=tick)
     inputs = {name: file_sha256(p) for name, p in cfg.data.files.items()}
+    if cfg.model.posterior:
+        inputs["posterior"] = file_sha256(cfg.model.posterior)
     attrs = {
         "config_path": cfg.source_path,
         "config_toml": cfg.text,
@@ -113,8 +166,26 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
         "area_names": json.dumps(list(base.area_names)),
         "input_sha256": json.dumps(inputs),
         "data_provenance": json.dumps(dict(base.provenance), default=str),
+        **_posterior_attrs(cfg, source),
+        **run_attrs({"started_at": started.isoformat(timespec="seconds"),
+                     "baseline_s": round(t_base - t0, 3),
+                     "simulate_s": round(_time.perf_counter() - t_base, 3),
+                     "threads": numba.get_num_threads()}),
     }
-    return to_dataset(out, layout, years, attrs)
+    return finish_run(to_dataset(out, layout, years, attrs), cfg, layout,
+                      scenario if isinstance(scenario, Scenario) else None)
+
+
+def _posterior_attrs(cfg: _config.SimConfig, source) -> dict[str, str | int]:
+    """Which calibrated posterior fed the run, and which of its areas each run area used."""
+    if not cfg.model.posterior:
+        return {"parameters": "fixed rates of [model]"}
+    inner = getattr(source, "source", source)  # a scenario wraps the posterior source
+    return {"parameters": "calibrated posterior (one posterior draw per replicate; "
+                          "variable param_draw)",
+            "posterior_file": Path(cfg.model.posterior).name,
+            "replicates_per_draw": int(cfg.model.replicates_per_draw),
+            "posterior_area_source": json.dumps(getattr(inner, "area_source", {}))}
 
 
 def validate(cfg: _config.SimConfig | str | Path):

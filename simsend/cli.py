@@ -11,6 +11,7 @@ import click
 from simsend import api
 from simsend.config import ConfigError
 from simsend.io import write_netcdf
+from simsend.progress import Progress, configure_logging
 
 USER_ERROR = 2
 
@@ -37,43 +38,6 @@ def main() -> None:
     """simsend: probabilistic demand simulation for England's SEND system."""
 
 
-class _Progress:
-    """A rich progress bar with ETA on a terminal; silent otherwise."""
-
-    def __init__(self, enabled: bool, label: str):
-        self.bar = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                transient=True)
-            self.task = None
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task("draws", total=total)
-        self.bar.update(self.task, completed=done)
-
-
 @main.command("run")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--draws", type=click.IntRange(min=1),
@@ -81,43 +45,77 @@ class _Progress:
 @click.option("--seed", type=click.IntRange(min=0), help="Root seed (overrides run.seed).")
 @click.option("--area", "areas", multiple=True,
               help="Area code to run (repeatable; 'all' = every council). Overrides data.areas.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output NetCDF path (overrides outputs.path).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output path (overrides outputs.path): NetCDF, or Zarr if it ends in .zarr.")
 @click.option("--quiet", is_flag=True, help="No progress bar or messages.")
+@click.option("--verbose", is_flag=True, help="Debug log lines too.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Run draws as Dask tasks on a local cluster of this many processes.")
+@click.option("--scheduler", help="Run draws as Dask tasks on the cluster at this address.")
+@click.option("--draw-chunk", type=click.IntRange(min=1), help="Draws per Dask task.")
+@click.option("--area-chunk", type=click.IntRange(min=1), help="Areas per Dask task.")
+@click.option("--scenario", "scenarios", multiple=True,
+              help="Scenario of the config to run against the baseline (repeatable; "
+                   "default: every scenario).")
 @_user_errors
-def run_cmd(config: Path, draws, seed, areas, out, quiet) -> None:
-    """Run the forecast in CONFIG and write its results as NetCDF."""
+def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, draw_chunk,
+            area_chunk, scenarios, verbose=False) -> None:
+    """Run the forecast in CONFIG and write its results as NetCDF (or Zarr)."""
     from simsend.config import load
+    from simsend.distributed import write_zarr
 
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers or --scheduler, not both")
+    if (draw_chunk or area_chunk) and workers is None and scheduler is None:
+        raise click.UsageError("--draw-chunk/--area-chunk need --workers or --scheduler")
     cfg = load(config)
     path = out or Path(cfg.outputs.path)
-    show = not quiet and sys.stderr.isatty()
-    with _Progress(show, "simulating") as bar:
-        ds = api.run(cfg, draws=draws, seed=seed, areas=tuple(areas) or None, progress=bar)
-    write_netcdf(ds, path)
+    log = configure_logging(quiet, verbose)
+    log.debug("config %s (sha256 %s), seed %s", config, cfg.sha256,
+              cfg.run.seed if seed is None else seed)
+    with Progress("draws", quiet=quiet) as bar:
+        ds = api.run(cfg, draws=draws, seed=seed, areas=tuple(areas) or None, progress=bar,
+                     workers=workers, scheduler=scheduler, draw_chunk=draw_chunk,
+                     area_chunk=area_chunk, scenario=list(scenarios) or None)
+    (write_zarr if path.suffix == ".zarr" else write_netcdf)(ds, path)
     if not quiet:
         click.echo(f"wrote {path} ({ds.sizes['draw']} draws, years {int(ds.year[0])}-"
                    f"{int(ds.year[-1])})")
+
+
+def _with_areas(config: Path, areas):
+    """Parse CONFIG; ``--area`` options replace its ``data.areas``."""
+    from simsend.config import load as _load
+
+    cfg = _load(config)
+    return cfg.replace_data(areas=tuple(areas)) if areas else cfg
 
 
 @main.command("calibrate")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Artefact path (default models/<areas>_<year>.nc).")
-@click.option("--draws", type=click.IntRange(min=50), default=500, show_default=True)
-@click.option("--tune", type=click.IntRange(min=50), default=500, show_default=True)
-@click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--origin", type=int, help="Last census year used (default run.start_year).")
+@click.option("--area", "areas", multiple=True,
+              help="Area code(s) to calibrate instead of data.areas ('all' = every council).")
+@click.option("--draws", type=click.IntRange(min=50), default=2000, show_default=True)
+@click.option("--tune", type=click.IntRange(min=50), default=1000, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), help="Sampler seed (default run.seed).")
 @click.option("--allow-failed-diagnostics", is_flag=True,
               help="Write the artefact even if r-hat/ESS/divergences fail (recorded in it).")
 @_user_errors
-def calibrate_cmd(config: Path, out, draws, tune, chains, allow_failed_diagnostics) -> None:
+def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
+                  allow_failed_diagnostics) -> None:
     """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
     from simsend.calibration import CalibrationError, calibrate
+    from simsend.calibration.targets import TargetsError
 
+    cfg = _with_areas(config, areas)
     try:
-        path = calibrate(config, out, draws=draws, tune=tune, chains=chains,
-                         allow_failed_diagnostics=allow_failed_diagnostics)
-    except CalibrationError as exc:
+        path = calibrate(cfg, out, draws=draws, tune=tune, chains=chains, origin=origin,
+                         random_seed=seed, allow_failed_diagnostics=allow_failed_diagnostics)
+    except (CalibrationError, TargetsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
     click.echo(f"wrote {path}")
@@ -125,24 +123,54 @@ def calibrate_cmd(config: Path, out, draws, tune, chains, allow_failed_diagnosti
 
 @main.command("backtest")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--origin", type=int, required=True, help="Last census year the fit may see.")
+@click.option("--origin", "origins", type=int, multiple=True, required=True,
+              help="Last census year the fit may see; repeat for rolling origins.")
 @click.option("--horizon", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--draws", type=click.IntRange(min=10), default=200, show_default=True)
+@click.option("--draws", type=click.IntRange(min=10), default=200, show_default=True,
+              help="Forecast replicates per origin.")
+@click.option("--area", "areas", multiple=True,
+              help="Area code(s) instead of data.areas ('all' = every council).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV of the score table (default results/backtest_<origin>.csv).")
+              help="CSV of the score table (default results/backtest_<origins>.csv); the "
+                   "scored points go to <out>_points.csv and the chart to <out>.png.")
+@click.option("--allow-failed-diagnostics", is_flag=True,
+              help="Score fits whose diagnostics failed (otherwise they stop the backtest).")
 @_user_errors
-def backtest_cmd(config: Path, origin: int, horizon: int, draws: int, out) -> None:
+def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
+                 allow_failed_diagnostics) -> None:
     """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
-    from simsend.calibration import backtest
+    import pandas as pd
 
-    table = backtest(config, origin=origin, horizon=horizon, draws=draws)
-    path = out or Path("results") / f"backtest_{origin}.csv"
+    from simsend.calibration import CalibrationError
+    from simsend.calibration.backtest import plot_backtest, rolling_backtest
+    from simsend.calibration.fit import load_targets
+    from simsend.calibration.targets import TargetsError
+
+    cfg = _with_areas(config, areas)
+    try:
+        table = rolling_backtest(cfg, origins, horizon, draws,
+                                 allow_failed_diagnostics=allow_failed_diagnostics)
+    except (CalibrationError, TargetsError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    except ValueError as exc:  # e.g. no recorded year after the origin
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    tag = "_".join(str(o) for o in origins)
+    path = out or Path("results") / f"backtest_{tag}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
-    click.echo(table.to_string(index=False))
-    click.echo(f"wrote {path}")
+    for df, p in ((table, path), (table.attrs["points"],
+                                  path.with_name(f"{path.stem}_points.csv"))):
+        tmp = p.with_name(f".{p.name}.tmp")
+        df.to_csv(tmp, index=False)
+        tmp.replace(p)
+    targets, _ = load_targets(cfg)
+    chart = plot_backtest(table.attrs["points"], path.with_suffix(".png"), targets,
+                          title=f"simsend backtest, origins {', '.join(map(str, origins))}")
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.float_format", "{:.3f}".format):
+        click.echo(table.to_string(index=False))
+    click.echo(f"wrote {path}, {path.with_name(path.stem + '_points.csv')} and {chart}")
 
 
 @main.command("validate")
@@ -154,3 +182,277 @@ def validate_cmd(config: Path) -> None:
     click.echo(report.format())
     if not report.ok:
         sys.exit(USER_ERROR)
+
+
+def _parse_selects(items) -> dict:
+    """``("tier=specialist", "area=E06000017")`` -> ``{"tier": ["specialist"], ...}``."""
+    out: dict = {}
+    for item in items:
+        dim, sep, val = item.partition("=")
+        if not sep or not dim or not val:
+            raise click.BadParameter(f"{item!r}: expected DIM=VALUE", param_hint="--select")
+        out.setdefault(dim, []).append(val)
+    return out
+
+
+def _fmt(v: float) -> str:
+    """Format counts as whole numbers with thousands separators; shares to three figures."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _write_csv(table, path: Path) -> None:
+    """Write a table atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+@main.command("compare")
+@click.argument("results", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--variable", default="n_pupils", show_default=True,
+              help="Result variable to compare.")
+@click.option("--by", "by", multiple=True, help="Dimension to keep (repeatable; default year).")
+@click.option("--select", "selects", multiple=True,
+              help="Keep only DIM=VALUE before summing (repeatable), e.g. tier=specialist.")
+@click.option("--baseline", default="baseline", show_default=True,
+              help="Scenario the others are compared with.")
+@click.option("--scenario", "scenarios", multiple=True, help="Scenario to compare (repeatable).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table as CSV.")
+@_user_errors
+def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -> None:
+    """Differences scenario minus baseline per draw in RESULTS, with bands (paired draws)."""
+    from simsend.compare import CompareError, compare
+
+    try:
+        table = compare(list(results), variable=variable, by=tuple(by) or ("year",),
+                        select=_parse_selects(selects), baseline=baseline,
+                        scenarios=list(scenarios) or None)
+    except CompareError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    click.echo(table.to_string(index=False, float_format=_fmt))
+    if csv_path is not None:
+        _write_csv(table, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command("monitor")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("actuals", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--counterfactual", default="baseline", show_default=True,
+              help="Scenario standing for 'no reform' (observed minus its draws).")
+@click.option("--forecast", help="Scenario to rank the records in (default: counterfactual).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table as CSV.")
+@_user_errors
+def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
+    """Rank the recorded figures in ACTUALS within the forecast draws in RESULTS."""
+    from simsend.compare import CompareError
+    from simsend.monitor import monitor
+
+    try:
+        table = monitor(results, actuals, forecast=forecast, counterfactual=counterfactual)
+    except CompareError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    click.echo(table.to_string(index=False, float_format=_fmt))
+    if csv_path is not None:
+        _write_csv(table, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
+# ----------------------------------------------------------------------------- outputs
+# plot / export / report / info: thin shells over simsend.plot, .export, .report, .manifest.
+
+
+def _output_errors(fn):
+    """Unreadable results or impossible charts/exports: a clear message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from simsend.export import ExportError
+        from simsend.manifest import ResultsError
+        from simsend.plot import PlotError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ResultsError, ExportError, PlotError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(USER_ERROR)
+
+    return wrapper
+
+
+def _results_arg(fn):
+    fn = click.option("--verbose", is_flag=True, help="Debug log lines too.")(fn)
+    fn = click.option("--quiet", is_flag=True, help="Errors only.")(fn)
+    return click.argument("results", type=click.Path(path_type=Path))(fn)
+
+
+def _split(items) -> list[str]:
+    """``("tier,need", "area")`` -> ``["tier", "need", "area"]``."""
+    return [x.strip() for item in items for x in item.split(",") if x.strip()]
+
+
+@main.command("plot")
+@_results_arg
+@click.option("--variable", default="n_pupils", show_default=True, help="Variable to chart.")
+@click.option("--by", "facet", help="Marginal drawn as small multiples (default tier).")
+@click.option("--select", "selects", multiple=True,
+              help="Keep only DIM=VALUE (repeatable; VALUE a+b sums several).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["png", "svg"]),
+              help="Image format (repeatable; default png).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output path without suffix (default beside RESULTS).")
+@click.option("--no-history", is_flag=True, help="Do not plot the recorded figures.")
+@_output_errors
+def plot_cmd(results, quiet, verbose, variable, facet, selects, formats, out, no_history):
+    """Fan charts (median, 50% and 90% bands, recorded history) of RESULTS."""
+    from simsend.manifest import read_results
+    from simsend.plot import plot
+
+    configure_logging(quiet, verbose)
+    ds = read_results(results)
+    sel = _parse_selects(selects)
+    if facet is None and variable in ds and "tier" in ds[variable].dims and "tier" not in sel:
+        facet = "tier"
+    name = "_".join([variable, *(f"{k}-{'+'.join(v)}" for k, v in sel.items())]
+                    + ([f"by_{facet}"] if facet else []))
+    out = out or Path(results).with_name(f"{Path(results).stem}_{name}")
+    for p in plot(ds, out, variable, facet=facet, select=sel, formats=formats or ("png",),
+                  history=not no_history):
+        if not quiet:
+            click.echo(f"wrote {p}")
+
+
+@main.command("export")
+@_results_arg
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default beside RESULTS with the format's suffix).")
+@click.option("--variable", "variables", multiple=True, help="Variable (repeatable; default all).")
+@click.option("--by", "by", multiple=True,
+              help="Marginals to keep, e.g. tier,area (default all); others are summed.")
+@click.option("--quantile", "quantiles", multiple=True, type=click.FloatRange(0, 1),
+              help="Quantile to report beside the mean (repeatable; default .05 .25 .5 .75 .95).")
+@click.option("--suppress", type=click.FloatRange(min=0),
+              help="Suppress values between 0 and N, with secondary suppression (default 5 for "
+                   "area-level tables, else 0).")
+@click.option("--round", "round_base", type=click.FloatRange(min=0),
+              help="Round published values to the nearest multiple (e.g. 5).")
+@click.option("--no-disclosure", is_flag=True,
+              help="No suppression or rounding, even for area-level tables (not for sharing).")
+@click.option("--no-totals", is_flag=True, help="Leave out the 'total' rows.")
+@_output_errors
+def export_cmd(results, quiet, verbose, fmt, out, variables, by, quantiles, suppress,
+               round_base, no_disclosure, no_totals):
+    """Tidy long tables of the bands in RESULTS for Excel, Power BI and R."""
+    from simsend.export import tidy, write
+    from simsend.manifest import read_results
+    from simsend.summary import DEFAULT_QUANTILES
+
+    log = configure_logging(quiet, verbose)
+    if no_disclosure and (suppress or round_base):
+        raise click.UsageError("--no-disclosure cannot be combined with --suppress/--round")
+    ds = read_results(results)
+    exp = tidy(ds, variables=_split(variables) or None, by=_split(by) or None,
+               quantiles=quantiles or DEFAULT_QUANTILES,
+               suppress=0 if no_disclosure else suppress,
+               round_base=0 if no_disclosure else round_base, totals=not no_totals)
+    log.info("%s", exp.disclosure.describe())
+    out = out or Path(results).with_suffix(f".{fmt}")
+    for p in write(exp, out, fmt):
+        if not quiet:
+            click.echo(f"wrote {p}")
+
+
+@main.command("report")
+@_results_arg
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file (default beside RESULTS, .html).")
+@click.option("--backtest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Backtest score CSV (simsend backtest) to show as forecast skill.")
+@click.option("--no-history", is_flag=True, help="Do not plot the recorded figures.")
+@_output_errors
+def report_cmd(results, quiet, verbose, out, backtest, no_history):
+    """One self-contained HTML report of RESULTS (charts embedded; no server needed)."""
+    from simsend.manifest import read_results
+    from simsend.report import report
+
+    configure_logging(quiet, verbose)
+    ds = read_results(results)
+    path = report(ds, out or Path(results).with_suffix(".html"), backtest=backtest,
+                  history=not no_history)
+    if not quiet:
+        click.echo(f"wrote {path}")
+
+
+@main.command("info")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--config", "show_config", is_flag=True, help="Also print the config TOML.")
+@click.option("--json", "as_json", is_flag=True, help="The manifest as JSON.")
+@_output_errors
+def info_cmd(results, show_config, as_json):
+    """Print the run manifest of RESULTS: config, hashes, seed, versions, commit, timings."""
+    import json
+
+    from simsend.manifest import format_manifest, manifest, read_results
+
+    m = manifest(read_results(results))
+    click.echo(json.dumps(m, indent=1, default=str) if as_json
+               else format_manifest(m, config=show_config))
+
+
+@main.command("goalseek")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--event", type=click.Choice(["early_intervention", "request_surge"]),
+              default="early_intervention", show_default=True,
+              help="Modifier whose size is sought (effect, or surge factor).")
+@click.option("--years", help="Census years the modifier applies, e.g. 2026-2030.")
+@click.option("--variable", default="n_pupils", show_default=True, help="Target variable.")
+@click.option("--select", "selects", multiple=True,
+              help="Target filter DIM=VALUE (repeatable; default tier=specialist).")
+@click.option("--target-year", type=int, required=True, help="Census year of the target.")
+@click.option("--limit", type=float, required=True, help="Keep the target at or under this.")
+@click.option("--prob", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+              show_default=True, help="Required probability.")
+@click.option("--lo", type=float, default=0.0, show_default=True)
+@click.option("--hi", type=float, default=0.9, show_default=True)
+@click.option("--tol", type=float, default=0.01, show_default=True)
+@click.option("--draws", type=click.IntRange(min=1), help="Draws per evaluation.")
+@_user_errors
+def goalseek_cmd(config, event, years, variable, selects, target_year, limit, prob, lo, hi,
+                 tol, draws) -> None:
+    """Smallest size of a modifier keeping a target under LIMIT with probability PROB."""
+    from simsend.compare import CompareError
+    from simsend.goalseek import goal_seek_scenario, target_of
+    from simsend.scenarios import early_intervention, request_surge
+
+    span = None
+    if years:
+        a, _, b = years.partition("-")
+        try:
+            span = (int(a), int(b or a))
+        except ValueError:
+            raise click.BadParameter(f"{years!r}: expected YYYY-YYYY",
+                                     param_hint="--years") from None
+    make = {"early_intervention": lambda x: early_intervention(x, span),
+            "request_surge": lambda x: request_surge(x, span)}[event]
+    select = _parse_selects(selects) or {"tier": ["specialist"]}
+    kw = {} if draws is None else {"draws": draws}
+    try:
+        res = goal_seek_scenario(config, make, target_of(variable, target_year, select), limit,
+                                 prob, lo, hi, tol, run_kwargs=kw)
+    except (CompareError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    for x, p in res.history:
+        click.echo(f"size {x:.4g}: P(target <= {limit:g}) = {p:.3f}")
+    click.echo(f"{event} size {res.size:.4g} keeps {variable} {select} in {target_year} at or "
+               f"under {limit:g} with probability {res.prob:.3f} (goal {prob:g})")
