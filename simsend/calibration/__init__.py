@@ -12,7 +12,7 @@ from simsend.calibration.fit import CalibrationError, calibrate
 from simsend.calibration.model import PriorConfig, build_model
 from simsend.calibration.posterior import PosteriorParameters
 from simsend.calibration.targets import make_targets, targets_from_baseline
-from simsend.calibration.variance import variance_split
+from simsend.summary import variance_split
 
 __all__ = [
     "CalibrationError",

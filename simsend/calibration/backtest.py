@@ -74,7 +74,9 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     k = np.arange(draws) % n_post
     theta = st["escalation_multiplier"].transpose("sample", "age_group", "area").values[k]
     kappa = st["exit_multiplier"].transpose("sample", "age_group", "area").values[k]
-    trend = st["escalation_trend"].values[k]
+    tr = st["escalation_trend"]
+    trend = (tr.transpose("sample", "age_group").values[k] if "age_group" in tr.dims
+             else np.repeat(tr.values[k][:, None], 5, axis=1))  # (D, G)
     cv_new = np.broadcast_to(st["new_plans_cv"].transpose("sample", ...).values[k].reshape(
         draws, -1), (draws, 5))[:, :, None]  # (D, G, 1)
     cv_stock = np.broadcast_to(st["ehcp_cv"].transpose("sample", ...).values[k].reshape(
@@ -95,7 +97,7 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     surv_p = np.exp(-kappa[:, band] * hazard[None, :, None])  # (D, 26, R)
     for h in range(1, horizon + 1):
         year = origin + h
-        rate = theta[:, band] * np.exp(trend * (year - ref_year))[:, None, None] * e_ref[None]
+        rate = theta[:, band] * np.exp(trend[:, band] * (year - ref_year))[:, :, None] * e_ref[None]
         mu_age = rate * x[None]  # (D, 26, R)
         mu_band = np.einsum("dar,ag->dgr", mu_age, m)
         shape = 1.0 / np.maximum(cv_new, 1e-6) ** 2
@@ -220,8 +222,8 @@ def summarise(points: pd.DataFrame) -> pd.DataFrame:
 
 def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int = 4,
              draws: int = 200, *, targets: xr.Dataset | None = None, method: str = "auto",
-             calib_draws: int = 500, tune: int = 500, chains: int = 2,
-             allow_failed_diagnostics: bool = False, random_seed: int = 0,
+             calib_draws: int = 2000, tune: int = 1000, chains: int = 4,
+             allow_failed_diagnostics: bool = False, random_seed: int | None = None,
              prior: PriorConfig | None = None, out: str | Path | None = None) -> pd.DataFrame:
     """Calibrate on data up to ``origin``, forecast ``origin+1..origin+horizon``, score.
 
@@ -276,7 +278,8 @@ def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int =
         if method == "engine":
             fc = engine_forecast(path, cfg, origin, horizon, draws)
         elif method == "aggregate":
-            fc = aggregate_forecast(path, targets, horizon, draws, seed=random_seed)
+            fc = aggregate_forecast(path, targets, horizon, draws,
+                                    seed=cfg.run.seed if random_seed is None else random_seed)
         else:
             raise ValueError(f"unknown method {method!r}")
     points = score_points(fc, targets)
@@ -284,3 +287,99 @@ def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int =
     summary.attrs["points"] = points
     summary.attrs["method"] = method
     return summary
+
+
+def rolling_backtest(config: _config.SimConfig | str | Path, origins, horizon: int = 4,
+                     draws: int = 200, **kwargs) -> pd.DataFrame:
+    """:func:`backtest` at each of ``origins``; one table with an ``origin`` column.
+
+    ``attrs["points"]`` holds every origin's scored points (with ``origin``), and the
+    summary rows with ``origin = "all"`` pool the points of every origin.
+    """
+    tables, points = [], []
+    for origin in origins:
+        t = backtest(config, int(origin), horizon, draws, **kwargs)
+        p = t.attrs["points"].assign(origin=int(origin))
+        tables.append(t.assign(origin=str(origin)))
+        points.append(p)
+    pts = pd.concat(points, ignore_index=True)
+    out = [*tables]
+    if len(tables) > 1:
+        out.append(summarise(pts).assign(origin="all"))
+    res = pd.concat(out, ignore_index=True)
+    res = res[["origin", *[c for c in res.columns if c != "origin"]]]
+    res.attrs["points"] = pts
+    res.attrs["method"] = tables[0].attrs.get("method")
+    return res
+
+
+def plot_backtest(points: pd.DataFrame, path: str | Path, targets: xr.Dataset | None = None,
+                  title: str = "simsend backtest") -> Path:
+    """Chart the scored forecasts against what was recorded; written to ``path`` (PNG/SVG).
+
+    One panel per variable.  A single area: the recorded series (black line and dots), each
+    origin's median (dashed) with its 50 % and 90 % intervals (grey bands) and the two naive
+    forecasts (dotted, dash-dot).  Several areas: recorded against forecast median per
+    area and year on log axes, with the 90 % interval as a vertical bar, against the
+    identity line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"ehcp": "EHC plans (specialist tier), January",
+             "new_plans": "new EHC plans in the year"}
+    variables = [v for v in VARIABLES if v in set(points["variable"])]
+    fig, axes = plt.subplots(1, len(variables), figsize=(6.2 * len(variables), 4.6),
+                             squeeze=False)
+    single = points["area"].nunique() == 1
+    if "origin" not in points:
+        points = points.assign(origin=points["year"] - points["lead"])
+    for ax, var in zip(axes[0], variables, strict=True):
+        p = points[points["variable"] == var]
+        if single:
+            if targets is not None:
+                obs = targets[var].sum("age_group", min_count=1).sel(area=p["area"].iloc[0])
+                obs = obs.dropna("year")
+                ax.plot(obs["year"], obs, "k-o", ms=4, lw=1.2, label="recorded", zorder=5)
+            for i, (origin, g) in enumerate(p.groupby("origin")):
+                g = g.sort_values("year")
+                lab = i == 0
+                ax.fill_between(g["year"], g["lo90"], g["hi90"], color="0.85",
+                                label="90% interval" if lab else None)
+                ax.fill_between(g["year"], g["lo50"], g["hi50"], color="0.65",
+                                label="50% interval" if lab else None)
+                ax.plot(g["year"], g["median"], "k--", lw=1.2,
+                        label="simsend median" if lab else None)
+                ax.plot(g["year"], g["naive_linear"], "k:", lw=1.2,
+                        label="naive: linear trend" if lab else None)
+                ax.plot(g["year"], g["naive_growth"], "k-.", lw=1.0,
+                        label="naive: 3-year growth" if lab else None)
+                ax.axvline(origin, color="0.5", lw=0.6)
+            ax.set_xlabel("census year (forecast origins: thin vertical lines)")
+        else:
+            ax.errorbar(p["observed"], p["median"],
+                        yerr=[p["median"] - p["lo90"], p["hi90"] - p["median"]],
+                        fmt="o", ms=2.5, color="k", ecolor="0.6", elinewidth=0.6,
+                        label="area x year: median, 90% interval")
+            lo = max(1.0, float(min(p["observed"].min(), p["lo90"].min())))
+            hi = float(max(p["observed"].max(), p["hi90"].max()))
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="forecast = recorded")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("recorded")
+            ax.set_ylabel("forecast")
+        ax.set_title(names.get(var, var), fontsize=11)
+        ax.set_ylabel("children" if single else "forecast (children)")
+        ax.legend(fontsize=8, frameon=False)
+        ax.grid(True, color="0.9", lw=0.5)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -6,7 +6,7 @@ the specialist tier (EHC plans) in area ``r`` over the year ending at census ``t
 
 .. math::
 
-    N_{g r t} &= \theta_{g r} e^{\beta (t - \bar t)} \sum_{a \in g} X_{a r t} \, e^{cfg}_{a r}
+    N_{g r t} &= \theta_{g r} e^{\beta_g (t - \bar t)} \sum_{a \in g} X_{a r t} \, e^{cfg}_{a r}
 
     S_{g r t} &= \sum_{a \in g} A_{a r t} \, e^{-\kappa_{g r} h_a} + N_{g r t}
 
@@ -18,7 +18,8 @@ with
   (``need_factor``), so that ``theta`` is a multiplier on the config's whole escalation table
   (need multipliers and the targeted / targeted-plus ratio are kept from the config: the
   published aggregates do not separate them);
-* ``beta`` the log-linear trend in escalation (:attr:`ParameterSet.escalation_trend`);
+* ``beta`` the log-linear trend in escalation, per age group ``g`` (partially pooled around
+  a common trend; :attr:`ParameterSet.escalation_trend`);
 * ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year (banded stocks spread over single
   ages by ``ehcp_age_share``), ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard
   (leaving plus de-escalation) of the specialist tier and ``kappa`` its multiplier
@@ -77,7 +78,12 @@ class PriorConfig:
     age_sd, area_sd, area_age_sd : float
         Half-normal prior scales of the spreads of age-group, area and area-by-age effects.
     trend_sd : float
-        Normal prior sd of ``escalation_trend`` (per year, log scale).
+        Normal prior sd of the common escalation trend ``escalation_trend_mu`` (per year,
+        log scale).
+    trend_age_sd : float
+        Spread of the age groups' trends around the common trend (fixed, like
+        ``age_sd``: five groups cannot learn it).  ``escalation_trend`` is per age group;
+        0 gives one trend shared by every age.
     exit_level_sd, exit_age_sd, exit_area_sd : float
         As above for the exit-hazard multiplier (``exit_age_sd`` only with a hierarchical
         ``exit_age_form``).
@@ -118,6 +124,7 @@ class PriorConfig:
     area_sd: float = 0.5
     area_age_sd: float = 0.25
     trend_sd: float = 0.1
+    trend_age_sd: float = 0.05
     exit_level_sd: float = 1.5
     exit_age_sd: float = 0.5
     exit_area_sd: float = 0.5
@@ -316,7 +323,16 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         log_theta = _effects("esc", n_r, prior_cfg.level_sd, prior_cfg.age_sd,
                              prior_cfg.area_sd, inter, prior_cfg.escalation_age_form,
                              prior_cfg.centred_area)
-        trend = pm.Normal("escalation_trend", 0.0, prior_cfg.trend_sd)
+        trend_mu = pm.Normal("escalation_trend_mu", 0.0, prior_cfg.trend_sd)
+        if prior_cfg.trend_age_sd > 0:
+            # non-centred: the data pin the common trend far better than the differences
+            z_trend = pm.Normal("escalation_trend_z", 0.0, 1.0, dims="age_group")
+            trend = pm.Deterministic("escalation_trend",
+                                     trend_mu + prior_cfg.trend_age_sd * z_trend,
+                                     dims="age_group")
+        else:
+            trend = pm.Deterministic("escalation_trend", trend_mu * pt.ones(n_g),
+                                     dims="age_group")
         log_kappa = _effects("exit", n_r, prior_cfg.exit_level_sd, prior_cfg.exit_age_sd,
                              prior_cfg.exit_area_sd, inter, prior_cfg.exit_age_form,
                               prior_cfg.centred_area)
@@ -329,7 +345,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
 
         # Likelihood
         dt = pt.as_tensor_variable(c.years - c.t_centre)
-        rate = pt.exp(log_theta[band][None] + trend * dt[:, None, None])  # (T, 26, R)
+        rate = pt.exp(log_theta[band][None]
+                      + trend[band][None, :, None] * dt[:, None, None])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
         mu_rec = pt.tensordot(mu_age, c.issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
@@ -355,7 +372,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
 
         # Quantities handed to the engine (rates of the first year after the data)
         ref = float(c.ref_year - c.t_centre)
-        theta_ref = pm.Deterministic("escalation_multiplier", pt.exp(log_theta + trend * ref),
+        theta_ref = pm.Deterministic("escalation_multiplier",
+                                     pt.exp(log_theta + trend[:, None] * ref),
                                      dims=("age_group", "area"))
         pm.Deterministic("exit_multiplier", kappa, dims=("age_group", "area"))
         w_new = c.x_cfg[-1] / np.where(c.x_band[-1] > 0, c.x_band[-1], 1.0)

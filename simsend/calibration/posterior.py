@@ -11,7 +11,8 @@ the run's config):
   * need_multiplier[need]`` for ``src`` in (targeted, targeted_plus), where ``ref_src`` are
   the reference rates stored in the artefact (the calibration config's rates) and the need
   multipliers come from the run's config.  Rows whose moves would exceed 1 are scaled down.
-  ``escalation_trend`` is the posterior trend (the engine applies it to every escalation).
+  ``escalation_trend`` is the posterior trend of each age group, by single age (the engine
+  applies it to every escalation at that age).
 * exits: the calibrated exit probability ``c[a, area] = 1 - exp(-kappa[g(a), area] h[a])``
   (``h`` the stored reference hazard) is split into leaving (``leaving[specialist, a]``,
   common to all areas: the smaller of the config's value and ``min_area c``) and
@@ -32,6 +33,8 @@ from simsend.dims import TIER
 from simsend.params import FixedParameters, ParameterSet
 
 _S = TIER["specialist"]
+NATIONAL = "E92000001"
+"""Area code of England: a posterior of England alone serves runs of any area."""
 
 
 def _load_posterior(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
@@ -67,7 +70,9 @@ class PosteriorParameters:
         Monte Carlo replicates per posterior draw.
     areas : sequence of str, optional
         Area codes of the run, to pick and order the posterior's areas (default: the
-        posterior's areas in order, which must then number ``len(births)``).
+        posterior's areas in order, which must then number ``len(births)``).  A posterior of
+        England alone (``E92000001``) serves any areas: each takes England's multipliers
+        (see ``area_source``).
     start_year : int, optional
         Baseline census year of the run.  The posterior's rates are those of the year after
         its origin; a run starting later or earlier moves them along the posterior trend.
@@ -95,18 +100,30 @@ class PosteriorParameters:
                                  f"{len(births)}; pass areas= to select")
             areas = post_areas
         missing = [a for a in areas if a not in post_areas]
-        if missing:
+        self.area_source = {str(a): str(a) for a in areas}
+        if missing and post_areas == [NATIONAL]:
+            # A national posterior serves any area: England's calibrated multipliers on the
+            # config's rates (recorded in ``area_source`` and the run's attrs).
+            self.area_source = {str(a): NATIONAL for a in areas}
+            sel = dict(area=[NATIONAL] * len(areas))
+        elif missing:
             raise ValueError(f"areas {missing} are not in the posterior {self.path} "
-                             f"(it covers {post_areas})")
-        sel = dict(area=list(areas))
+                             f"(it covers {post_areas}); calibrate a config naming them "
+                             f"(simsend calibrate) or use a national (E92000001) posterior")
+        else:
+            sel = dict(area=list(areas))
         stacked = post.stack(sample=("chain", "draw"))
         theta = stacked["escalation_multiplier"].sel(sel).transpose("sample", "age_group", "area")
         kappa = stacked["exit_multiplier"].sel(sel).transpose("sample", "age_group", "area")
-        self.trend = np.asarray(stacked["escalation_trend"].values, float)
+        tr = stacked["escalation_trend"]
+        # per age group (dims age_group, sample) or one trend for every age (older artefacts)
+        tr = (tr.transpose("sample", "age_group").values if "age_group" in tr.dims
+              else np.repeat(tr.values[:, None], theta.sizes["age_group"], axis=1))
+        self.trend = np.asarray(tr, float)  # (sample, age_group)
         self.theta = np.asarray(theta.values, float)
         if start_year is not None:
             ref = int(self.attrs.get("reference_year", start_year + 1))
-            self.theta = self.theta * np.exp(self.trend * (start_year + 1 - ref))[:, None, None]
+            self.theta = self.theta * np.exp(self.trend * (start_year + 1 - ref))[:, :, None]
         self.kappa = np.asarray(kappa.values, float)
         self.ref_t = np.asarray(const["esc_ref_targeted"].values, float)
         self.ref_tp = np.asarray(const["esc_ref_targeted_plus"].values, float)
@@ -146,4 +163,4 @@ class PosteriorParameters:
         tiers[_S, :_S] = (prop[:, :, None] * deesc[None])[:, :, None, :]
         tiers[_S, _S] = 1.0 - tiers[_S, :_S].sum(axis=0)
         return dataclasses.replace(base, tiers=tiers, leaving=leaving,
-                                   escalation_trend=float(self.trend[k]), label=k)
+                                   escalation_trend=self.trend[k][band], label=k)

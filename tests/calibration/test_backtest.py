@@ -92,8 +92,39 @@ def test_backtest_end_to_end(calib_config):
     t, _, prior = synthetic_targets(n_areas=2, n_years=9, seed=21)
     # The pipeline is under test here, not convergence (the gate has its own tests).
     tab = backtest(calib_config, origin=2019, horizon=3, draws=200, targets=t, prior=prior,
-                   allow_failed_diagnostics=True)
+                   calib_draws=500, tune=500, chains=2, allow_failed_diagnostics=True)
     assert tab.attrs["method"] == "aggregate"
     assert len(tab.attrs["points"]) == 2 * 2 * 3
     assert set(tab["area"]) == {"A0", "A1", "all"}
     assert tab["mape"].notna().all()
+
+
+def test_rolling_backtest_and_chart(tmp_path, calib_config):
+    """Two origins scored into one table (pooled rows included) and charted to a real PNG."""
+    import matplotlib.image as mpimg
+
+    from simsend.calibration.backtest import plot_backtest, rolling_backtest
+
+    t, _, prior = synthetic_targets(n_areas=1, n_years=8, seed=4)
+    tab = rolling_backtest(calib_config, [2018, 2019], horizon=2, draws=60, targets=t,
+                           prior=prior, calib_draws=100, tune=100, chains=2,
+                           allow_failed_diagnostics=True)
+    pts = tab.attrs["points"]
+    assert sorted(set(pts["origin"])) == [2018, 2019]
+    assert set(tab["origin"]) == {"2018", "2019", "all"}
+    # the pooled rows score every point of both origins
+    pooled = tab[(tab.origin == "all") & (tab.area == "all") & (tab.method == "simsend")]
+    for var in ("ehcp", "new_plans"):
+        row = pooled[pooled.variable == var].iloc[0]
+        p = pts[pts.variable == var]
+        assert row["n"] == len(p)
+        assert row["coverage_90"] == pytest.approx(p["in90"].mean())
+    png = plot_backtest(pts, tmp_path / "bt.png", t, title="synthetic")
+    img = mpimg.imread(png)
+    assert img.shape[0] > 300 and img.shape[1] > 600
+    assert img[..., :3].std() > 0.05  # lines and bands drawn, not a blank canvas
+    # one area: the recorded series is drawn from the targets as well (more dark pixels)
+    plot_backtest(pts, tmp_path / "bt_norec.png", None)
+    dark = (mpimg.imread(png)[..., :3].mean(-1) < 0.3).sum()
+    dark_norec = (mpimg.imread(tmp_path / "bt_norec.png")[..., :3].mean(-1) < 0.3).sum()
+    assert dark > dark_norec

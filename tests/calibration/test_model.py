@@ -30,7 +30,7 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock):
     h = -np.log(1 - prior.exit_specialist)
     ll = 0.0
     for i in range(1, len(years)):
-        theta = np.exp(log_theta + trend * (years[i] - tc))  # (G, R)
+        theta = np.exp(log_theta + np.reshape(trend, (-1, 1)) * (years[i] - tc))  # (G, R)
         x = t["exposure"].values[i]  # (26, R)
         esc = theta[band] * x * e_cfg  # expected escalations by census age
         mu_new = m.T @ esc
@@ -93,7 +93,7 @@ def test_single_area_has_no_area_effects():
     t, _, prior = synthetic_targets(n_areas=1, n_years=4, seed=0)
     names = {v.name for v in build_model(t, prior).free_RVs}
     assert not any("area" in n for n in names)
-    assert {"esc_mu", "escalation_trend", "exit_age"} <= names
+    assert {"esc_mu", "escalation_trend_mu", "exit_age"} <= names
 
 
 def test_prior_from_config(toy_config):

@@ -109,3 +109,52 @@ def test_engine_runs_with_posterior_and_variance_splits(artefact, toy_config):
     spec = split.sel(tier="specialist", year=2025)
     assert (spec.between >= 0).all() and (spec.within > 0).all()
     np.testing.assert_allclose(spec.between + spec.within, spec.total)
+
+
+def test_national_posterior_serves_any_area(tmp_path, toy_config):
+    theta = np.full((1, 2, 5, 1), 1.5)
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": theta, "exit_multiplier": np.ones((1, 2, 5, 1)),
+                   "escalation_trend": np.zeros((1, 2))},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["E92000001"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"]})
+    path = write_artefact(idata, tmp_path / "eng.nc", {"reference_year": 2023})
+    src = PosteriorParameters(path, toy_config.model, np.array([5, 6]),
+                              areas=["E06000017", "E08000025"])
+    assert src.area_source == {"E06000017": "E92000001", "E08000025": "E92000001"}
+    ps = src.get(1)
+    np.testing.assert_allclose(ps.tiers[T, S, :, 0, 0],
+                               1.5 * REF_ESC_T * toy_config.model.need_multiplier[0])
+    np.testing.assert_array_equal(ps.tiers[..., 0], ps.tiers[..., 1])
+
+
+def test_engine_expected_escalations_equal_calibrated_rate_times_exposure(artefact, toy_config):
+    """Through the engine's own tables: expected new plans = multiplier x reference x exposure.
+
+    This is the quantity the calibration fits (``mu`` in :mod:`simsend.calibration.model`),
+    evaluated on the engine's own targeted-tier children after ageing and leaving.
+    """
+    from simsend.testing import tier_probs, toy_baseline
+
+    path, theta, _, _ = artefact
+    ind, pool, births = toy_baseline(n_areas=2, scale=300, seed=5)
+    src = PosteriorParameters(path, toy_config.model, births)
+    band = band_of_age()
+    need = toy_config.model.need_multiplier
+    for k in (1, 3):
+        ps = src.get(k)
+        tab = ps.year_tables(1)
+        x = np.zeros(ind.shape)
+        x[:, 1:] = ind[:, :-1] * (1.0 - tab.p_leave[:, 1:, None, None, None])
+        p = tier_probs(tab.tier_cdf)  # (age, need, area, src, dst)
+        engine = (np.einsum("anrp,anr->ar", x[T], p[..., T, S])
+                  + np.einsum("anrp,anr->ar", x[TP], p[..., TP, S]))
+        exposure_t = np.einsum("anrp,n->ar", x[T], need)
+        exposure_tp = np.einsum("anrp,n->ar", x[TP], need)
+        model = theta[k][band] * (REF_ESC_T[:, None] * exposure_t
+                                  + REF_ESC_TP[:, None] * exposure_tp)
+        np.testing.assert_allclose(engine, model, rtol=1e-10, atol=1e-9)
