@@ -73,6 +73,12 @@ def toy_text():
     return TOY_MODEL
 
 
+@pytest.fixture(scope="session")
+def toy_model_text():
+    """TOY_MODEL for module-scoped fixtures (``from conftest import`` depends on sys.path)."""
+    return TOY_MODEL
+
+
 @pytest.fixture
 def toy_config():
     return parse(TOY_MODEL, "toy.toml")

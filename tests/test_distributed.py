@@ -49,11 +49,9 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def toy3():
-    from conftest import TOY_MODEL
-
+def toy3(toy_model_text):
     ind, pool, births = toy_baseline(n_areas=3, scale=150, seed=3)
-    return ind, pool, FixedParameters(parse(TOY_MODEL, "toy.toml").model, births)
+    return ind, pool, FixedParameters(parse(toy_model_text, "toy.toml").model, births)
 
 
 def assert_same(a, b):
