@@ -28,7 +28,8 @@ import pandas as pd
 import xarray as xr
 
 from simsend.disclosure import SUPPRESSED, protect, round_to
-from simsend.manifest import manifest, public_mode
+from simsend.io import public_mode
+from simsend.manifest import manifest
 from simsend.summary import DEFAULT_QUANTILES
 
 FORMATS = ("csv", "parquet", "xlsx")

@@ -39,11 +39,19 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def public_mode(path: str | Path) -> None:
+    """Give a file written through ``tempfile.mkstemp`` (mode 0600) the usual umask mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def read_netcdf(path: str | Path) -> xr.Dataset:

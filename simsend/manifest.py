@@ -223,15 +223,6 @@ def format_manifest(m: dict[str, Any], config: bool = False) -> str:
     return "\n".join(lines)
 
 
-def public_mode(path: str | Path) -> None:
-    """Give a file written through ``tempfile.mkstemp`` (mode 0600) the usual umask mode."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 class ResultsError(ValueError):
     """A results file that cannot be read (missing, not NetCDF/Zarr, or no simsend results)."""
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from simsend.manifest import identity, manifest, public_mode
+from simsend.io import public_mode
+from simsend.manifest import identity, manifest
 from simsend.summary import summary
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

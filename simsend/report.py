@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from simsend.manifest import format_manifest, identity, manifest, public_mode
+from simsend.io import public_mode
+from simsend.manifest import format_manifest, identity, manifest
 from simsend.plot import scenario_order
 
 _CSS = """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import tempfile
 import time
@@ -31,6 +32,9 @@ from simsend import config as _config
 from simsend._version import __version__
 from simsend.calibration.model import PriorConfig, build_model, constants
 from simsend.calibration.targets import restrict, targets_from_baseline
+from simsend.io import public_mode
+
+LOG = logging.getLogger("simsend")
 
 RHAT_MAX = 1.01
 """Largest acceptable rank-normalised split r-hat."""
@@ -211,6 +215,7 @@ def write_artefact(idata: az.InferenceData, path: str | Path, attrs: dict) -> Pa
     os.close(fd)
     try:
         idata.to_netcdf(tmp, engine="h5netcdf")
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -322,9 +327,18 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
     prior = PriorConfig.from_model(cfg.model) if prior is None else prior
     random_seed = cfg.run.seed if random_seed is None else int(random_seed)
     model = build_model(targets, prior)
+    LOG.info("calibrating %d area(s), census years %d-%d: %s, %d chains x %d draws after %d "
+             "tuning steps", targets.sizes["area"], int(targets["year"].values[0]), origin,
+             sampler, chains, draws, tune)
     idata, wall = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                          sampler=sampler, target_accept=target_accept, progressbar=progressbar)
-    diag = gate(idata, allow_failed_diagnostics)
+    try:
+        diag = gate(idata, allow_failed_diagnostics)
+    finally:
+        LOG.info("sampling took %.0f s", wall)
+    LOG.info("diagnostics %s: max r-hat %.4f, min bulk ESS %.0f, %d divergent",
+             "passed" if diag["passed"] else "FAILED (kept: allow_failed_diagnostics)",
+             diag["max_rhat"], diag["min_ess_bulk"], diag["n_divergent"])
     # Groups: posterior, sample_stats from the sampler; observed data in the engine's dims.
     keep = {"posterior": idata.posterior, "sample_stats": idata.sample_stats,
             "observed_data": targets[["ehcp", "new_plans", "exposure"]],
