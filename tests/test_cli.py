@@ -69,7 +69,7 @@ def test_validate_ok():
 @pytest.mark.parametrize(
     "old, new, pattern",
     [
-        ("[model]", "[model]\nbogus = 1", r"\[model\.bogus\] unknown key"),
+        ("\n[model]\n", "\n[model]\nbogus = 1\n", r"\[model\.bogus\] unknown key"),
         ("seed = ", "seed = 'x' #", r"\[run\.seed\] expected an integer"),
         ("draws = 3", "draws = -4", r"\[run\.draws\] value -4 out of range"),
         ("universal = 0.003", "universal = 1.2", r"probability 1\.2 outside \[0, 1\]"),

@@ -48,7 +48,13 @@ def test_run_attrs_carry_the_manifest(results):
     assert m["root_seed"] == 9 and len(m["config_sha256"]) == 64
     assert re.fullmatch(r"[0-9a-f]{40}(\+modified)?|unavailable", m["git_commit"])
     assert "/" not in m["git_commit"]  # never a path
-    assert m["param_draw"] == {0: -1, 1: -1, 2: -1}
+    # base.toml names the shipped posterior: each draw records the posterior draw it used
+    assert m["param_draw"] == {d: int(k) for d, k in enumerate(ds["param_draw"].values)}
+    post = xr.open_dataset(BASE.parents[1] / "models" / ds.attrs["posterior_file"],
+                           group="posterior", engine="h5netcdf")
+    n_post = post.sizes["chain"] * post.sizes["draw"]
+    post.close()
+    assert all(0 <= k < n_post for k in m["param_draw"].values())
     assert m["dims"]["draw"] == 3
 
 
@@ -84,11 +90,12 @@ def test_info_command(results):
     assert ds.attrs["config_sha256"] in res.output
     assert "root seed          9" in res.output
     assert f"numpy {np.__version__}" in res.output
-    assert "fixed [model] rates for all 3 draws" in res.output
+    assert describe_param_draws(manifest(ds)["param_draw"]) in res.output
+    assert "draw<-posterior draw" in res.output
     assert "Rutland" in res.output and "explore-education-statistics" in res.output
     res = CliRunner().invoke(main, ["info", str(path), "--json"])
     m = json.loads(res.output)
-    assert m["config_sha256"] == ds.attrs["config_sha256"] and m["param_draw"]["0"] == -1
+    assert m["config_sha256"] == ds.attrs["config_sha256"] and m["param_draw"]["0"] == int(ds["param_draw"][0])
     res = CliRunner().invoke(main, ["info", str(path), "--config"])
     assert "[model]" in res.output
     assert format_manifest(manifest(ds)).splitlines()[0] == "simsend forecast"
