@@ -83,6 +83,20 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
                    f"{int(ds.year[-1])})")
 
 
+def _log_options(fn):
+    fn = click.option("--verbose", is_flag=True, help="Debug log lines too.")(fn)
+    return click.option("--quiet", is_flag=True, help="Errors only; no progress.")(fn)
+
+
+def _areas_label(cfg) -> str:
+    areas = cfg.data.areas
+    if tuple(areas) == ("all",):
+        return "every council"
+    if tuple(areas) == ("E92000001",):
+        return "England"
+    return ", ".join(areas) if len(areas) <= 3 else f"{len(areas)} areas"
+
+
 def _with_areas(config: Path, areas):
     """Parse CONFIG; ``--area`` options replace its ``data.areas``."""
     from simsend.config import load as _load
@@ -104,21 +118,25 @@ def _with_areas(config: Path, areas):
 @click.option("--seed", type=click.IntRange(min=0), help="Sampler seed (default run.seed).")
 @click.option("--allow-failed-diagnostics", is_flag=True,
               help="Write the artefact even if r-hat/ESS/divergences fail (recorded in it).")
+@_log_options
 @_user_errors
 def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
-                  allow_failed_diagnostics) -> None:
+                  allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
     from simsend.calibration import CalibrationError, calibrate
     from simsend.calibration.targets import TargetsError
 
+    configure_logging(quiet, verbose)
     cfg = _with_areas(config, areas)
     try:
         path = calibrate(cfg, out, draws=draws, tune=tune, chains=chains, origin=origin,
-                         random_seed=seed, allow_failed_diagnostics=allow_failed_diagnostics)
+                         random_seed=seed, allow_failed_diagnostics=allow_failed_diagnostics,
+                         progressbar=Progress("sampling", quiet=quiet).mode == "bar")
     except (CalibrationError, TargetsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
-    click.echo(f"wrote {path}")
+    if not quiet:
+        click.echo(f"wrote {path}")
 
 
 @main.command("backtest")
@@ -135,9 +153,10 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
                    "scored points go to <out>_points.csv and the chart to <out>.png.")
 @click.option("--allow-failed-diagnostics", is_flag=True,
               help="Score fits whose diagnostics failed (otherwise they stop the backtest).")
+@_log_options
 @_user_errors
 def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
-                 allow_failed_diagnostics) -> None:
+                 allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
     import pandas as pd
 
@@ -146,10 +165,13 @@ def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
     from simsend.calibration.fit import load_targets
     from simsend.calibration.targets import TargetsError
 
+    configure_logging(quiet, verbose)
     cfg = _with_areas(config, areas)
     try:
-        table = rolling_backtest(cfg, origins, horizon, draws,
-                                 allow_failed_diagnostics=allow_failed_diagnostics)
+        with Progress("forecast draws", quiet=quiet) as bar:
+            table = rolling_backtest(cfg, origins, horizon, draws,
+                                     allow_failed_diagnostics=allow_failed_diagnostics,
+                                     progress=bar, progressbar=bar.mode == "bar")
     except (CalibrationError, TargetsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
@@ -166,7 +188,11 @@ def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
         tmp.replace(p)
     targets, _ = load_targets(cfg)
     chart = plot_backtest(table.attrs["points"], path.with_suffix(".png"), targets,
-                          title=f"simsend backtest, origins {', '.join(map(str, origins))}")
+                          title=f"simsend backtest, {_areas_label(cfg)}, origin"
+                                f"{'s' if len(origins) > 1 else ''} "
+                                f"{', '.join(map(str, origins))}")
+    if quiet:
+        return
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.3f}".format):
         click.echo(table.to_string(index=False))
@@ -287,8 +313,7 @@ def _output_errors(fn):
 
 
 def _results_arg(fn):
-    fn = click.option("--verbose", is_flag=True, help="Debug log lines too.")(fn)
-    fn = click.option("--quiet", is_flag=True, help="Errors only.")(fn)
+    fn = _log_options(fn)
     return click.argument("results", type=click.Path(path_type=Path))(fn)
 
 

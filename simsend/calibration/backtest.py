@@ -20,6 +20,7 @@ through the last 5 years; the mean growth rate of the last 3 years compounded).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from simsend.calibration import scores
 from simsend.calibration.fit import calibrate, load_targets
 from simsend.calibration.model import PriorConfig
 from simsend.calibration.targets import band_matrix, band_of_age, restrict
+
+LOG = logging.getLogger("simsend")
 
 VARIABLES = ("ehcp", "new_plans")
 
@@ -127,12 +130,12 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
 
 
 def engine_forecast(path: str | Path, cfg: _config.SimConfig, origin: int, horizon: int,
-                    draws: int = 200) -> xr.Dataset:
+                    draws: int = 200, progress=None) -> xr.Dataset:
     """Engine forecast from the data layer's origin-year baseline with posterior rates.
 
     Returns ``ehcp`` (specialist-tier stock) and ``new_plans`` (escalations into the
     specialist tier) with dims ``(draw, year, age_group, area)``, as
-    :func:`aggregate_forecast`.
+    :func:`aggregate_forecast`.  ``progress(done, draws)`` is called after each draw.
     """
     from simsend.api import load_baseline
     from simsend.calibration.posterior import PosteriorParameters
@@ -145,8 +148,9 @@ def engine_forecast(path: str | Path, cfg: _config.SimConfig, origin: int, horiz
     areas = tuple(str(a) for a in base.areas)
     src = PosteriorParameters(path, cfg.model, base.births, areas=areas, start_year=origin)
     layout = make_layout(("tier", "age_group", "area"), areas)
+    tick = None if progress is None else (lambda k: progress(k, draws))
     out = simulate(base.individuals, base.pool, src, range(draws), horizon + 1, c.run.seed,
-                   layout)
+                   layout, progress=tick)
     ds = to_dataset(out, layout, list(range(origin, origin + horizon + 1)), {})
     ds = ds.sel(year=slice(origin + 1, None), tier="specialist")
     return xr.Dataset(
@@ -175,7 +179,7 @@ def score_points(forecast: xr.Dataset, targets: xr.Dataset) -> pd.DataFrame:
             h = hist.values
             ok = len(h) >= 2 and np.all(np.diff(yrs) == 1) and yrs[-1] == origin
             lin = scores.naive_linear_trend(h, horizon) if ok else np.full(horizon, np.nan)
-            gro = scores.naive_constant_growth(h, horizon) if ok and len(h) >= 4 \
+            gro = scores.naive_constant_growth(h, horizon) if ok and len(h) >= 3 \
                 else np.full(horizon, np.nan)
             for j, y in enumerate(years):
                 if y not in obs_all["year"].values:
@@ -224,7 +228,8 @@ def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int =
              draws: int = 200, *, targets: xr.Dataset | None = None, method: str = "auto",
              calib_draws: int = 2000, tune: int = 1000, chains: int = 4,
              allow_failed_diagnostics: bool = False, random_seed: int | None = None,
-             prior: PriorConfig | None = None, out: str | Path | None = None) -> pd.DataFrame:
+             prior: PriorConfig | None = None, out: str | Path | None = None,
+             progress=None, progressbar: bool = False) -> pd.DataFrame:
     """Calibrate on data up to ``origin``, forecast ``origin+1..origin+horizon``, score.
 
     Parameters
@@ -247,6 +252,10 @@ def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int =
         Passed to :func:`~simsend.calibration.fit.calibrate` (``calib_draws`` as ``draws``).
     out : path, optional
         Where to keep the calibration artefact (default: a temporary file).
+    progress : callable, optional
+        ``progress(done, draws)`` after each forecast draw (engine path).
+    progressbar : bool
+        Show the sampler's progress bar while calibrating.
 
     Returns
     -------
@@ -272,11 +281,15 @@ def backtest(config: _config.SimConfig | str | Path, origin: int, horizon: int =
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(out) if out is not None else Path(tmp) / f"backtest_{origin}.nc"
         fit_targets = restrict(targets, origin=origin) if method == "aggregate" else None
+        LOG.info("backtest origin %d: calibrating on census years up to %d", origin, origin)
         path = calibrate(cfg, path, draws=calib_draws, tune=tune, chains=chains,
                          allow_failed_diagnostics=allow_failed_diagnostics, origin=origin,
-                         targets=fit_targets, random_seed=random_seed, prior=prior)
+                         targets=fit_targets, random_seed=random_seed, prior=prior,
+                         progressbar=progressbar)
+        LOG.info("backtest origin %d: forecasting %d-%d, %d draws (%s)", origin, origin + 1,
+                 origin + horizon, draws, method)
         if method == "engine":
-            fc = engine_forecast(path, cfg, origin, horizon, draws)
+            fc = engine_forecast(path, cfg, origin, horizon, draws, progress=progress)
         elif method == "aggregate":
             fc = aggregate_forecast(path, targets, horizon, draws,
                                     seed=cfg.run.seed if random_seed is None else random_seed)

@@ -1,6 +1,7 @@
 """Diagnostics gate and artefact contents."""
 
 import json
+import logging
 
 import arviz as az
 import numpy as np
@@ -35,8 +36,12 @@ def small_targets():
     return t, prior
 
 
-def test_non_identifiable_model_is_refused(tmp_path, monkeypatch, calib_config, small_targets):
+def test_non_identifiable_model_is_refused(tmp_path, monkeypatch, caplog, calib_config,
+                                           small_targets):
     t, prior = small_targets
+    # a CLI test may have run configure_logging, which stops propagation to caplog's handler
+    monkeypatch.setattr(logging.getLogger("simsend"), "propagate", True)
+    caplog.set_level("INFO", logger="simsend")
     monkeypatch.setattr(fit, "build_model", product_model)
     out = tmp_path / "bad.nc"
     with pytest.raises(CalibrationError) as err:
@@ -54,6 +59,10 @@ def test_non_identifiable_model_is_refused(tmp_path, monkeypatch, calib_config, 
     assert attrs["allow_failed_diagnostics"] == 1
     assert attrs["diagnostics_passed"] == 0
     assert json.loads(attrs["diagnostics"])["failures"]
+    # ... and said so in the log (what a user of `simsend calibrate` sees)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "simsend"]
+    assert any(m.startswith("calibrating 1 area(s)") for m in msgs)
+    assert any("diagnostics FAILED (kept" in m for m in msgs)
 
 
 def test_gate_thresholds():
