@@ -82,9 +82,19 @@ def ape(point, obs) -> np.ndarray:
         return np.where(y != 0, np.abs(p - y) / np.abs(y), np.nan)
 
 
+def _mean_finite(x) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
 def mape(point, obs) -> float:
-    """Mean absolute percentage error (fraction), ignoring zero observations."""
-    return float(np.nanmean(ape(point, obs)))
+    """Mean absolute percentage error (fraction), ignoring zero observations.
+
+    NaN when no pair can be scored (e.g. a naive baseline with too short a history).
+    """
+    return _mean_finite(ape(point, obs))
 
 
 def bias(point, obs) -> float:
@@ -98,7 +108,7 @@ def bias(point, obs) -> float:
     """
     p, y = np.asarray(point, float), np.asarray(obs, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.nanmean(np.where(y != 0, (p - y) / y, np.nan)))
+        return _mean_finite(np.where(y != 0, (p - y) / y, np.nan))
 
 
 def naive_linear_trend(history, horizon: int, window: int = 5) -> np.ndarray:
@@ -138,6 +148,8 @@ def naive_constant_growth(history, horizon: int, window: int = 3) -> np.ndarray:
     """Compound the mean annual growth rate of the last ``window`` years forward.
 
     The rate is ``(y_T / y_{T-window}) ** (1 / window)``: exact on a geometric series.
+    A series shorter than ``window + 1`` years but with at least 3 uses every year it has
+    (``window = len - 1``), as a spreadsheet with only that history would.
 
     Examples
     --------
@@ -146,8 +158,9 @@ def naive_constant_growth(history, horizon: int, window: int = 3) -> np.ndarray:
 
     """
     y = np.asarray(history, float)
-    if y.shape[-1] < window + 1:
-        raise ValueError(f"need at least {window + 1} years of history")
+    if y.shape[-1] < 3:
+        raise ValueError("need at least 3 years of history (2 growth rates)")
+    window = min(window, y.shape[-1] - 1)
     last, first = y[..., -1], y[..., -1 - window]
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(first > 0, (last / first) ** (1.0 / window), 1.0)

@@ -79,3 +79,21 @@ def test_naive_constant_growth_exact_on_geometric_series_and_uses_last_three_yea
     bent = np.r_[1e6, geo[1:]]
     np.testing.assert_allclose(scores.naive_constant_growth(bent, 2),
                                50.0 * 1.07 ** np.arange(6, 8))
+
+
+def test_naive_constant_growth_with_a_short_history_uses_what_there_is():
+    """Three years (e.g. SEN2 new plans 2016-2018): both growth rates; fewer is refused."""
+    fc = scores.naive_constant_growth([100.0, 121.0, 144.0], 2)
+    np.testing.assert_allclose(fc, 144.0 * 1.2 ** np.arange(1, 3))
+    with pytest.raises(ValueError, match="3 years"):
+        scores.naive_constant_growth([100.0, 110.0], 2)
+
+
+def test_mape_and_bias_without_any_scorable_pair_are_nan_quietly():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(scores.mape([np.nan, 1.0], [5.0, 0.0]))
+        assert np.isnan(scores.bias([np.nan], [5.0]))
+    assert scores.mape([110.0, np.nan], [100.0, 100.0]) == pytest.approx(0.1)
