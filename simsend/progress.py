@@ -115,13 +115,24 @@ class Progress:
             self._bar = None
 
     def __call__(self, done: int, total: int) -> None:
-        """Record that ``done`` of ``total`` items are finished."""
+        """Record that ``done`` of ``total`` items are finished.
+
+        ``done == 0`` starts a new cycle (a bar reused for each of several loops, such as a
+        rolling backtest's forecasts): elapsed time and the ETA count from there.
+        """
         if self.mode == "off":
             return
+        if done == 0:
+            self._start = time.perf_counter()
+            self._last = -float("inf")
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(self.label, total=total)
+            elif done == 0:
+                self._bar.reset(self._task, total=total)
             self._bar.update(self._task, completed=done)
+            return
+        if done == 0:
             return
         now = time.perf_counter()
         if done < total and done > 1 and now - self._last < self.interval:

@@ -127,6 +127,29 @@ def test_progress_plain_lines_when_not_a_terminal():
     assert "eta" in lines[0] and "(100%)" in lines[-1]
 
 
+def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
+    """A bar reused for several loops: done == 0 restarts elapsed time and the ETA."""
+    import simsend.progress as pr
+
+    now = [0.0]
+    monkeypatch.setattr(pr.time, "perf_counter", lambda: now[0])
+    buf = io.StringIO()
+    configure_logging(stream=buf)
+    with Progress("draws", tty=False, interval=0) as bar:
+        now[0] = 100.0  # e.g. a calibration before the first forecast
+        bar(0, 4)
+        now[0] = 102.0
+        bar(1, 4)
+        now[0] = 500.0
+        bar(0, 4)
+        now[0] = 510.0
+        bar(2, 4)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2  # done == 0 writes nothing
+    assert "elapsed 2.0s eta 6.0s" in lines[0]
+    assert "elapsed 10.0s eta 10.0s" in lines[1]
+
+
 def test_progress_quiet_and_verbose():
     buf = io.StringIO()
     log = configure_logging(quiet=True, stream=buf)
@@ -141,6 +164,7 @@ def test_progress_quiet_and_verbose():
     with Progress("draws", tty=True) as bar:  # a rich bar; it draws to stderr
         assert bar.mode == "bar"
         bar(1, 2)
+        bar(0, 2)  # a new cycle resets the rich task
         bar(2, 2)
 
 

@@ -149,6 +149,8 @@ def engine_forecast(path: str | Path, cfg: _config.SimConfig, origin: int, horiz
     src = PosteriorParameters(path, cfg.model, base.births, areas=areas, start_year=origin)
     layout = make_layout(("tier", "age_group", "area"), areas)
     tick = None if progress is None else (lambda k: progress(k, draws))
+    if progress is not None:
+        progress(0, draws)  # the forecast's own clock starts here, not at calibration
     out = simulate(base.individuals, base.pool, src, range(draws), horizon + 1, c.run.seed,
                    layout, progress=tick)
     ds = to_dataset(out, layout, list(range(origin, origin + horizon + 1)), {})
