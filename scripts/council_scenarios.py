@@ -58,7 +58,9 @@ def main() -> None:
         ax.set_xlabel("January census year")
     axes[0].legend(fontsize=8, loc="lower left")
     n = ds.sizes["draw"]
-    fig.suptitle(f"England, illustrative rates, {n} paired draws per scenario", fontsize=10)
+    rates = (f"posterior {ds.attrs['posterior_file']}" if ds.attrs.get("posterior_file")
+             else "fixed [model] rates")
+    fig.suptitle(f"England, {rates}, {n} paired draws per scenario", fontsize=10)
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "scenarios.png", dpi=110)
     table = pd.concat(tables, ignore_index=True)
