@@ -16,8 +16,6 @@ the ``area`` dimension and holds an area other than England (``E92000001``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from simsend.disclosure import SUPPRESSED, protect, round_to
-from simsend.io import public_mode
+from simsend.io import atomic_write
 from simsend.manifest import manifest
 from simsend.summary import DEFAULT_QUANTILES
 
@@ -343,21 +341,6 @@ def _sheet_name(v: str, used: set[str]) -> str:
     return name
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def manifest_json(exp: Export) -> str:
     """Return the export's manifest (run manifest plus disclosure settings) as JSON text."""
     return json.dumps({**exp.manifest, "disclosure_control": exp.disclosure.describe(),
@@ -377,8 +360,8 @@ def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
         raise ExportError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "csv":
         side = path.with_name(path.stem + ".manifest.json")
-        _atomic(side, lambda t: Path(t).write_text(manifest_json(exp)))
-        return [_atomic(path, lambda t: exp.table.to_csv(t, index=False)), side]
+        atomic_write(side, lambda t: Path(t).write_text(manifest_json(exp)))
+        return [atomic_write(path, lambda t: exp.table.to_csv(t, index=False)), side]
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -389,7 +372,7 @@ def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
             meta[b"simsend_manifest"] = manifest_json(exp).encode()
             pq.write_table(table.replace_schema_metadata(meta), t)
 
-        return [_atomic(path, _pq)]
+        return [atomic_write(path, _pq)]
     for v in exp.variables:
         n = int((exp.table["variable"] == v).sum())
         if n > _XLSX_ROWS:
@@ -407,7 +390,7 @@ def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
             manifest_rows(exp.manifest, exp.disclosure).to_excel(xw, sheet_name="manifest",
                                                                  index=False)
 
-    return [_atomic(path, _xlsx)]
+    return [atomic_write(path, _xlsx)]
 
 
 def export(ds: xr.Dataset, path: str | Path, fmt: str | None = None, **kwargs) -> list[Path]:

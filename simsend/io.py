@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
@@ -31,14 +32,31 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
         The written path.
 
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars
            if ds[v].dtype.kind in "iuf" and ds[v].ndim > 0}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc))
+
+
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    The temporary name keeps ``path``'s suffix (writers that choose a format by suffix see
+    the right one).  A failure removes the temporary file and leaves any existing ``path``
+    untouched; the finished file gets the usual umask mode, not mkstemp's 0600.
+
+    Returns
+    -------
+    Path
+        The written path.
+
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        write(tmp)
         public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:

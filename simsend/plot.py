@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from simsend.io import public_mode
+from simsend.io import atomic_write
 from simsend.manifest import identity, manifest
 from simsend.summary import summary
 
@@ -331,9 +331,6 @@ def fan_chart(ds: xr.Dataset, variable: str = "n_pupils", facet: str | None = No
 
 def save(fig, path: str | Path, ds: xr.Dataset | None = None, dpi: int = 110) -> Path:
     """Save a chart as PNG or SVG (by suffix), atomically, with the run's identity as metadata."""
-    import os
-    import tempfile
-
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
@@ -341,17 +338,7 @@ def save(fig, path: str | Path, ds: xr.Dataset | None = None, dpi: int = 110) ->
     meta = {"Title": "simsend fan chart", "Description": identity(ds)} if ds is not None else {}
     if fmt == "svg":
         meta = {"Title": meta.get("Title", ""), "Description": meta.get("Description", "")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp.{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta))
 
 
 def plot(ds: xr.Dataset, out: str | Path, variable: str = "n_pupils",

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from simsend.io import public_mode
+from simsend.io import atomic_write
 from simsend.manifest import format_manifest, identity, manifest
 from simsend.plot import scenario_order
 
@@ -267,15 +265,4 @@ def report(ds: xr.Dataset, out: str | Path, backtest: str | Path | pd.DataFrame 
     if backtest is not None and not isinstance(backtest, pd.DataFrame):
         backtest = pd.read_csv(backtest)
     text = render(ds, backtest, history)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.html", dir=out.parent)
-    os.close(fd)
-    try:
-        Path(tmp).write_text(text, encoding="utf-8")
-        public_mode(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

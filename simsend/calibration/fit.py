@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from simsend import config as _config
 from simsend._version import __version__
 from simsend.calibration.model import PriorConfig, build_model, constants
 from simsend.calibration.targets import restrict, targets_from_baseline
-from simsend.io import public_mode
+from simsend.io import atomic_write
 
 LOG = logging.getLogger("simsend")
 
@@ -206,21 +205,10 @@ def write_artefact(idata: az.InferenceData, path: str | Path, attrs: dict) -> Pa
 
     Non-string attribute values are stored as JSON.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v if isinstance(v, str | int | float) and not isinstance(v, bool)
              else json.dumps(v, default=str) for k, v in attrs.items()}
     idata.posterior.attrs.update(clean)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def default_path(areas, origin: int) -> Path:
