@@ -180,12 +180,8 @@ def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
         sys.exit(USER_ERROR)
     tag = "_".join(str(o) for o in origins)
     path = out or Path("results") / f"backtest_{tag}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for df, p in ((table, path), (table.attrs["points"],
-                                  path.with_name(f"{path.stem}_points.csv"))):
-        tmp = p.with_name(f".{p.name}.tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(p)
+    _write_csv(table, path)
+    _write_csv(table.attrs["points"], path.with_name(f"{path.stem}_points.csv"))
     targets, _ = load_targets(cfg)
     chart = plot_backtest(table.attrs["points"], path.with_suffix(".png"), targets,
                           title=f"simsend backtest, {_areas_label(cfg)}, origin"
@@ -226,12 +222,19 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def _show_table(table, csv_path: Path | None) -> None:
+    """Print a compare/monitor table; also write it as CSV when asked."""
+    click.echo(table.to_string(index=False, float_format=_fmt))
+    if csv_path is not None:
+        _write_csv(table, csv_path)
+        click.echo(f"wrote {csv_path}")
+
+
 def _write_csv(table, path: Path) -> None:
     """Write a table atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    from simsend.io import atomic_write
+
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 @main.command("compare")
@@ -259,10 +262,7 @@ def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -
     except CompareError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
-    click.echo(table.to_string(index=False, float_format=_fmt))
-    if csv_path is not None:
-        _write_csv(table, csv_path)
-        click.echo(f"wrote {csv_path}")
+    _show_table(table, csv_path)
 
 
 @main.command("monitor")
@@ -284,10 +284,7 @@ def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
     except CompareError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
-    click.echo(table.to_string(index=False, float_format=_fmt))
-    if csv_path is not None:
-        _write_csv(table, csv_path)
-        click.echo(f"wrote {csv_path}")
+    _show_table(table, csv_path)
 
 
 # ----------------------------------------------------------------------------- outputs

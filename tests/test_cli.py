@@ -113,3 +113,12 @@ def test_failed_run_leaves_existing_output_untouched(tmp_path):
     res = invoke("run", cfg, "--area", "not-a-code")
     assert res.exit_code == 2
     assert out.read_bytes() == b"previous results"
+
+
+def test_backtest_without_a_later_record_exits_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "bt.csv"
+    res = invoke("backtest", BASE, "--origin", "2022", "--out", out, "--quiet")
+    assert res.exit_code == 2
+    assert "no recorded year after origin 2022" in res.output
+    assert "Traceback" not in res.output
+    assert not out.exists() and not any(tmp_path.iterdir())
