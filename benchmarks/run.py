@@ -137,7 +137,7 @@ def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
     import numba
 
     from simsend.engine import _chunks
-    from simsend.kernels.transitions import Pupils, step_pupils
+    from simsend.kernels.transitions import N_FLOW_ROWS, Pupils, step_pupils
     from simsend.recorder import make_layout
 
     p0, cell_start, tables = _population(n, n_area)
@@ -145,7 +145,7 @@ def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
                          tuple(str(i) for i in range(n_area)))
     t = numba.config.NUMBA_NUM_THREADS
     m = layout.size
-    out = (np.zeros((t, 3, m), np.int64), np.zeros((t, 4, 4), np.int64),
+    out = (np.zeros((t, N_FLOW_ROWS, m), np.int64), np.zeros((t, 4, 4), np.int64),
            np.zeros((t, N_A, n_area), np.int64),
            np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(1, np.int8))
     chunks = _chunks(cell_start, 8 * t)

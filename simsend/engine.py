@@ -39,7 +39,7 @@ import numpy as np
 from simsend.dims import AGES, NEEDS, PLAN
 from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
 from simsend.kernels.layout import merge_and_tally, merge_and_tally_serial, sort_new
-from simsend.kernels.transitions import step_pupils, step_pupils_serial
+from simsend.kernels.transitions import N_FLOW_ROWS, step_pupils, step_pupils_serial
 from simsend.params import ParameterSet, ParameterSource
 from simsend.population import Population
 from simsend.recorder import FLOWS, Layout
@@ -86,7 +86,7 @@ class _Scratch:
 
     def __init__(self, n_areas: int, m: int, n_cells: int):
         t = numba.config.NUMBA_NUM_THREADS
-        self.flows = np.zeros((t, 3, m), np.int64)
+        self.flows = np.zeros((t, N_FLOW_ROWS, m), np.int64)
         self.trans = np.zeros((t, 4, 4), np.int64)
         self.to_pool = np.zeros((t, N_A, n_areas), np.int64)
         self.stock = np.zeros((t, m), np.int64)
@@ -146,6 +146,7 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     p_uleave = np.ascontiguousarray(np.broadcast_to(tab.p_leave[0][:, None], pool.shape))
     thin_pool(pool, p_uleave, keys[STREAM["pool_leave"]], sc.tmp, pop.area_base, pop.area_total)
     _pool_tally(layout, aged_out, left_pool)
+    aged_pool = left_pool.copy()  # universal children ageing past 25
     _pool_tally(layout, sc.tmp, left_pool, age_shift=1)
     # 2. entrants
     pool[0] = tab.births
@@ -189,6 +190,8 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     flows[1] = sc.flows[:, 1].sum(axis=0)
     flows[2] = sc.flows[:, 2].sum(axis=0)
     flows[3] = sc.flows[:, 0].sum(axis=0) + left_pool
+    flows[4] = sc.flows[:, 3].sum(axis=0)
+    flows[5] = sc.flows[:, 4].sum(axis=0) + aged_pool
     return stock, flows, sc.trans.sum(axis=0)
 
 

@@ -287,7 +287,8 @@ def tidy(ds: xr.Dataset, variables: Sequence[str] | None = None,
 COLUMNS = {
     "scenario": "scenario name (only when the results compare scenarios)",
     "variable": "results variable (n_pupils = January census stock; n_identified, n_escalated, "
-                "n_deescalated, n_left, n_transitions = flows during the year to that census)",
+                "n_deescalated, n_left, n_to_specialist, n_aged_out, n_transitions and the "
+                "pipeline's n_* = flows during the year to that census)",
     "year": "January census year",
     "tier / age_group / need / area / placement / tier_from ...": "one column per marginal; "
                                                                 "'total' = summed over it",

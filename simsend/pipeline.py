@@ -1,8 +1,9 @@
 """The statutory EHC pipeline, simulated around the plans the engine issues.
 
 Design: a plan issued is a move into the specialist tier in the engine (an escalation from
-targeted or targeted-plus).  Around each year's plans issued, per output cell (the run's
-marginals without ``tier``), the pipeline draws on its own random streams
+targeted or targeted-plus, tallied as ``n_to_specialist`` by the tier moved from).  Around
+each year's plans issued, per output cell (the run's marginals, ``tier`` being the tier the
+child was in when the request was made), the pipeline draws on its own random streams
 (``pipeline_*`` in :data:`simsend.rng.STREAMS`, counter = cell index):
 
 * assessments that ended in a decision not to issue, and requests refused an assessment
@@ -20,8 +21,8 @@ the years it applies; a scenario may also change any pipeline rate (``pipeline.p
 Appeals upheld do not feed back into plans issued (a simplification).  Ceased plans come
 from the engine: ``n_ceased_needs_met`` (moves out of the specialist tier, by draw and year
 only, as ``n_transitions`` has no other dimension) and ``n_ceased_left`` (specialist-tier
-leavers: moved away, moved on, or aged out past 25; with ``age`` in ``outputs.by`` the
-aged-out are those leaving at 25).
+leavers), split into ``n_ceased_aged_out`` (past 25) and ``n_ceased_moved`` (moved away or
+moved on before 26).
 
 Default rates (``[pipeline]``; :class:`simsend.config.PipelineConfig`): refusals 22.3% of
 initial requests (20,830 of 93,302), decisions not to issue 5.9% of assessments (3,903 of
@@ -64,8 +65,8 @@ LONG_NAMES = {
 }
 
 
-def _ceased(ds: xr.Dataset, coords) -> dict:
-    """Plans ceased: needs met (moves out of the specialist tier) and left (moved, aged out)."""
+def _ceased(ds: xr.Dataset) -> dict:
+    """Plans ceased: needs met (moves out of the specialist tier), left, and left's two parts."""
     sp = str(ds["tier"].values[TIER["specialist"]])
     below = [str(t) for t in ds["tier"].values[:TIER["specialist"]]]
     met = ds["n_transitions"].sel(tier_from=sp, tier=below).sum("tier", min_count=1)
@@ -76,7 +77,15 @@ def _ceased(ds: xr.Dataset, coords) -> dict:
     left.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
                   "left (moved away, moved on, or aged out past 25), by state at the previous "
                   "census", "cell_methods": "year: sum"}
-    return {"n_ceased_needs_met": met, "n_ceased_left": left}
+    aged = ds["n_aged_out"].sel(tier=sp).drop_vars("tier", errors="ignore")
+    aged.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
+                  "aged past 25, by state at the previous census", "cell_methods": "year: sum"}
+    moved = left - aged
+    moved.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the child or "
+                   "young person moved away or moved on (left before 26), by state at the "
+                   "previous census", "cell_methods": "year: sum"}
+    return {"n_ceased_needs_met": met, "n_ceased_left": left, "n_ceased_aged_out": aged,
+            "n_ceased_moved": moved}
 
 
 def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
@@ -127,17 +136,20 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
 
 def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
                      seed: int) -> xr.Dataset:
-    """Return the pipeline variables of a run's results (dims: the run's minus ``tier``).
+    """Return the pipeline variables of a run's results (the run's dims).
 
-    Plans issued are ``n_escalated`` into the specialist tier.
+    Plans issued are ``n_to_specialist``: moves into the specialist tier, by the tier the child
+    moved from, so requests, assessments and plans are by that tier too (universal and
+    specialist rows are zero: the engine escalates into the specialist tier only from the
+    targeted tiers).  The ceased-plan variables have no ``tier`` (they are specialist-tier
+    flows).
     """
-    esc = ds["n_escalated"].sel(tier=list(layout.coords["tier"])[TIER["specialist"]])
-    esc = esc.drop_vars("tier", errors="ignore")
+    esc = ds["n_to_specialist"]
     dims = esc.dims
     vals = np.nan_to_num(esc.values).astype(np.int64)
     d, y = vals.shape[:2]
     res = simulate_pipeline(vals.reshape(d, y, -1), rates, ds["draw"].values, seed)
-    out = _ceased(ds, esc.coords)
+    out = _ceased(ds)
     for k, name in enumerate(OUT):
         units = "week" if name.startswith("dur_") else "1 year-1"
         out[name] = xr.DataArray(res[:, :, k].reshape(vals.shape), dims=dims,

@@ -19,7 +19,8 @@ NEED_COORD = (*NEEDS, "none")
 PLACEMENT_COORD = (*PLACEMENTS, "not_recorded")
 """Placement coordinate in results: placements of universal-tier children are not tracked."""
 
-FLOWS = ("n_identified", "n_escalated", "n_deescalated", "n_left")
+FLOWS = ("n_identified", "n_escalated", "n_deescalated", "n_left", "n_to_specialist",
+         "n_aged_out")
 """Flow variables, in the order of the engine's flow buffer."""
 
 _KIND_POS = {"tier": 0, "plan": 1, "age": 2, "age_group": 2, "need": 3, "area": 4, "placement": 5}

@@ -21,6 +21,10 @@ _LONG_NAMES = {
     "n_deescalated": "moves into a lower tier during the year (by tier moved into)",
     "n_left": "children leaving the system during the year (age-out past 25 or moving away),"
               " by state at the previous census",
+    "n_to_specialist": "moves into the specialist tier during the year (new EHC plans), by tier"
+                       " moved from and state before the move",
+    "n_aged_out": "children leaving the system because they aged past 25 (part of n_left),"
+                  " by state at the previous census",
     "n_transitions": "individuals moving from tier_from to tier during the year",
 }
 

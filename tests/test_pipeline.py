@@ -89,7 +89,7 @@ events = [{ type = "request_surge", factor = 1.33, years = "2025-2026" }]
         after = s.sel(year=[2027, 2028]).mean() / b.sel(year=[2027, 2028]).mean()
         assert float(after) < 1.05, (v, float(after))  # not raised once it ends
     # plans issued are the engine's moves into the specialist tier
-    esc = ds["n_escalated"].sel(tier="specialist").sum(dims)
+    esc = ds["n_escalated"].sel(tier="specialist").sum([d for d in dims if d != "tier"])
     np.testing.assert_array_equal(ds["n_issued"].sum(dims).sel(year=slice(2023, None)).values,
                                   esc.sel(year=slice(2023, None)).values)
 
@@ -125,3 +125,33 @@ def test_ceased_plans_come_from_the_engine_flows():
     np.testing.assert_array_equal(ds["n_ceased_left"].values,
                                   ds["n_left"].sel(tier="specialist").values)
     assert float(ds["n_ceased_needs_met"].sel(year=2024).sum()) > 0
+    # left = aged out past 25 + moved; the aged-out are the specialist leavers aged 25
+    np.testing.assert_array_equal(ds["n_ceased_aged_out"] + ds["n_ceased_moved"],
+                                  ds["n_ceased_left"])
+    assert (ds["n_ceased_moved"].fillna(0) >= 0).all()
+    assert float(ds["n_ceased_aged_out"].sel(year=2024).sum()) > 0
+
+
+def test_requests_by_the_tier_they_come_from():
+    """Requests, assessments and plans carry the tier the child moved from; plans add up to
+    the engine's moves into the specialist tier, and only the targeted tiers request."""
+    ds = simsend.run(small(), draws=3)
+    assert "tier" in ds["n_requests"].dims
+    other = [d for d in ds["n_requests"].dims if d not in ("draw", "year", "tier")]
+    for v in ("n_requests", "n_assessed", "n_issued", "n_to_specialist"):
+        by_tier = ds[v].sel(year=slice(2023, None)).sum(other)
+        assert float(by_tier.sel(tier=["universal", "specialist"]).sum()) == 0, v
+        assert (by_tier.sel(tier="targeted").sum() > 0) and \
+            (by_tier.sel(tier="targeted_plus").sum() > 0), v
+    issued = ds["n_issued"].sel(year=slice(2023, None)).sum(other)
+    np.testing.assert_array_equal(issued.values, ds["n_to_specialist"].sel(
+        year=slice(2023, None)).sum(other).values)
+    # summed over the tier moved from, the same as the moves into the specialist tier
+    np.testing.assert_array_equal(
+        ds["n_to_specialist"].sum(["tier", *other]).values[:, 1:],
+        ds["n_escalated"].sel(tier="specialist").sum(other).values[:, 1:])
+    # and the same as n_transitions into specialist from each tier (draw, year only)
+    tr = ds["n_transitions"].sel(tier="specialist", tier_from=["targeted", "targeted_plus"])
+    np.testing.assert_array_equal(
+        ds["n_to_specialist"].sel(tier=["targeted", "targeted_plus"]).sum(other)
+        .values[:, 1:], tr.values[:, 1:])

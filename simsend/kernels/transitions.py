@@ -19,8 +19,12 @@ from simsend.kernels.rng import uniform
 from simsend.kernels.sampling import categorical
 
 MAX_AGE = 25
-LEFT, ESCALATED, DEESCALATED = 0, 1, 2
-"""Rows of the flow tally."""
+LEFT, ESCALATED, DEESCALATED, TO_SPECIALIST, AGED_OUT = 0, 1, 2, 3, 4
+"""Rows of the flow tally.  ``TO_SPECIALIST`` counts moves into the specialist tier by the tier
+moved *from* (state before the move); ``AGED_OUT`` the leavers of ``LEFT`` who aged past 25."""
+N_FLOW_ROWS = 5
+SPECIALIST = 3
+"""Index of the specialist tier (``simsend.dims.TIER``)."""
 
 
 class Pupils(NamedTuple):
@@ -132,6 +136,8 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
                 j = flat_index(strides, age_map, t, plan[i], a - 1, need[i], area[i],
                                placement[i])
                 flows[th, LEFT, j] += 1
+                if a > MAX_AGE:
+                    flows[th, AGED_OUT, j] += 1
                 tier[i] = -1
                 continue
             trans[th, t, nt] += 1
@@ -142,6 +148,10 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
                 tier[i] = -1
                 continue
             if nt != t:
+                if nt == SPECIALIST:
+                    j = flat_index(strides, age_map, t, plan[i], a, need[i], area[i],
+                                   placement[i])
+                    flows[th, TO_SPECIALIST, j] += 1
                 plan[i] = plan_for(nt, reformed[0])
                 j = flat_index(strides, age_map, nt, plan[i], a, need[i], area[i], npl)
                 flows[th, ESCALATED if nt > t else DEESCALATED, j] += 1
@@ -165,7 +175,7 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26))
     keys : uint64 (3,) stream keys: leave, tier, placement
     m : Marginal
-    out : tuple of per-thread buffers (flows (T,3,M), trans (T,4,4), to_pool (T,26,A),
+    out : tuple of per-thread buffers (flows (T,N_FLOW_ROWS,M), trans (T,4,4), to_pool (T,26,A),
         survivors (n_cells,), reformed flag array (1,))
 
     """

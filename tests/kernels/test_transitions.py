@@ -7,7 +7,7 @@ import pytest
 from simsend import reference
 from simsend.kernels.layout import cell_of
 from simsend.kernels.rng import fill_uniform
-from simsend.kernels.transitions import Pupils, step_pupils
+from simsend.kernels.transitions import N_FLOW_ROWS, Pupils, step_pupils
 from simsend.recorder import make_layout
 
 N_A, N_N, N_P = 26, 13, 7
@@ -44,7 +44,7 @@ def random_pupils(rng, n, n_area):
 def run_kernel(p, cell_start, tables, keys, layout, n_area, chunks=None):
     t = numba.config.NUMBA_NUM_THREADS
     m = layout.size
-    out = (np.zeros((t, 3, m), np.int64), np.zeros((t, 4, 4), np.int64),
+    out = (np.zeros((t, N_FLOW_ROWS, m), np.int64), np.zeros((t, 4, 4), np.int64),
            np.zeros((t, N_A, n_area), np.int64),
            np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(1, np.int8))
     if chunks is None:
@@ -79,6 +79,15 @@ def test_step_matches_numpy_reference(n_area):
     assert flows[:, 0].sum() == ref["left"].sum()
     assert to_pool.sum() == ref["to_pool"].sum()
     assert trans.sum() + ref["left"].sum() == n
+    # moves into the specialist tier, tallied by the tier moved from (layout dim 0 = tier)
+    f = flows.sum(axis=0).reshape(N_FLOW_ROWS, *layout.shape)
+    to_sp = f[3].reshape(4, -1).sum(axis=1)
+    for t0 in range(3):
+        assert to_sp[t0] == ((before.tier == t0) & (ref["tier"] == 3)).sum()
+    assert to_sp[3] == 0 and to_sp.sum() > 0
+    # aged out: the leavers who were 25, a part of the leavers
+    assert f[4].sum() == (ref["left"] & (before.age == 25)).sum() > 0
+    assert (f[4] <= f[0]).all()
     assert surv.sum() == stay.sum()
     # the same pupils go to the pool, by (age, area)
     tp = np.zeros((N_A, n_area), np.int64)
