@@ -60,7 +60,7 @@ def test_round_trip_equals_dataset_quantiles(results, tmp_path, fmt):
     ds, _ = results
     path = tmp_path / f"out.{fmt}"
     export(ds, path, suppress=0)
-    back = pd.read_csv(path, keep_default_na=False, na_values=[""]) if fmt == "csv" \
+    back = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False) if fmt == "csv" \
         else pd.read_parquet(path)
     da = ds["n_pupils"].astype(float)
     q = da.quantile([0.05, 0.25, 0.5, 0.75, 0.95], dim="draw")
