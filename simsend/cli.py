@@ -478,3 +478,36 @@ def goalseek_cmd(config, event, years, variable, selects, target_year, limit, pr
         click.echo(f"size {x:.4g}: P(target <= {limit:g}) = {p:.3f}")
     click.echo(f"{event} size {res.size:.4g} keeps {variable} {select} in {target_year} at or "
                f"under {limit:g} with probability {res.prob:.3f} (goal {prob:g})")
+
+
+@main.command("costs")
+@_results_arg
+@click.argument("costs_toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="NetCDF of the spend draws (default beside RESULTS, <name>_costs.nc).")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Seed of the cost draws (default: the run's root seed).")
+@click.option("--budget-threshold", type=float,
+              help="Deficit size in GBP for P(spend - budget > X) (default 0; needs [budget]).")
+@_output_errors
+@_user_errors
+def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
+    """Spend in pounds, with bands, from RESULTS and the unit costs in COSTS_TOML."""
+    from simsend.costs import load_costs, spend, spend_table
+    from simsend.manifest import read_results
+
+    configure_logging(quiet, verbose)
+    costs = load_costs(costs_toml)
+    if budget_threshold is not None and costs.budget is None:
+        raise click.UsageError(f"--budget-threshold needs a [budget] table in {costs_toml}")
+    ds = spend(read_results(results), costs, seed=seed, threshold=budget_threshold or 0.0)
+    path = write_netcdf(ds, out or Path(results).with_name(f"{Path(results).stem}_costs.nc"))
+    if not quiet:
+        click.echo(f"total spend, {ds.attrs['price_basis']}:")
+        table = spend_table(ds)
+        click.echo(table.to_string(index=False, na_rep="-", float_format=lambda v:
+                                   f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"))
+        if table.isna().to_numpy().any():
+            click.echo("(-: not simulated, e.g. assessments in the baseline year, which has no "
+                       "flows)")
+        click.echo(f"wrote {path}")
