@@ -56,7 +56,7 @@ import xarray as xr
 from scipy.special import ndtri
 
 from simsend._version import __version__
-from simsend.config import ConfigError
+from simsend.config import ConfigError, _check_keys, _Ctx, _table
 from simsend.dims import PLACEMENTS, TIERS
 
 COSTS_SPAWN = 0x636F737473
@@ -254,27 +254,6 @@ class CostConfig:
 # --------------------------------------------------------------------------- parsing
 
 
-class _Ctx:
-    def __init__(self, path: str):
-        self.path = path
-
-    def fail(self, key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.path}: [{key}] {msg}")
-
-
-def _table(ctx: _Ctx, raw: Any, key: str) -> dict:
-    if not isinstance(raw, dict):
-        raise ctx.fail(key, f"expected a table, got {type(raw).__name__} {raw!r}")
-    return raw
-
-
-def _keys(ctx: _Ctx, raw: dict, key: str, allowed: Sequence[str]) -> None:
-    for k in raw:
-        if k not in allowed:
-            raise ctx.fail(f"{key}.{k}" if key else k,
-                           f"unknown key; expected one of {sorted(allowed)}")
-
-
 def _num(ctx: _Ctx, v: Any, key: str, lo: float | None = None, hi: float | None = None,
          what: str = "a number") -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -311,7 +290,7 @@ def _dist(ctx: _Ctx, raw: Any, key: str, share: bool = False) -> Dist:
     kind = raw.get("dist")
     if kind not in DISTS:
         raise ctx.fail(f"{key}.dist", f"expected one of {list(DISTS)}, got {kind!r}")
-    _keys(ctx, raw, key, ("dist", *DISTS[kind]))
+    _check_keys(ctx, raw, key, ("dist", *DISTS[kind]))
     vals = []
     for p in DISTS[kind]:
         if p not in raw:
@@ -348,7 +327,7 @@ def _inflation(ctx: _Ctx, raw: Any, key: str) -> Inflation:
     """``{ rate = 0.02 }``, ``{ rates = { "2022-23" = 0.05 }, rate = 0.02 }`` or a number."""
     if not isinstance(raw, dict):
         return Inflation(rate=_num(ctx, raw, key, -0.5, 1.0, "an annual rate"), key=key)
-    _keys(ctx, raw, key, ("rate", "rates"))
+    _check_keys(ctx, raw, key, ("rate", "rates"))
     rate = raw.get("rate")
     rate = None if rate is None else _num(ctx, rate, f"{key}.rate", -0.5, 1.0, "an annual rate")
     rates = {}
@@ -378,7 +357,7 @@ _ITEM_KEYS = ("description", "category", "count", "tier", "placement", "use", "u
 def _item(ctx: _Ctx, name: str, raw: Any) -> CostItem:
     key = f"costs.{name}"
     raw = _table(ctx, raw, key)
-    _keys(ctx, raw, key, _ITEM_KEYS)
+    _check_keys(ctx, raw, key, _ITEM_KEYS)
     for req in ("count", "unit"):
         if req not in raw:
             raise ctx.fail(f"{key}.{req}", "missing required key")
@@ -415,7 +394,7 @@ def _item(ctx: _Ctx, name: str, raw: Any) -> CostItem:
 
 def _budget(ctx: _Ctx, raw: Any) -> Budget:
     raw = _table(ctx, raw, "budget")
-    _keys(ctx, raw, "budget", ("description", "values", "growth"))
+    _check_keys(ctx, raw, "budget", ("description", "values", "growth"))
     vals_raw = _table(ctx, raw.get("values", {}), "budget.values")
     if not vals_raw:
         raise ctx.fail("budget.values", 'expected at least one value, e.g. { "2021-22" = 7.9e9 }')
@@ -450,9 +429,9 @@ def parse_costs(text: str, source_path: str = "<string>") -> CostConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source_path}: not valid TOML: {exc}") from None
-    _keys(ctx, raw, "", ("description", "prices", "costs", "budget"))
+    _check_keys(ctx, raw, "", ("description", "prices", "costs", "budget"))
     prices = _table(ctx, raw.get("prices", {}), "prices")
-    _keys(ctx, prices, "prices", ("base", "basis", "inflation"))
+    _check_keys(ctx, prices, "prices", ("base", "basis", "inflation"))
     if "base" not in prices:
         raise ctx.fail("prices.base", "missing: the price base as a financial year, e.g. "
                                       "'2021-22'")
