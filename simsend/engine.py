@@ -14,7 +14,10 @@ in :data:`STEPS`:
                        a move to universal returns the child to the pool.
 5. ``placement_moves`` individuals who stay identified move placement by
                        ``place_cdf[tier, age, placement]`` (mostly at phase transfer).
-6. ``tallies``         survivors and new pupils are merged in cell order while the census
+6. ``allocation``      with a provision plan, requests for placements with limited places
+                       are granted, redirected by overflow rules or left waiting
+                       (:mod:`simsend.provision`); without one nothing happens.
+7. ``tallies``         survivors and new pupils are merged in cell order while the census
                        stock is counted; flows were counted as they happened.
 
 The tables of each year come from :meth:`simsend.params.ParameterSet.year_tables`, where the
@@ -36,7 +39,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from simsend.dims import AGES, NEEDS, PLAN
+from simsend.dims import AGES, NEEDS, PLACEMENTS, PLAN
+from simsend.kernels.allocate import N_ALLOC_ROWS, allocate
 from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
 from simsend.kernels.layout import merge_and_tally, merge_and_tally_serial, sort_new
 from simsend.kernels.transitions import N_FLOW_ROWS, step_pupils, step_pupils_serial
@@ -46,7 +50,7 @@ from simsend.recorder import FLOWS, Layout
 from simsend.rng import STREAM, draw_keys
 
 STEPS = ("age_and_leave", "entrants", "identification", "tier_moves", "placement_moves",
-         "tallies")
+         "allocation", "tallies")
 """The order of processes within a simulated year."""
 
 N_A, N_N = len(AGES), len(NEEDS)
@@ -71,6 +75,9 @@ class Outputs:
         ``FLOWS`` during the year ending at each census (zero at the baseline year).
     transitions : int32 (D, Y, 4, 4)
         Individuals moving from tier ``i`` to tier ``j`` during the year (stays on the diagonal).
+    alloc : int32 (D, Y, 4, M) or None
+        With a provision plan, the allocation tallies
+        (:data:`simsend.provision.ALLOC_VARS`); None without one.
 
     """
 
@@ -79,6 +86,7 @@ class Outputs:
     stock: np.ndarray
     flows: np.ndarray
     transitions: np.ndarray
+    alloc: np.ndarray | None = None
 
 
 class _Scratch:
@@ -99,6 +107,9 @@ class _Scratch:
         self.tmp = np.zeros((N_A, n_areas), np.int64)
         self.order = np.zeros(1024, np.int64)
         self.reformed = np.zeros(1, np.int8)
+        self.prev = np.zeros(1024, np.int8)
+        self.alloc = np.zeros((N_ALLOC_ROWS, m), np.int64)
+        self.spare = np.zeros((n_areas, len(PLACEMENTS)), np.int64)
 
     def zero(self) -> None:
         for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv):
@@ -130,7 +141,10 @@ def _kernels(n: int):
 
 def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
              sc: _Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans)."""
+    """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans).
+
+    With a provision plan the allocation tallies of the year are left in ``sc.alloc``.
+    """
     tab = ps.year_tables(yi)
     m, n_areas = layout.marginal, pop.n_areas
     sc.zero()
@@ -162,12 +176,26 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
           pop.staged, pop.area_base)
     # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
     chunks = _chunks(pop.cell_start, n_parts)
+    if tab.places is not None:  # placements before the moves, for the allocation
+        if len(sc.prev) < pop.n:
+            sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
+        sc.prev[:pop.n] = pop.cur.placement[:pop.n]
     k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave),
            np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
                     np.uint64),
            m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
     pool += sc.to_pool.sum(axis=0)
-    # 6. tallies: merge survivors and new pupils in cell order, counting the stock
+    # 6. allocation of places
+    if tab.places is not None:
+        from simsend.provision import kernel_places
+
+        sc.alloc[:] = 0
+        r = tab.provision
+        allocate(pop.cur, pop.n, sc.prev, pop.staged, n_new, np.int8(new_plan_of(tab)),
+                 kernel_places(tab.places), r.chain, r.rank, keys[STREAM["allocate"]],
+                 (layout.marginal.strides, layout.marginal.age_map), r.wait_place, sc.alloc,
+                 sc.spare)
+    # 7. tallies: merge survivors and new pupils in cell order, counting the stock
     if len(sc.order) < n_new:
         sc.order = np.zeros(max(n_new, int(len(sc.order) * 1.5)), np.int64)
     sort_new(pop.staged, n_new, N_N, n_areas, sc.new_count, sc.new_start, sc.order)
@@ -178,7 +206,7 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     if n_out > pop.capacity:
         pop.reserve(n_out)
     out_chunks = _chunks(sc.out_start, n_parts)
-    new_plan = PLAN["isp"] if tab.reformed else PLAN["sen_support"]
+    new_plan = new_plan_of(tab)
     k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan), sc.order,
             (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
             m, pop.nxt, (sc.stock, sc.ident))
@@ -195,6 +223,11 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     return stock, flows, sc.trans.sum(axis=0)
 
 
+def new_plan_of(tab) -> int:
+    """Plan a newly identified pupil holds: an ISP after the reform, SEN support before."""
+    return PLAN["isp"] if tab.reformed else PLAN["sen_support"]
+
+
 def baseline_stock(pop: Population, layout: Layout) -> np.ndarray:
     """Tally the census stock of the current state (used for the baseline year)."""
     c = pop.cur
@@ -208,10 +241,12 @@ def baseline_stock(pop: Population, layout: Layout) -> np.ndarray:
 
 def run_draw(pop: Population, individuals: np.ndarray, pool: np.ndarray, ps: ParameterSet,
              draw: int, n_years: int, seed: int, layout: Layout, sc: _Scratch,
-             out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+             out: tuple[np.ndarray, np.ndarray, np.ndarray],
+             alloc: np.ndarray | None = None) -> None:
     """Simulate one Monte Carlo draw from the baseline, writing into ``out`` views.
 
-    ``out`` is ``(stock (Y, M), flows (Y, 4, M), transitions (Y, 4, 4))`` for this draw.
+    ``out`` is ``(stock (Y, M), flows (Y, F, M), transitions (Y, 4, 4))`` for this draw;
+    ``alloc`` (Y, 4, M) receives the allocation tallies when ``ps`` has a provision plan.
     """
     stock, flows, trans = out
     pop.load_counts(individuals, pool)
@@ -219,8 +254,12 @@ def run_draw(pop: Population, individuals: np.ndarray, pool: np.ndarray, ps: Par
     stock[0] = baseline_stock(pop, layout)
     flows[0] = 0
     trans[0] = 0
+    if alloc is not None:
+        alloc[0] = 0  # nobody waits or is placed out of area at the baseline census
     for yi in range(1, n_years):
         stock[yi], flows[yi], trans[yi] = run_year(pop, ps, yi, keys[yi], layout, sc)
+        if alloc is not None:
+            alloc[yi] = sc.alloc
 
 
 def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
@@ -266,8 +305,11 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
     for j, draw in enumerate(draws):
         ps = source.get(int(draw))
         res.param_draw[j] = ps.label
+        if ps.places is not None and res.alloc is None:
+            res.alloc = np.zeros((d, n_years, N_ALLOC_ROWS, m), np.int32)
         run_draw(pop, individuals, pool, ps, int(draw), n_years, seed, layout, sc,
-                 (res.stock[j], res.flows[j], res.transitions[j]))
+                 (res.stock[j], res.flows[j], res.transitions[j]),
+                 None if res.alloc is None else res.alloc[j])
         if progress is not None:
             progress(j + 1)
     return res

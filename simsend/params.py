@@ -40,6 +40,11 @@ class YearTables(NamedTuple):
         1 in a year after the reform's legislation year (targeted tiers then hold ISPs).
     pipeline : (K,) or None
         Statutory pipeline rates (:data:`simsend.config.PIPELINE_RATES` order), if recorded.
+    places : (n_areas, 7) float or None
+        Places per area and placement this year (``inf`` = unlimited); None = no provision
+        plan (nothing is allocated).
+    provision : simsend.provision.ProvisionRules or None
+        The allocation rule when ``places`` is given.
 
     """
 
@@ -52,6 +57,8 @@ class YearTables(NamedTuple):
     births: np.ndarray
     reformed: int = 0
     pipeline: np.ndarray | None = None
+    places: np.ndarray | None = None
+    provision: Any = None
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
@@ -94,6 +101,11 @@ class ParameterSet:
         A scenario's modifiers, applied to each year's tables after trends and reform.
     pipeline : ndarray (K,) or None
         Statutory pipeline rates handed on in :class:`YearTables`.
+    places : ndarray (Y, n_areas, 7) or None
+        Places per census year, area and placement from a provision plan (``inf`` =
+        unlimited); see :mod:`simsend.provision`.
+    provision : simsend.provision.ProvisionRules or None
+        The allocation rule that goes with ``places``.
 
     """
 
@@ -112,6 +124,8 @@ class ParameterSet:
     reform: Any = None
     modifiers: tuple = ()
     pipeline: np.ndarray | None = None
+    places: np.ndarray | None = None
+    provision: Any = None
 
     @property
     def n_areas(self) -> int:
@@ -142,14 +156,19 @@ class ParameterSet:
             reformed = int(is_reformed(self.reform, year))
         births = self.births * self.births_growth ** t
         leaving, placement, pipeline = self.leaving, self.placement, self.pipeline
+        places = None if self.places is None else self.places[year_index]
         if self.modifiers:
-            from simsend.scenarios import apply_modifiers
+            from simsend.scenarios import apply_modifiers, hold_places
 
+            if places is not None:
+                places = hold_places(self.modifiers, year, self.places, self.start_year)
             tabs = apply_modifiers(self.modifiers, year, {
                 "identification": p_id, "leaving": leaving, "tiers": tiers,
-                "placement": placement, "births": births, "pipeline": pipeline})
+                "placement": placement, "births": births, "pipeline": pipeline,
+                "places": places})
             p_id, leaving, tiers = tabs["identification"], tabs["leaving"], tabs["tiers"]
             placement, births, pipeline = tabs["placement"], tabs["births"], tabs["pipeline"]
+            places = tabs["places"]
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
         tier_cdf = _cdf(np.transpose(tiers, (2, 3, 4, 0, 1)))
         return YearTables(
@@ -162,6 +181,8 @@ class ParameterSet:
             births=np.rint(births).astype(np.int64),
             reformed=reformed,
             pipeline=pipeline,
+            places=places,
+            provision=self.provision,
         )
 
 

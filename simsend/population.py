@@ -29,6 +29,7 @@ def empty_pupils(capacity: int) -> Pupils:
         area=np.zeros(capacity, dtypes.AREA),
         placement=np.zeros(capacity, dtypes.STATE),
         pid=np.zeros(capacity, dtypes.ID),
+        alloc=np.zeros(capacity, dtypes.STATE),
     )
 
 
@@ -149,6 +150,7 @@ class Population:
         cur.area[:n] = area
         cur.placement[:n] = plac
         cur.plan[:n] = np.where(tier == 3, PLAN["ehcp"], PLAN["sen_support"])
+        cur.alloc[:n] = 0  # nobody waits for a place or is placed out of area at baseline
         # running number k within (area, age)
         key = area.astype(np.int64) * N_A + age
         order = np.argsort(key, kind="stable")

@@ -66,6 +66,20 @@ def to_dataset(out: Outputs, layout: Layout, years: list[int],
         f[:, 0] = np.nan
         data[name] = (dims, f, {"units": "1 year-1", "long_name": _LONG_NAMES[name],
                                 "cell_methods": "year: sum (census to census)"})
+    if out.alloc is not None:
+        from simsend.provision import ALLOC_VARS
+        from simsend.provision import LONG_NAMES as ALLOC_NAMES
+
+        for k, name in enumerate(ALLOC_VARS):
+            v = out.alloc[:, :, k].reshape(shape)
+            if name == "n_overflow":
+                v = v.astype(np.float32)
+                v[:, 0] = np.nan
+                at = {"units": "1 year-1", "cell_methods": "year: sum (census to census)"}
+            else:
+                v = v.astype(np.int32)
+                at = {"units": "year" if name == "wait_years_total" else "1"}
+            data[name] = (dims, v, {**at, "long_name": ALLOC_NAMES[name]})
     tr = out.transitions.astype(np.float32)
     tr[:, 0] = np.nan
     data["n_transitions"] = (("draw", "year", "tier_from", "tier"), tr,

@@ -25,6 +25,7 @@ STREAMS = (
     "pipeline_weeks",  # statutory pipeline: plans issued within 20 weeks, weeks beyond
     "pipeline_appeal",  # statutory pipeline: tribunal appeals registered
     "pipeline_upheld",  # statutory pipeline: appeals decided in the appellant's favour
+    "allocate",  # place allocation: tie-break between requests of equal priority
 )
 """Named random streams; their position is part of the key, so append, never reorder."""
 
@@ -41,7 +42,7 @@ def draw_keys(seed: int, draw: int, n_years: int) -> np.ndarray:
     --------
     >>> k = draw_keys(1, 0, 3)
     >>> k.shape, k.dtype
-    ((3, 12), dtype('uint64'))
+    ((3, 13), dtype('uint64'))
     >>> bool((draw_keys(1, 0, 3) == k).all())
     True
 

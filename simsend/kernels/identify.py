@@ -48,13 +48,14 @@ def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, are
     n_area = counts.shape[1]
     a, r = c // n_area, c % n_area
     # unpacked once: a tuple member read inside the loop costs a reference-count update
-    tier, _, age, need, area, placement, pids = out
+    tier, _, age, need, area, placement, pids, alloc = out
     k0, k1 = keys[0], keys[1]
     for k in range(counts[a, r]):
         i = offsets[a, r] + k
         pid = encode_pid(year_index, area_base + r, a, k)
         pids[i] = pid
         tier[i] = 1
+        alloc[i] = 0
         age[i] = a
         area[i] = r
         need[i] = categorical(uniform(k0, np.uint64(pid)), need_cdf[a])

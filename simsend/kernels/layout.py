@@ -46,6 +46,7 @@ def copy_pupil(src, i, dst, j):
     dst.area[j] = src.area[i]
     dst.placement[j] = src.placement[i]
     dst.pid[j] = src.pid[i]
+    dst.alloc[j] = src.alloc[i]
 
 
 @njit
@@ -58,9 +59,9 @@ def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out
     """
     _, new_count, new_start, surv, out_start, n_na = counts
     dst, stock, ident = out
-    o_tier, o_plan, o_age, o_need, o_area, o_plac, o_pid = old
-    n_tier, n_plan, n_age, n_need, n_area, n_plac, n_pid = new
-    d_tier, d_plan, d_age, d_need, d_area, d_plac, d_pid = dst
+    o_tier, o_plan, o_age, o_need, o_area, o_plac, o_pid, o_alloc = old
+    n_tier, n_plan, n_age, n_need, n_area, n_plac, n_pid, n_alloc = new
+    d_tier, d_plan, d_age, d_need, d_area, d_plac, d_pid, d_alloc = dst
     strides, age_map = m
     for c in range(c0, c1):
         j = out_start[c]
@@ -73,6 +74,7 @@ def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out
             d_area[j] = n_area[i]
             d_plac[j] = n_plac[i]
             d_pid[j] = n_pid[i]
+            d_alloc[j] = n_alloc[i]
             ident[th, flat_index(strides, age_map, 1, new_plan, d_age[j], d_need[j], d_area[j],
                                  d_plac[j])] += 1
             j += 1
@@ -86,6 +88,7 @@ def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out
                     d_area[j] = o_area[i]
                     d_plac[j] = o_plac[i]
                     d_pid[j] = o_pid[i]
+                    d_alloc[j] = o_alloc[i]
                     j += 1
         for q in range(out_start[c], j):
             stock[th, flat_index(strides, age_map, d_tier[q], d_plan[q], d_age[q], d_need[q],

@@ -37,6 +37,7 @@ class Pupils(NamedTuple):
     area: np.ndarray  # int16
     placement: np.ndarray  # int8
     pid: np.ndarray  # int64
+    alloc: np.ndarray  # int8 place-allocation state (simsend.kernels.allocate)
 
 
 class Marginal(NamedTuple):
@@ -115,7 +116,7 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
     flows, trans, to_pool, surv, reformed = out
     # Arrays and keys unpacked once: reading a tuple member inside the loop costs a reference
     # count update per access, and scalar keys let their hashing be hoisted out of the loop.
-    tier, plan, age, need, area, placement, pid = p
+    tier, plan, age, need, area, placement, pid = p[:7]
     strides, age_map = m
     ks = (keys[0], keys[1], keys[2])
     n_na = tier_cdf.shape[1] * tier_cdf.shape[2]

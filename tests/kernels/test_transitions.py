@@ -34,7 +34,8 @@ def random_pupils(rng, n, n_area):
                age=age[order].astype(np.int8), need=need[order].astype(np.int8),
                area=area[order].astype(np.int16),
                placement=rng.integers(0, N_P, n).astype(np.int8),
-               pid=rng.permutation(10 * n)[:n].astype(np.int64))
+               pid=rng.permutation(10 * n)[:n].astype(np.int64),
+               alloc=np.zeros(n, np.int8))
     cells = cell_of(p.age.astype(np.int64), p.need.astype(np.int64), p.area.astype(np.int64),
                     N_N, n_area)
     cell_start = np.searchsorted(cells, np.arange(N_A * N_N * n_area + 1)).astype(np.int64)
