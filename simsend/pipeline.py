@@ -33,6 +33,13 @@ partly for the appellant) and the weeks are ASSUMPTIONS of the published size, n
 
 Random numbers depend on (seed, draw, stream, year, cell index) with cells of the run's
 marginal: a different ``outputs.by`` gives different (equally valid) pipeline draws.
+
+With ``[workforce]`` (:mod:`simsend.workforce`) the assessments are drawn first, the
+assessing professions' hours needed are set against the hours available per area (or for the
+whole run), and where staff are short the 20-week share falls and late plans take longer;
+the variables ``dur_workforce_hours_needed``, ``dur_workforce_hours_available`` (by
+``profession``) and ``rel_workforce_coverage`` are added.  Without it, or with staff to spare,
+every pipeline variable is the same bit for bit.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import xarray as xr
 
 from simsend.config import PIPELINE_RATES
 from simsend.dims import TIER
-from simsend.kernels.pipeline import OUT, pipeline_cells
+from simsend.kernels.pipeline import OUT, assessed_cells, pipeline_cells, pipeline_cells_cover
 from simsend.recorder import Layout
 from simsend.rng import STREAM, draw_keys
 
@@ -101,7 +108,7 @@ def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
 
 
 def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
-                      seed: int) -> np.ndarray:
+                      seed: int, cover: np.ndarray | None = None) -> np.ndarray:
     """Draw the pipeline around plans issued.
 
     Parameters
@@ -114,6 +121,8 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
         Monte Carlo draw numbers (for the keys).
     seed : int
         Root seed.
+    cover : float array (D, Y, M), optional
+        Workforce coverage of each cell (:func:`simsend.workforce.coverage`); None = 1.
 
     Returns
     -------
@@ -128,14 +137,72 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
         for yi in range(1, y):
             k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
             buf = np.zeros((len(OUT), m))
-            pipeline_cells(np.ascontiguousarray(issued[j, yi], dtype=np.int64),
-                           np.ascontiguousarray(rates[yi]), k, buf)
+            n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
+            if cover is None:
+                pipeline_cells(n_i, np.ascontiguousarray(rates[yi]), k, buf)
+            else:
+                pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi], dtype=np.float64),
+                                     np.ascontiguousarray(rates[yi]), k, buf)
             out[j, yi] = buf
     return out
 
 
+def simulate_assessed(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
+                      seed: int) -> np.ndarray:
+    """Assessments per draw, year and cell, ``(D, Y, M)`` int64: the pipeline's own draws.
+
+    The same numbers :func:`simulate_pipeline` reports as ``n_assessed`` (same stream and
+    counters), drawn first so that the workforce coverage can depend on them.  Zero in the
+    baseline year.
+    """
+    d, y, m = issued.shape
+    out = np.zeros((d, y, m), np.int64)
+    ni = PIPELINE_RATES.index("p_not_issue")
+    for j, draw in enumerate(draws):
+        keys = draw_keys(seed, int(draw), y)
+        for yi in range(1, y):
+            assessed_cells(np.ascontiguousarray(issued[j, yi], dtype=np.int64),
+                           float(rates[yi, ni]), keys[yi, STREAM["pipeline_not_issued"]],
+                           out[j, yi])
+    return out
+
+
+def _workforce(ds: xr.Dataset, issued: np.ndarray, rates: np.ndarray, seed: int, wf,
+               mods: Sequence) -> tuple[np.ndarray, dict]:
+    """Coverage of every cell ``(D, Y, M)`` and the workforce variables of a run."""
+    from simsend.workforce import capacity, coverage, run_areas, workforce_dataset
+
+    esc = ds["n_to_specialist"]
+    d, y = issued.shape[:2]
+    assessed = simulate_assessed(issued, rates, ds["draw"].values, seed)
+    has_area = "area" in esc.dims
+    pop = ds["n_pupils"].isel(draw=0, year=0).astype(np.float64)  # baseline residents 0-25
+    if has_area:  # each cell's area; assessments summed over every other axis of the marginal
+        units = [str(a) for a in esc["area"].values]
+        ax = esc.dims.index("area") - 2
+        cell_unit = np.broadcast_to(
+            np.arange(len(units)).reshape([-1 if i == ax else 1
+                                           for i in range(esc.ndim - 2)]),
+            esc.shape[2:]).ravel()
+        per_unit = assessed.reshape(d, y, *esc.shape[2:]).sum(
+            axis=tuple(2 + i for i in range(esc.ndim - 2) if i != ax))
+        pop = pop.sum([k for k in pop.dims if k != "area"]).sel(area=esc["area"]).values
+    else:
+        units = ["all"]
+        cell_unit = np.zeros(issued.shape[2], np.int64)
+        per_unit = assessed.sum(-1, keepdims=True)
+        pop = np.array([float(pop.sum())])
+    cap = capacity(wf, mods, [int(v) for v in ds["year"].values], run_areas(ds), units, pop)
+    needed, available, cover = coverage(per_unit, cap)
+    coords = {"draw": ds["draw"], "year": ds["year"], "profession": list(cap.professions)}
+    if has_area:
+        coords["area"] = esc["area"]
+    return cover[:, :, cell_unit], workforce_dataset(needed, available, cover, coords, has_area)
+
+
 def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
-                     seed: int) -> xr.Dataset:
+                     seed: int, *, workforce=None, workforce_modifiers: Sequence = ()
+                     ) -> xr.Dataset:
     """Return the pipeline variables of a run's results (the run's dims).
 
     Plans issued are ``n_to_specialist``: moves into the specialist tier, by the tier the child
@@ -143,13 +210,22 @@ def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
     specialist rows are zero: the engine escalates into the specialist tier only from the
     targeted tiers).  The ceased-plan variables have no ``tier`` (they are specialist-tier
     flows).
+
+    ``workforce`` (a :class:`simsend.workforce.WorkforceConfig`, used when enabled) limits the
+    20-week share by the assessing staff available, with the scenario's ``workforce.*``
+    ``workforce_modifiers`` applied, and adds the workforce variables.
     """
     esc = ds["n_to_specialist"]
     dims = esc.dims
     vals = np.nan_to_num(esc.values).astype(np.int64)
     d, y = vals.shape[:2]
-    res = simulate_pipeline(vals.reshape(d, y, -1), rates, ds["draw"].values, seed)
+    issued = vals.reshape(d, y, -1)
     out = _ceased(ds)
+    cover = None
+    if workforce is not None and workforce.enabled:
+        cover, wvars = _workforce(ds, issued, rates, seed, workforce, workforce_modifiers)
+        out.update(wvars)
+    res = simulate_pipeline(issued, rates, ds["draw"].values, seed, cover=cover)
     for k, name in enumerate(OUT):
         units = "week" if name.startswith("dur_") else "1 year-1"
         out[name] = xr.DataArray(res[:, :, k].reshape(vals.shape), dims=dims,

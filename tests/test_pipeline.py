@@ -155,3 +155,35 @@ def test_requests_by_the_tier_they_come_from():
     np.testing.assert_array_equal(
         ds["n_to_specialist"].sel(tier=["targeted", "targeted_plus"]).sum(other)
         .values[:, 1:], tr.values[:, 1:])
+
+
+def _cell_before_workforce(n_i, rates, keys, c):
+    """The pipeline of one cell as drawn before the workforce existed (plain Python)."""
+    from simsend.kernels.pipeline import exp_sum
+    from simsend.kernels.sampling import binomial
+
+    p_ref, p_ni, p20, ap_ref, ap_ni, ap_con, p_up, w_in, w_over = rates[:9]
+    cu = np.uint64(c)
+    n_ni = negbin_failures(n_i, p_ni, keys[0], cu)
+    n_a = n_i + n_ni
+    n_f = negbin_failures(n_a, p_ref, keys[1], cu)
+    n_20 = binomial(n_i, p20, keys[2], np.uint64(2 * c))
+    weeks = n_20 * w_in + (n_i - n_20) * 20.0 + exp_sum(n_i - n_20, w_over, keys[2],
+                                                         np.uint64(2 * c + 1))
+    n_ap = (binomial(n_f, ap_ref, keys[3], np.uint64(3 * c))
+            + binomial(n_ni, ap_ni, keys[3], np.uint64(3 * c + 1))
+            + binomial(n_i, ap_con, keys[3], np.uint64(3 * c + 2)))
+    return [n_a + n_f, n_f, n_a, n_ni, n_i, n_20, weeks, n_ap,
+            binomial(n_ap, p_up, keys[4], cu)]
+
+
+def test_pipeline_without_workforce_draws_as_before():
+    """No workforce (coverage 1): every cell's draws are those of the kernel before it."""
+    rates = PipelineConfig().rates
+    issued = np.array([0, 1, 2, 7, 40, 250, 3000, 0, 31], np.int64)
+    keys = np.arange(3, 8, dtype=np.uint64) * np.uint64(2654435761)
+    out = np.zeros((len(OUT), issued.size))
+    pipeline_cells(issued, rates, keys, out)
+    want = np.array([_cell_before_workforce(int(n), rates, keys, c)
+                     for c, n in enumerate(issued)], np.float64).T
+    np.testing.assert_array_equal(out, want)
