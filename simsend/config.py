@@ -2,7 +2,8 @@
 
 A config has four tables: ``[run]`` (years, draws, seed, threads), ``[outputs]`` (where and
 which marginals), ``[data]`` (baseline source and areas) and ``[model]`` (rates), and
-optionally ``[reform]`` (the reform timeline), ``[pipeline]`` (statutory pipeline rates) and
+optionally ``[reform]`` (the reform timeline), ``[pipeline]`` (statutory pipeline rates),
+``[workforce]`` (assessing staff, :mod:`simsend.workforce`) and
 ``[scenarios.NAME]`` (named modifiers, :mod:`simsend.scenarios`).  ``extends = "base.toml"``
 at the top takes every table of another config (relative to this file) and overrides it
 key by key with this file's. Defaults live
@@ -202,6 +203,8 @@ class SimConfig:
     reform: ReformConfig = field(default_factory=ReformConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     scenarios: tuple = ()
+    workforce: Any = None  # simsend.workforce.WorkforceConfig; None: no constraint
+    provision: Any = None
 
     def replace_run(self, **changes: Any) -> SimConfig:
         """Return a copy with ``[run]`` fields replaced (used by CLI overrides)."""
@@ -615,12 +618,15 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         raise ConfigError(f"{source_path}: not valid TOML: {exc}") from None
     raw, text = _resolve_extends(ctx, raw, text, base)
     _check_keys(ctx, raw, "", {"run", "outputs", "data", "model", "reform", "pipeline",
-                               "scenarios"})
+                               "scenarios", "provision", "workforce"})
     if "model" not in raw:
         raise ctx.fail("model", "missing required table")
+    from simsend.provision import parse_provision
     from simsend.scenarios import parse_scenarios
+    from simsend.workforce import check_modifiers, parse_workforce
 
     reform = _parse_reform(ctx, _table(ctx, raw.get("reform", {}), "reform"))
+    workforce = parse_workforce(ctx, raw.get("workforce"))
     cfg_run = _parse_run(ctx, _table(ctx, raw.get("run", {}), "run"))
     return SimConfig(
         run=cfg_run,
@@ -632,8 +638,10 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         reform=reform,
         pipeline=_parse_pipeline(ctx, _table(ctx, raw.get("pipeline", {}), "pipeline")),
-        scenarios=parse_scenarios(ctx, _table(ctx, raw.get("scenarios", {}), "scenarios"),
-                                  reform),
+        scenarios=check_modifiers(ctx, workforce, parse_scenarios(
+            ctx, _table(ctx, raw.get("scenarios", {}), "scenarios"), reform)),
+        workforce=workforce,
+        provision=parse_provision(ctx, raw.get("provision"), base),
     )
 
 

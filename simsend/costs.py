@@ -58,6 +58,7 @@ from scipy.special import ndtri
 from simsend._version import __version__
 from simsend.config import ConfigError, _check_keys, _Ctx, _table
 from simsend.dims import PLACEMENTS, TIERS
+from simsend.provision import ALLOC_VARS
 
 COSTS_SPAWN = 0x636F737473
 """First spawn-key word of every cost draw (ASCII ``costs``), apart from the engine's keys."""
@@ -628,6 +629,9 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
         elif it.use == "without_placement" and has_pl:
             skipped[it.name] = "results have a placement dim (the by-placement items apply)"
         elif it.count not in ds:
+            if it.count in ALLOC_VARS:
+                skipped[it.name] = f"results have no {it.count} (no provision plan)"
+                continue
             if it.count not in PIPELINE_VARIABLES:
                 raise ConfigError(f"{where}: [costs.{it.name}.count] no variable {it.count!r} "
                                   f"in the results (they have {sorted(ds.data_vars)})")

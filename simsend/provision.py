@@ -57,6 +57,8 @@ from simsend.config import ConfigError, _check_keys, _Ctx, _str, _table
 from simsend.dims import NEEDS, PLACEMENTS, TIERS
 from simsend.io import file_sha256
 
+SHIPPED_PLANS = Path(__file__).resolve().parents[1] / "configs" / "provision"
+"""Where provision plans shipped with simsend live (``provision.plan = "<name>"``)."""
 OUT_OF_AREA = "out_of_area"
 """Overflow option: the same placement type in another area (unlimited)."""
 ALLOC_VARS = ("n_waiting", "wait_years_total", "n_out_of_area", "n_overflow")
@@ -115,10 +117,18 @@ def parse_provision(ctx: _Ctx, raw: Any, base: Path) -> ProvisionConfig | None:
     _check_keys(ctx, raw, "provision", {"plan", "overflow", "priority", "waiting_placement"})
     if "plan" not in raw:
         raise ctx.fail("provision.plan", "missing required key (the provision plan CSV)")
-    plan = Path(_str(ctx, raw["plan"], "provision.plan"))
-    plan = plan if plan.is_absolute() else base / plan
-    if not plan.is_file():
-        raise ctx.fail("provision.plan", f"file not found: {plan}")
+    name = _str(ctx, raw["plan"], "provision.plan")
+    if name and "/" not in name and "\\" not in name and not name.endswith(".csv"):
+        plan = SHIPPED_PLANS / f"{name}.csv"  # a shipped plan by name
+        if not plan.is_file():
+            have = sorted(q.stem for q in SHIPPED_PLANS.glob("*.csv"))
+            raise ctx.fail("provision.plan", f"no shipped plan {name!r} (configs/provision/ "
+                                             f"has {have}); give a file path instead")
+    else:
+        plan = Path(name)
+        plan = plan if plan.is_absolute() else base / plan
+        if not plan.is_file():
+            raise ctx.fail("provision.plan", f"file not found: {plan}")
     over = _table(ctx, raw.get("overflow", {}), "provision.overflow")
     overflow = {}
     for p, opts in over.items():
@@ -187,13 +197,15 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
     rows: dict[tuple[int, int], dict[int, float]] = {}
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(line for line in f if not line.startswith("#"))
+            kept = [(i, line) for i, line in enumerate(f.read().splitlines(), start=1)
+                    if not line.startswith("#")]
+            reader = csv.DictReader(line for _, line in kept)
             need = {"area", "placement", "year", "places"}
             if reader.fieldnames is None or not need <= set(reader.fieldnames):
                 raise ConfigError(f"{path}: expected columns {sorted(need)}, got "
                                   f"{reader.fieldnames}")
-            for ln, r in enumerate(reader, start=2):
-                where = f"{path}: row {ln}"
+            for k, r in enumerate(reader, start=1):
+                where = f"{path}: line {kept[k][0]}"
                 if r["placement"] not in PLACEMENTS:
                     raise ConfigError(f"{where}: placement {r['placement']!r}; expected one of "
                                       f"{list(PLACEMENTS)}")
@@ -257,6 +269,28 @@ class ProvisionSource:
         """Return the wrapped set with ``places`` and ``provision`` attached."""
         return dataclasses.replace(self.source.get(draw), places=self.places,
                                    provision=self.rules)
+
+
+def places_variable(source, areas: tuple[str, ...], years: list[int]):
+    """The places a run used, as a DataArray ``(year, area, placement)`` (NaN = unlimited).
+
+    Taken from draw 0's parameter set after the scenario's modifiers (places do not vary by
+    draw); the baseline year shows the plan's first year.
+    """
+    import xarray as xr
+
+    from simsend.recorder import PLACEMENT_COORD
+
+    ps = source.get(0)
+    rows = [ps.places[0]] + [ps.year_tables(yi).places for yi in range(1, len(years))]
+    arr = np.full((len(years), len(areas), len(PLACEMENT_COORD)), np.nan)
+    arr[:, :, :len(PLACEMENTS)] = np.where(np.isinf(rows), np.nan, rows)
+    return xr.DataArray(arr, dims=("year", "area", "placement"),
+                        coords={"year": np.asarray(years, np.int32), "area": list(areas),
+                                "placement": list(PLACEMENT_COORD)},
+                        attrs={"units": "1", "long_name": "places available for the year "
+                               "ending at the census (provision plan after the scenario's "
+                               "modifiers); NaN = unlimited"})
 
 
 def provision_source(source, cfg, areas: tuple[str, ...]):

@@ -41,7 +41,12 @@ tier           ``tier`` (from), ``to`` (tiers), ``ages``, ``needs``, ``areas``
 escalation     as ``tier``, restricted to moves to a higher tier
 placement      ``tier``, ``from``, ``to`` (placements), ``ages``
 births         ``areas``
+places         ``to`` (placements), ``areas``: places of a provision plan
+               (:mod:`simsend.provision`); ``op = "hold"`` keeps them at the level of the
+               census year before ``years`` begins (no new places)
 pipeline.<r>   none (a rate of :mod:`simsend.pipeline`, e.g. ``pipeline.p_refuse``)
+workforce.*    none: ``workforce.<profession>.<key>``, a key of ``[workforce.<profession>]``
+               (:mod:`simsend.workforce`), e.g. ``workforce.educational_psychologist.fte``
 ============== =========================================================================
 
 Tier moves do not depend on placement in the engine, so a placement filter on a tier rate is
@@ -74,7 +79,7 @@ from simsend.config import (
 )
 from simsend.dims import NEEDS, PLACEMENTS, TIERS
 
-RATES = ("identification", "leaving", "tier", "escalation", "placement", "births")
+RATES = ("identification", "leaving", "tier", "escalation", "placement", "births", "places")
 """Rate tables a modifier may act on (besides ``pipeline.<rate>``)."""
 OPS = ("multiply", "add", "set")
 EVENTS = ("request_surge", "early_intervention", "threshold_change")
@@ -87,6 +92,7 @@ _FILTERS = {
     "escalation": {"tier", "to", "ages", "needs", "areas"},
     "placement": {"tier", "from", "to", "ages"},
     "births": {"areas"},
+    "places": {"to", "areas"},
 }
 
 
@@ -214,23 +220,35 @@ def _parse_modifier(ctx: _Ctx, raw: Any, key: str) -> Modifier:
             raise ctx.fail(f"{key}.rate", f"unknown pipeline rate {rate[9:]!r}; expected one "
                                           f"of {list(PIPELINE_RATES)}")
         allowed = base
+    elif rate.startswith("workforce."):
+        from simsend.workforce import modifier_target
+
+        modifier_target(ctx, rate, key)  # the profession is checked against [workforce]
+        allowed = base
     elif rate in _FILTERS:
         allowed = base | _FILTERS[rate]
     else:
         raise ctx.fail(f"{key}.rate", f"unknown rate {rate!r}; expected one of "
-                                      f"{[*RATES, 'pipeline.<rate>']}")
+                                      f"{[*RATES, 'pipeline.<rate>', 'workforce.<p>.<key>']}")
     for k in raw:
         if k not in allowed:
             raise ctx.fail(f"{key}.{k}", f"not a filter of rate {rate!r}; expected one of "
                                          f"{sorted(allowed)}")
     for req in ("op", "value"):
-        if req not in raw:
+        if req not in raw and not (req == "value" and raw.get("op") == "hold"):
             raise ctx.fail(f"{key}.{req}", "missing required key")
-    op = _str(ctx, raw["op"], f"{key}.op", OPS)
+    if raw.get("op") == "hold" and rate == "places":
+        if "years" not in raw:
+            raise ctx.fail(f"{key}.years", "op 'hold' needs 'years' (places are held at the "
+                                           "level of the year before they begin)")
+        raw = {**raw, "value": raw.get("value", 0.0)}
+        op = "hold"
+    else:
+        op = _str(ctx, raw["op"], f"{key}.op", OPS)
     value = _float(ctx, raw["value"], f"{key}.value", -1e9, 1e9)
     if op == "multiply" and value < 0:
         raise ctx.fail(f"{key}.value", "a multiplier must be >= 0")
-    to_choices = PLACEMENTS if rate == "placement" else TIERS
+    to_choices = PLACEMENTS if rate in ("placement", "places") else TIERS
     if raw.get("ramp", 0) and "years" not in raw:
         raise ctx.fail(f"{key}.ramp", "a ramp needs 'years' (the first year it starts from)")
     return Modifier(
@@ -350,7 +368,7 @@ class Compiled:
     n_areas: int = 0
 
 
-_AREA_AXIS = {"identification": 1, "tier": 4, "escalation": 4, "births": 0}
+_AREA_AXIS = {"identification": 1, "tier": 4, "escalation": 4, "births": 0, "places": 0}
 """Axis of the area dimension in each area-indexed table."""
 
 
@@ -411,6 +429,10 @@ def compile_modifiers(mods: Sequence[Modifier], areas: Sequence[str]) -> tuple[C
                    _sel(m.to, PLACEMENTS))
         elif m.rate == "births":
             idx = (r,)
+        elif m.rate == "places":
+            idx = (r, _sel(m.to, PLACEMENTS))
+        elif m.rate.startswith("workforce."):
+            idx = ()  # applied by simsend.workforce, not to the engine's tables
         else:
             idx = (np.array([PIPELINE_RATES.index(m.rate[9:])]),)
         out.append(Compiled(m, idx, len(areas)))
@@ -472,11 +494,15 @@ def apply_modifiers(compiled: Sequence[Compiled], year: int, tables: dict) -> di
         if s == 0.0:
             continue
         rate = c.mod.rate
+        if rate.startswith("workforce."):
+            continue  # applied to the assessing staff by simsend.workforce
         key = {"tier": "tiers", "escalation": "tiers"}.get(rate, rate)
         if rate.startswith("pipeline."):
             key = "pipeline"
             if out["pipeline"] is None:
                 continue
+        if rate == "places" and (out.get("places") is None or c.mod.op == "hold"):
+            continue  # no provision plan; "hold" acts in hold_places
         old = out[key]
         new = old.copy()
         index = list(c.index)
@@ -503,12 +529,38 @@ def apply_modifiers(compiled: Sequence[Compiled], year: int, tables: dict) -> di
             new = _fix_rows(new, old, (2, 3))
         elif rate == "births":
             new[ix] = np.clip(sub, 0.0, None)
+        elif rate == "places":
+            if c.mod.op != "set":  # unlimited places stay unlimited (inf * 0 would be NaN)
+                sub = np.where(np.isinf(old[ix]), old[ix], sub)
+            new[ix] = np.clip(sub, 0.0, None)
         elif rate == "pipeline" or key == "pipeline":
             lim = None if PIPELINE_RATES[c.index[0][0]].startswith("mean_") else 1.0
             new[ix] = np.clip(sub, 0.0, lim)
         else:
             new[ix] = np.clip(sub, 0.0, 1.0)
         out[key] = new
+    return out
+
+
+def hold_places(compiled: Sequence[Compiled], year: int, series: np.ndarray,
+                start_year: int) -> np.ndarray:
+    """Places of census ``year`` after the ``hold`` modifiers in force (no new places).
+
+    ``series`` is the plan's places ``(Y, A, P)`` from ``start_year``; a held cell keeps the
+    lower of its planned places and those of the census year before the hold begins.
+    """
+    yi = year - start_year
+    out = series[yi]
+    for c in compiled:
+        if c.mod.rate != "places" or c.mod.op != "hold" or c.mod.strength(year) == 0.0:
+            continue
+        y0 = min(max(c.mod.years[0] - 1 - start_year, 0), len(series) - 1)
+        index = list(c.index)
+        if index[0] is None:
+            index[0] = np.arange(out.shape[0])
+        ix = np.ix_(*index)
+        out = out.copy()
+        out[ix] = np.minimum(out[ix], series[y0][ix])
     return out
 
 
@@ -563,6 +615,9 @@ def scenario_source(source, cfg, areas: Sequence[str], scenario: Scenario | None
     base = _is_baseline(scenario)
     reform = cfg.reform if base or scenario.reform is None else scenario.reform
     mods = () if base else compile_modifiers(scenario.modifiers, areas)
+    from simsend.workforce import check_areas
+
+    check_areas(cfg.workforce, areas, cfg.source_path)  # before the run, not after it
     return ScenarioSource(source, cfg.run.start_year, reform, mods,
                           cfg.pipeline.rates if cfg.pipeline.enabled else None)
 
@@ -637,6 +692,9 @@ def finish_run(ds, cfg, layout, scenario: Scenario | None):
         mods = () if _is_baseline(scenario) else compile_modifiers(
             [m for m in scenario.modifiers if m.rate.startswith("pipeline.")], [])
         rates = pipeline_rates(cfg.pipeline.rates, mods, cfg.run.start_year, ds.sizes["year"])
-        ds = ds.merge(pipeline_dataset(ds, layout, rates, int(ds.attrs["root_seed"])))
+        wmods = () if _is_baseline(scenario) else [
+            m for m in scenario.modifiers if m.rate.startswith("workforce.")]
+        ds = ds.merge(pipeline_dataset(ds, layout, rates, int(ds.attrs["root_seed"]),
+                                       workforce=cfg.workforce, workforce_modifiers=wmods))
     ds.attrs["scenario"] = BASELINE if _is_baseline(scenario) else scenario.name
     return ds

@@ -476,3 +476,17 @@ def test_england_default_is_consistent_with_its_sources():
     assert abs(total - 633_512_994) < 0.01 * 1_044_300
     assert {it.category for it in c.items if not it.in_budget} == {
         "assessment", "tribunal", "transport"}
+
+
+def test_out_of_area_item_prices_n_out_of_area_and_is_skipped_without_a_plan():
+    ds = xr.Dataset({"n_pupils": (("draw", "year", "tier"), np.ones((2, 2, 4))),
+                     "n_out_of_area": (("draw", "year", "tier"), np.full((2, 2, 4), 3.0))},
+                    coords={"draw": [0, 1], "year": [2022, 2023], "tier": list(TIERS)})
+    c = parse_costs('[prices]\nbase = "2021-22"\n[costs.sp]\ncount = "n_pupils"\n'
+                    'tier = "specialist"\nunit = 100\n[costs.ooa]\ncount = "n_out_of_area"\n'
+                    'tier = "specialist"\nunit = 7\n')
+    out = spend(ds, c, seed=1)
+    np.testing.assert_array_equal(out["spend_total"].values, np.full((2, 2), 100 + 3 * 7.0))
+    out = spend(ds.drop_vars("n_out_of_area"), c, seed=1)
+    assert "ooa" in out.attrs["costs_skipped"]
+    np.testing.assert_array_equal(out["spend_total"].values, np.full((2, 2), 100.0))

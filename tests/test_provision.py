@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 AREA = "E06000017"  # Rutland: 44 pupils in state special schools in January 2022
 
 
+def strip_provision(text):
+    """base.toml without its [provision] tables (each test brings its own)."""
+    return re.sub(r"(?ms)^\[provision(\.[a-z_]+)?\]\n.*?(?=^\[(?!provision)|\Z)", "", text)
+
+
 def cfg_text(extra="", by='["tier", "placement", "area"]'):
-    text = (ROOT / "configs" / "base.toml").read_text()
+    text = strip_provision((ROOT / "configs" / "base.toml").read_text())
     text = text.replace('areas = ["E92000001"]', f'areas = ["{AREA}"]')
     text = re.sub(r"(?m)^end_year = .*$", "end_year = 2027", text)
     text = re.sub(r"(?m)^by = .*$", f"by = {by}", text)
@@ -137,12 +142,13 @@ def test_outputs_without_placement_dim_still_tally(tmp_path):
 
 BAD_PLANS = [
     ("area,placement,year\n", "expected columns"),
-    (f"{AREA},special_school,2022,10\n", "row 2: placement 'special_school'"),
-    (f"{AREA},special_state,2022,-3\n", "row 2: places '-3'"),
-    (f"{AREA},special_state,twenty,3\n", "row 2: year 'twenty'"),
-    (f"{AREA},special_state,2022,3\n{AREA},special_state,2022,4\n", "row 3: a second row"),
+    (f"{AREA},special_school,2022,10\n", "line 2: placement 'special_school'"),
+    (f"{AREA},special_state,2022,-3\n", "line 2: places '-3'"),
+    (f"{AREA},special_state,twenty,3\n", "line 2: year 'twenty'"),
+    (f"{AREA},special_state,2022,3\n{AREA},special_state,2022,4\n", "line 3: a second row"),
     ("E06000001,special_state,2022,3\n", "no row concerns this run's areas"),
     (f"{AREA},special_state,2026,3\n", "start in 2026, after the first simulated year 2023"),
+    (f"# a comment\n# another\n{AREA},special_state,2022,x\n", "line 4: places 'x'"),
 ]
 
 
@@ -163,6 +169,7 @@ def test_bad_plan_rows_name_file_and_row(tmp_path, body, msg):
     ('[provision]\nplans = "p.csv"\n', "[provision.plans] unknown key"),
     ('[provision]\n', "[provision.plan] missing required key"),
     ('[provision]\nplan = "nope.csv"\n', "[provision.plan] file not found"),
+    ('[provision]\nplan = "wales"\n', "no shipped plan 'wales'"),
     ('[provision]\nplan = "p.csv"\n[provision.overflow]\nspecial_state = ["moon"]\n',
      "[provision.overflow.special_state[0]]"),
     ('[provision]\nplan = "p.csv"\n[provision.overflow]\nspecial_state = ["special_state"]\n',
@@ -175,3 +182,37 @@ def test_bad_provision_config_names_the_key(tmp_path, block, msg):
     (tmp_path / "p.csv").write_text("area,placement,year,places\n")
     with pytest.raises(ConfigError, match=re.escape(msg)):
         parse(cfg_text("\n" + block), "c.toml", tmp_path)
+
+
+def test_the_shipped_plan_covers_england_and_every_council():
+    from simsend.config import _Ctx
+    from simsend.provision import load_plan, parse_provision
+    cfg = parse((ROOT / "configs" / "base.toml").read_text(), "base.toml", ROOT / "configs")
+    assert cfg.provision.plan.name == "england_2022.csv"
+    from simsend.api import load_baseline
+    areas = tuple(str(a) for a in load_baseline(cfg.replace_data(areas=("all",))).areas)
+    places = load_plan(cfg.provision, ("E92000001", *areas), list(range(2022, 2036)))
+    ss = places[:, :, 2]
+    assert np.isfinite(ss).all() and (np.diff(ss, axis=0) >= 0).all()
+    assert ss[0, 0] == 143_554 and ss[-1, 0] == 143_554 + 30_000 + 9 * 2_000
+    # councils' places add up to England's within rounding of the shares
+    assert abs(ss[-1, 1:].sum() - ss[-1, 0]) <= len(areas) * 9
+    assert parse_provision(_Ctx("x"), None, ROOT) is None
+
+
+def test_results_carry_the_places_used(tmp_path):
+    extra = """
+[[scenarios.hold.modify]]
+rate = "places"
+op = "hold"
+to = ["special_state"]
+years = "2024-2035"
+"""
+    ds = run(tmp_path, f"{AREA},special_state,2022,44\n{AREA},special_state,2024,80\n",
+             extra=extra, draws=1, by='["tier"]')
+    pl = ds["places"].sel(area=AREA)
+    assert pl.dims == ("scenario", "year", "placement")
+    assert pl.sel(scenario="baseline", placement="special_state").values.tolist() == [
+        44, 44, 80, 80, 80, 80]
+    assert (pl.sel(scenario="hold", placement="special_state") == 44).all()
+    assert pl.sel(placement="mainstream").isnull().all()  # unlimited

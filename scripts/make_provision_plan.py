@@ -1,0 +1,89 @@
+"""Write the England default provision plan, configs/provision/england_2022.csv.
+
+Usage::
+
+    python scripts/make_provision_plan.py [--out configs/provision/england_2022.csv]
+
+Rows for England (E92000001) and every council of the shipped baseline, so that
+``simsend run configs/base.toml`` and ``--areas all`` both find their places.  Every figure is
+an ASSUMPTION built from the shipped January 2022 baseline (SEN2 2022 EHC plans by placement
+and school-census SEN support), because no published series gives places by council:
+
+* ``special_state`` places in January 2022 = pupils in state special schools in the baseline
+  (EHC plans plus SEN support): the schools are taken as full, which is kind (DfE reported
+  about 6,500 more pupils than places in state special schools in 2024);
+* expansions: 7,500 places a year for census years 2023-2026 (30,000 in all, of the size of
+  the 2021 spending review's high needs capital programme), then 2,000 a year (special free
+  school waves);
+* ``inclusion_base`` places in January 2022 = pupils in resourced provision and SEN units in
+  the baseline; the 2026 reform's inclusion bases add 10,000 places a year for census years
+  2028-2032 (the white paper funds "tens of thousands": 50,000 here);
+* a council's expansions are England's shared in proportion to its baseline pupils in that
+  placement (rounded; councils with none get none).
+
+Independent special schools, mainstream and the other placements have unlimited places (no
+row).  The numbers are a starting point for a council to replace with its own plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from simsend.api import load_baseline
+from simsend.config import load
+from simsend.dims import PLACEMENT
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPANSIONS = {
+    "special_state": {**{y: 7_500 for y in range(2023, 2027)},
+                      **{y: 2_000 for y in range(2027, 2036)}},
+    "inclusion_base": {y: 10_000 for y in range(2028, 2033)},
+}
+
+
+def plan_rows(areas: list[str], occupancy: dict[str, np.ndarray]) -> list[tuple]:
+    """Rows (area, placement, year, places) from baseline occupancy per area."""
+    rows = []
+    for pl, occ in occupancy.items():
+        total = occ.sum()
+        for a, code in enumerate(areas):
+            places = int(occ[a])
+            rows.append((code, pl, 2022, places))
+            for y, add in sorted(EXPANSIONS[pl].items()):
+                places += int(round(add * occ[a] / total)) if total else 0
+                rows.append((code, pl, y, places))
+    return rows
+
+
+def main() -> None:
+    """Build the plan from the shipped baseline and write it."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "configs" / "provision" /
+                    "england_2022.csv")
+    args = ap.parse_args()
+    cfg = load(ROOT / "configs" / "base.toml")
+    rows = []
+    for areas in (("E92000001",), ("all",)):
+        base = load_baseline(cfg.replace_data(areas=areas))
+        ind = base.individuals.sum(axis=(0, 1, 2))  # (area, placement)
+        occ = {pl: ind[:, PLACEMENT[pl]] for pl in EXPANSIONS}
+        rows += plan_rows([str(a) for a in base.areas], occ)
+    buf = io.StringIO()
+    buf.write("# simsend provision plan for England and every council, January 2022 baseline.\n"
+              "# ASSUMPTIONS, not published places: written by scripts/make_provision_plan.py\n"
+              "# (its docstring and docs/provision.md give every figure and its reasoning).\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("area", "placement", "year", "places"))
+    w.writerows(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(buf.getvalue())
+    print(f"wrote {len(rows)} rows to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
