@@ -168,7 +168,10 @@ def _variable_table(ds: xr.Dataset, v: str, by: Sequence[str] | None,
         if drop:
             da = da.sum(drop, skipna=False)
         dims = [d for d in dims if d in by]
-    da, has_total = _with_totals(da, dims)
+    if v.startswith("rel_"):  # a ratio (e.g. workforce coverage): its sum means nothing
+        da, has_total = da.assign_coords({d: _labels(da[d]) for d in dims}), [False] * len(dims)
+    else:
+        da, has_total = _with_totals(da, dims)
     qs = [float(q) for q in quantiles]
     stats = xr.concat([da.mean("draw")] + [da.quantile(q, dim="draw", skipna=False)
                                           .drop_vars("quantile") for q in qs],
@@ -177,7 +180,7 @@ def _variable_table(ds: xr.Dataset, v: str, by: Sequence[str] | None,
     stats = stats.transpose("statistic", "year", *lead, *dims)
     vals = stats.values.copy()
     status = np.zeros(vals.shape[1:], bool)
-    if disc.suppress > 0:
+    if disc.suppress > 0 and v.startswith("n_"):  # counts of people only (not hours, ratios)
         for idx in np.ndindex(*vals.shape[1:2 + len(lead)]):
             table = vals[(slice(None), *idx)]
             primary = ((table > 0) & (table < disc.suppress)).any(axis=0)

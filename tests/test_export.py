@@ -215,3 +215,17 @@ def test_cli_export(results, tmp_path):
     assert res.exit_code == 2 and "results file not found" in res.output
     res = CliRunner().invoke(main, ["export", str(path), "--no-disclosure", "--round", "5"])
     assert res.exit_code == 2
+
+
+def test_ratios_get_no_totals_and_no_suppression(results):
+    ds, _ = results
+    ds = ds.assign(rel_share=ds["n_pupils"].astype(float) * 0 + 0.5,
+                   dur_hours=ds["n_pupils"].astype(float) * 0 + 2.0)
+    exp = tidy(ds, variables=["rel_share", "dur_hours", "n_pupils"], suppress=5)
+    t = exp.table
+    rel = t[t["variable"] == "rel_share"]
+    assert not (rel[["tier", "area"]] == "total").any().any()
+    assert (rel["status"] == "").all() and (rel["value"] == 0.5).all()
+    hours = t[t["variable"] == "dur_hours"]
+    assert (hours["status"] == "").all() and (hours[hours["tier"] == "total"]["value"] > 2).all()
+    assert (t[t["variable"] == "n_pupils"]["status"] == "c").any()  # counts still protected
