@@ -140,7 +140,7 @@ def indicators(ds: xr.Dataset, by: Sequence[str] = ()) -> xr.Dataset:
 
 def indicator_table(ind: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                     years: Sequence[int] | None = None):
-    """A tidy table of indicator bands: one row per (scenario, year, by..., indicator)."""
+    """Return a tidy table of indicator bands: one row per (scenario, year, by..., indicator)."""
     import pandas as pd
 
     rows = []

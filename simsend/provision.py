@@ -272,7 +272,7 @@ class ProvisionSource:
 
 
 def places_variable(source, areas: tuple[str, ...], years: list[int]):
-    """The places a run used, as a DataArray ``(year, area, placement)`` (NaN = unlimited).
+    """Return the places a run used, as a DataArray ``(year, area, placement)`` (NaN = unlimited).
 
     Taken from draw 0's parameter set after the scenario's modifiers (places do not vary by
     draw); the baseline year shows the plan's first year.
