@@ -175,7 +175,9 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
           np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
           pop.staged, pop.area_base)
     # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
-    chunks = _chunks(pop.cell_start, n_parts)
+    serial = k_step is step_pupils_serial  # one thread walks every cell: one work chunk
+    whole = np.array([0, pop.n_cells], np.int64)
+    chunks = whole if serial else _chunks(pop.cell_start, n_parts)
     if tab.places is not None:  # placements before the moves, for the allocation
         if len(sc.prev) < pop.n:
             sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
@@ -205,7 +207,7 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     n_out = int(sc.out_start[-1])
     if n_out > pop.capacity:
         pop.reserve(n_out)
-    out_chunks = _chunks(sc.out_start, n_parts)
+    out_chunks = whole if serial else _chunks(sc.out_start, n_parts)
     new_plan = new_plan_of(tab)
     k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan), sc.order,
             (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
