@@ -30,6 +30,14 @@ run_all_councils   every council as a separate area (--area all), 2022-2035,
                    --all-draws draws; the time for 1,000 draws is extrapolated linearly and
                    labelled so (draws are independent: the baseline is loaded once, the rest
                    of the run is linear in draws)
+stream_all_councils     every council as a separate area, 2022-2035, --stream-draws draws
+                   (default 20) streamed into a Zarr store (simsend.stream.run_zarr, default
+                   draws per chunk) in a temporary directory, after a one-draw warm-up run
+                   (one council, same config) in the same process; one timed run; also the
+                   size of the whole result in memory (what the in-memory path would hold)
+                   and of the store on disk
+stream_all_councils_2x  the same with twice the draws: peak memory that does not grow with
+                   draws shows the results are streamed, not assembled
 calibration        simsend.calibration.calibrate on configs/base.toml with its defaults
                    (wall time and memory; no NumPy counterpart)
 """
@@ -71,7 +79,8 @@ def _population(n: int, n_area: int, seed: int = 0):
                age=age[order].astype(np.int8), need=need[order].astype(np.int8),
                area=area[order].astype(np.int16),
                placement=rng.integers(0, N_P, n).astype(np.int8),
-               pid=np.arange(n, dtype=np.int64))
+               pid=np.arange(n, dtype=np.int64),
+               alloc=np.zeros(n, np.int8))
     cell_start = np.searchsorted(cells[order], np.arange(N_A * N_N * n_area + 1)).astype(np.int64)
     pr = rng.dirichlet([20, 70, 6, 4], size=(N_A, N_N, n_area, 4))
     tier_cdf = np.cumsum(pr, axis=-1)
@@ -237,6 +246,33 @@ def case_run(config: str, n_draws: int, repeat: int, areas=None) -> dict:
             "result_mib": ds.nbytes / 2**20, "threads": 0}
 
 
+def case_stream(n_draws: int) -> dict:
+    """Every council, ``n_draws`` draws, streamed into a Zarr store chunk by chunk."""
+    import tempfile
+
+    import xarray as xr
+
+    import simsend
+    from simsend.stream import run_zarr
+
+    warm = simsend.load(ROOT / "configs" / "base.toml").replace_run(end_year=2023, draws=1)
+    simsend.run(warm, areas=("E06000017",))  # kernels (allocation too) loaded, data read once
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        path = run_zarr(ROOT / "configs" / "base.toml", Path(tmp) / "all.zarr", draws=n_draws,
+                        areas=("all",))
+        wall = time.perf_counter() - t0
+        store = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        with xr.open_zarr(path) as ds:
+            timings = json.loads(ds.attrs["timings"])
+            steps = _run_pupil_steps(ds, n_draws)
+            return {"times": [wall], "draws": n_draws, "baseline_s": timings["baseline_s"],
+                    "draw_chunk": timings["streamed_draw_chunk"],
+                    "areas": int(ds.sizes.get("area", 1)), "pupil_steps": steps,
+                    "result_mib": ds.nbytes / 2**20, "store_mib": store / 2**20,
+                    "threads": 0}
+
+
 def case_compile() -> dict:
     """A small run in this fresh process: kernels compiled, or loaded from the disk cache."""
     import simsend
@@ -279,12 +315,15 @@ CASES = {
     "compile_cached": lambda a: case_compile(),
     "run_england": lambda a: case_run("base.toml", a.draws, max(1, a.repeat // 3)),
     "run_all_councils": lambda a: case_run("base.toml", a.all_draws, 1, areas=("all",)),
+    "stream_all_councils": lambda a: case_stream(a.stream_draws),
+    "stream_all_councils_2x": lambda a: case_stream(2 * a.stream_draws),
     "calibration": lambda a: case_calibration(1),
 }
 
 NUMPY_OF = {"transition_numba": "transition_numpy", "fused_numba": "fused_numpy",
             "year_engine": "fused_numpy", "run_council": "fused_numpy",
-            "run_england": "fused_numpy", "run_all_councils": "fused_numpy"}
+            "run_england": "fused_numpy", "run_all_councils": "fused_numpy",
+            "stream_all_councils": "fused_numpy", "stream_all_councils_2x": "fused_numpy"}
 """Which NumPy case is each case's ratio denominator (pupil-steps/s, same invocation)."""
 
 
@@ -297,7 +336,8 @@ def _child(args) -> None:
 def _run_case(case: str, args, tmp: Path) -> dict | None:
     cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n), "--areas",
            str(args.areas), "--draws", str(args.draws), "--repeat", str(args.repeat),
-           "--council-draws", str(args.council_draws), "--all-draws", str(args.all_draws)]
+           "--council-draws", str(args.council_draws), "--all-draws", str(args.all_draws),
+           "--stream-draws", str(args.stream_draws)]
     env = dict(os.environ)
     if case == "compile_cold":
         env["NUMBA_CACHE_DIR"] = str(tmp / "empty_numba_cache")  # nothing cached: compiles
@@ -327,13 +367,15 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=20, help="draws for run_england")
     ap.add_argument("--council-draws", type=int, default=1000, help="draws for run_council")
     ap.add_argument("--all-draws", type=int, default=10, help="draws for run_all_councils")
+    ap.add_argument("--stream-draws", type=int, default=20,
+                    help="draws for stream_all_councils (twice as many for its _2x case)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
     if args.quick:
         args.n, args.repeat, args.draws = 200_000, 3, 2
-        args.council_draws, args.all_draws = 20, 1
+        args.council_draws, args.all_draws, args.stream_draws = 20, 1, 1
     if args.case:
         _child(args)
         return

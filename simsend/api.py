@@ -19,6 +19,7 @@ from simsend.engine import simulate
 from simsend.io import file_sha256
 from simsend.manifest import run_attrs, with_total_time
 from simsend.params import FixedParameters, ParameterSource
+from simsend.provision import places_variable, plan_hash, provision_source
 from simsend.recorder import make_layout
 from simsend.results import to_dataset
 
@@ -110,20 +111,8 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
     ('draw', 'year', 'tier')
 
     """
-    cfg = _as_config(cfg)
-    if draws is not None:
-        cfg = cfg.replace_run(draws=draws)
-    if seed is not None:
-        cfg = cfg.replace_run(seed=seed)
-    if areas is not None:
-        cfg = cfg.replace_data(areas=tuple(areas))
-    from simsend.scenarios import (
-        BASELINE_RUN,
-        Scenario,
-        finish_run,
-        run_scenarios,
-        scenario_source,
-    )
+    cfg = _with_overrides(cfg, draws, seed, areas)
+    from simsend.scenarios import BASELINE_RUN, Scenario, run_scenarios
 
     if not isinstance(scenario, Scenario) and (cfg.scenarios or scenario is not None):
         t_all = _time.perf_counter()
@@ -138,9 +127,7 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
     t_base = _time.perf_counter()
     layout = make_layout(cfg.outputs.by, base.areas)
     years = list(range(cfg.run.start_year, cfg.run.end_year + 1))
-    source = parameter_source(cfg, base)
-    source = scenario_source(source, cfg, base.areas,
-                             scenario if isinstance(scenario, Scenario) else None)
+    source = run_source(cfg, base, scenario if isinstance(scenario, Scenario) else None)
     total = cfg.run.draws
     tick = None if progress is None else (lambda k: progress(k, total))
     if workers is not None or scheduler is not None:
@@ -153,27 +140,87 @@ def run(cfg: _config.SimConfig | str | Path, *, draws: int | None = None,
     else:
         out = simulate(base.individuals, base.pool, source, range(total), len(years),
                        cfg.run.seed, layout, progress=tick)
+    attrs = run_provenance(cfg, base, source, {
+        "started_at": started.isoformat(timespec="seconds"),
+        "baseline_s": round(t_base - t0, 3),
+        "simulate_s": round(_time.perf_counter() - t_base, 3),
+        "threads": numba.get_num_threads()})
+    return run_dataset(out, cfg, base, layout, years, source, attrs,
+                       scenario if isinstance(scenario, Scenario) else None)
+
+
+def run_dataset(out, cfg: _config.SimConfig, base, layout, years: list[int], source,
+                attrs: dict, scenario=None) -> xr.Dataset:
+    """Return one run's results Dataset from its raw tallies (any subset of draws).
+
+    :func:`simsend.results.to_dataset`, the provision plan's places, then
+    :func:`simsend.scenarios.finish_run` (the statutory pipeline, keyed by draw, so a chunk of
+    draws gives exactly those draws of the whole run).  Shared by :func:`run` and the
+    streamed Zarr run (:mod:`simsend.stream`).
+    """
+    from simsend.scenarios import finish_run
+
+    ds = to_dataset(out, layout, years, attrs)
+    if cfg.provision is not None:
+        ds["places"] = places_variable(source, tuple(str(a) for a in base.areas), years)
+    return finish_run(ds, cfg, layout, scenario)
+
+
+def _with_overrides(cfg, draws: int | None, seed: int | None,
+                    areas: tuple[str, ...] | None) -> _config.SimConfig:
+    """Return the config with ``run.draws``, ``run.seed`` and ``data.areas`` overridden."""
+    cfg = _as_config(cfg)
+    if draws is not None:
+        cfg = cfg.replace_run(draws=draws)
+    if seed is not None:
+        cfg = cfg.replace_run(seed=seed)
+    if areas is not None:
+        cfg = cfg.replace_data(areas=tuple(areas))
+    return cfg
+
+
+def run_source(cfg: _config.SimConfig, base, scenario=None) -> ParameterSource:
+    """Return the parameter source of one run: its rates, ``scenario`` and provision plan.
+
+    Parameters
+    ----------
+    cfg : SimConfig
+    base : simsend.data.Baseline
+        From :func:`load_baseline`.
+    scenario : simsend.scenarios.Scenario, optional
+        The scenario the run applies (None: the baseline).
+
+    """
+    from simsend.scenarios import scenario_source
+
+    source = scenario_source(parameter_source(cfg, base), cfg, base.areas, scenario)
+    return provision_source(source, cfg, tuple(str(a) for a in base.areas))
+
+
+def run_provenance(cfg: _config.SimConfig, base, source,
+                   timings: dict) -> dict[str, str | int]:
+    """Return the provenance attrs of one run's results (config, inputs, versions, timings).
+
+    Shared by :func:`run` and the streamed Zarr run (:mod:`simsend.stream`), so both write
+    the same manifest.
+    """
     inputs = {name: file_sha256(p) for name, p in cfg.data.files.items()}
     if cfg.model.posterior:
         inputs["posterior"] = file_sha256(cfg.model.posterior)
-    attrs = {
+    inputs.update(plan_hash(cfg.provision))
+    return {
         "config_path": cfg.source_path,
         "config_toml": cfg.text,
         "config_sha256": cfg.sha256,
         "root_seed": cfg.run.seed,
-        "draws": total,
+        "draws": cfg.run.draws,
         "areas": json.dumps(list(base.areas)),
         "area_names": json.dumps(list(base.area_names)),
         "input_sha256": json.dumps(inputs),
         "data_provenance": json.dumps(dict(base.provenance), default=str),
         **_posterior_attrs(cfg, source),
-        **run_attrs({"started_at": started.isoformat(timespec="seconds"),
-                     "baseline_s": round(t_base - t0, 3),
-                     "simulate_s": round(_time.perf_counter() - t_base, 3),
-                     "threads": numba.get_num_threads()}),
+        **run_attrs(timings),
     }
-    return finish_run(to_dataset(out, layout, years, attrs), cfg, layout,
-                      scenario if isinstance(scenario, Scenario) else None)
 
 
 def _posterior_attrs(cfg: _config.SimConfig, source) -> dict[str, str | int]:

@@ -52,7 +52,8 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1),
               help="Run draws as Dask tasks on a local cluster of this many processes.")
 @click.option("--scheduler", help="Run draws as Dask tasks on the cluster at this address.")
-@click.option("--draw-chunk", type=click.IntRange(min=1), help="Draws per Dask task.")
+@click.option("--draw-chunk", type=click.IntRange(min=1),
+              help="Draws per Dask task, and per chunk streamed into a .zarr output.")
 @click.option("--area-chunk", type=click.IntRange(min=1), help="Areas per Dask task.")
 @click.option("--scenario", "scenarios", multiple=True,
               help="Scenario of the config to run against the baseline (repeatable; "
@@ -62,25 +63,31 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
             area_chunk, scenarios, verbose=False) -> None:
     """Run the forecast in CONFIG and write its results as NetCDF (or Zarr)."""
     from simsend.config import load
-    from simsend.distributed import write_zarr
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("give --workers or --scheduler, not both")
-    if (draw_chunk or area_chunk) and workers is None and scheduler is None:
-        raise click.UsageError("--draw-chunk/--area-chunk need --workers or --scheduler")
     cfg = load(config)
     path = out or Path(cfg.outputs.path)
+    zarr, cluster = path.suffix == ".zarr", workers is not None or scheduler is not None
+    if area_chunk and not cluster or draw_chunk and not (cluster or zarr):
+        raise click.UsageError("--area-chunk needs --workers or --scheduler; --draw-chunk "
+                               "needs one of them or a .zarr output")
     log = configure_logging(quiet, verbose)
     log.debug("config %s (sha256 %s), seed %s", config, cfg.sha256,
               cfg.run.seed if seed is None else seed)
+    kw = dict(draws=draws, seed=seed, areas=tuple(areas) or None, workers=workers,
+              scheduler=scheduler, draw_chunk=draw_chunk, area_chunk=area_chunk,
+              scenario=list(scenarios) or None)
     with Progress("draws", quiet=quiet) as bar:
-        ds = api.run(cfg, draws=draws, seed=seed, areas=tuple(areas) or None, progress=bar,
-                     workers=workers, scheduler=scheduler, draw_chunk=draw_chunk,
-                     area_chunk=area_chunk, scenario=list(scenarios) or None)
-    (write_zarr if path.suffix == ".zarr" else write_netcdf)(ds, path)
+        if zarr:  # streamed chunk by chunk: memory does not grow with draws
+            from simsend.stream import run_zarr
+
+            run_zarr(cfg, path, progress=bar, **kw)
+        else:
+            write_netcdf(api.run(cfg, progress=bar, **kw), path)
     if not quiet:
-        click.echo(f"wrote {path} ({ds.sizes['draw']} draws, years {int(ds.year[0])}-"
-                   f"{int(ds.year[-1])})")
+        click.echo(f"wrote {path} ({draws or cfg.run.draws} draws, years "
+                   f"{cfg.run.start_year}-{cfg.run.end_year})")
 
 
 def _log_options(fn):
@@ -511,3 +518,87 @@ def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
             click.echo("(-: not simulated, e.g. assessments in the baseline year, which has no "
                        "flows)")
         click.echo(f"wrote {path}")
+
+
+@main.command("sensitivity")
+@_results_arg
+@click.option("--costs", "costs_toml", type=click.Path(dir_okay=False, path_type=Path),
+              help="Cost file: adds total spend as an output and unit costs as inputs.")
+@click.option("--year", type=int, help="Census year of the outputs (default: the last).")
+@click.option("--scenario", help="Scenario to analyse (default baseline).")
+@click.option("--posterior", type=click.Path(dir_okay=False, path_type=Path),
+              help="Posterior artefact that fed the run (default: the shipped one it names).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the bootstrap and permutation draws.")
+@click.option("--no-delta", is_flag=True, help="Skip SALib's delta index (faster).")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Inputs per output in the chart.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV of the indices, one row per output and input.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ranked bar chart (.png or .svg).")
+@_output_errors
+@_user_errors
+def sensitivity_cmd(results, quiet, verbose, costs_toml, year, scenario, posterior, seed,
+                    no_delta, top, out, chart):
+    """Which rates and costs drive specialist demand and spend in RESULTS (Sobol' S1)."""
+    from simsend.manifest import read_results
+    from simsend.sensitivity import SensitivityError, save_chart, sensitivity, to_table
+
+    configure_logging(quiet, verbose)
+    if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
+        raise click.BadParameter(f"{chart}: expected a .png or .svg path", param_hint="--chart")
+    try:
+        res = sensitivity(read_results(results), costs_toml, year=year, scenario=scenario,
+                          posterior=posterior, seed=seed, delta=not no_delta)
+    except SensitivityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    table = to_table(res)
+    _write_csv(table, out)
+    paths = [out] + ([save_chart(res, chart, top=top)] if chart is not None else [])
+    if not quiet:
+        cols = ["output", "rank", "input", "S1", "S1_low", "S1_high", "p_value"]
+        click.echo(table[table["rank"] <= top][cols].to_string(index=False,
+                                                               float_format="{:.3f}".format))
+        click.echo(f"wrote {', '.join(map(str, paths))}")
+
+
+@main.command("indicators")
+@_results_arg
+@click.option("--by", "by", multiple=True, help="Result dims to keep, e.g. --by area.")
+@click.option("--years", help="Census years to show, comma-separated (default: all).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of the bands (5%, median, 95%) per indicator, scenario and year.")
+@_output_errors
+@_user_errors
+def indicators_cmd(results, quiet, verbose, by, years, out):
+    """Outcome indicators of RESULTS with bands: inclusion, timeliness, places, out of area."""
+    from simsend.indicators import IndicatorError, indicator_table, indicators
+    from simsend.manifest import read_results
+
+    configure_logging(quiet, verbose)
+    try:
+        yrs = None if not years else [int(y) for y in _split([years])]
+    except ValueError:
+        raise click.BadParameter(f"{years!r}: expected years like 2025,2030",
+                                 param_hint="--years") from None
+    ds = read_results(results)
+    if yrs is not None and (bad := [y for y in yrs if y not in ds["year"].values]):
+        click.echo(f"error: {results}: years {bad} not in the results "
+                   f"({int(ds['year'].min())}-{int(ds['year'].max())})", err=True)
+        sys.exit(USER_ERROR)
+    try:
+        ind = indicators(ds, by=_split(by))
+    except IndicatorError as exc:
+        click.echo(f"error: {results}: {exc}", err=True)
+        sys.exit(USER_ERROR)
+    table = indicator_table(ind, years=yrs)
+    if not quiet:
+        click.echo(table.to_string(index=False, float_format=_fmt))
+        if ind.attrs.get("not_available"):
+            click.echo(f"not available: {ind.attrs['not_available']}")
+    if out is not None:
+        _write_csv(table, out)
+        if not quiet:
+            click.echo(f"wrote {out}")

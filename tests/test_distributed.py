@@ -260,3 +260,93 @@ def test_area_chunks_with_an_area_filtered_scenario_modifier(client, toy3):
         dist = simulate_distributed(ind, pool, Source(), range(4), N_YEARS, SEED, layout,
                                     client=client, draw_chunk=2, area_chunk=area_chunk)
         assert_same(dist, serial)
+
+
+# ------------------------------------------------------------ generic placement, streaming
+
+
+def test_place_is_generic_over_outputs_fields(toy3):
+    """Area chunks placed field by field: a new tally field over the marginal is placed along
+    area, a None field is skipped, labels are copied and tallies without cells are summed."""
+    import dataclasses
+
+    from simsend.distributed import _chunk_layout, _empty_outputs, _place
+    from simsend.engine import Outputs
+
+    @dataclasses.dataclass
+    class More(Outputs):
+        extra: np.ndarray | None = None
+        unused: np.ndarray | None = None
+
+    ind, pool, src = toy3
+    layout = make_layout(("tier", "area", "age_group"), AREAS)
+    d, rng = 4, np.random.default_rng(5)
+
+    def chunk(lo, hi):
+        out = simulate(ind[..., lo:hi, :], pool[:, lo:hi], AreaSlice(src, lo, hi), range(d),
+                       N_YEARS, SEED, _chunk_layout(layout, lo, hi), area_base=lo,
+                       area_total=3)
+        m = _chunk_layout(layout, lo, hi).size
+        extra = rng.integers(0, 1000, (d, N_YEARS, 2, m)).astype(np.int32)
+        return More(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)},
+                    extra=extra)
+
+    parts = {(lo, hi): chunk(lo, hi) for lo, hi in [(0, 1), (1, 3)]}
+    whole = simulate(ind, pool, src, range(d), N_YEARS, SEED, layout)
+    res = _empty_outputs(parts[1, 3], np.arange(d), layout)
+    assert isinstance(res, More) and res.unused is None
+    for (lo, hi), part in parts.items():
+        _place(res, part, slice(0, d), layout, lo, hi)
+    assert_same(res, whole)
+    assert res.unused is None
+    # the extra field, placed along area: the chunks' own values at their areas
+    got = res.extra.reshape(d, N_YEARS, 2, *layout.shape)
+    for (lo, hi), part in parts.items():
+        sub = list(layout.shape)
+        sub[1] = hi - lo
+        np.testing.assert_array_equal(got[:, :, :, :, lo:hi],
+                                      part.extra.reshape(d, N_YEARS, 2, *sub))
+
+
+AREAS2 = '["E06000017", "E06000001"]'  # Rutland, Hartlepool: small, with places in the plan
+
+
+def _scenario_cfg(tmp_path, draws=4):
+    """configs/base.toml (its provision plan included) for two small councils, one scenario."""
+    import re
+
+    text = Path("configs/base.toml").read_text()
+    text = re.sub(r"(?m)^areas = .*$", f"areas = {AREAS2}", text)
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2025", text)
+    text = re.sub(r"(?m)^draws = .*$", f"draws = {draws}", text)
+    text += """
+[scenarios.surge]
+events = [{ type = "request_surge", factor = 1.5, years = "2023-2024" }]
+"""
+    return parse(text, "streamed.toml", tmp_path)
+
+
+def _no_wall_times(ds):
+    ds = ds.copy()
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("created_at", "timings")}
+    return ds
+
+
+def test_streamed_zarr_on_a_cluster_equals_the_serial_run(client, tmp_path):
+    """Chunks of draws and areas as tasks, written as they finish: the serial run's bytes,
+    scenarios and the provision plan's allocation tallies (Outputs.alloc) included."""
+    from simsend.provision import ALLOC_VARS
+    from simsend.stream import run_zarr
+
+    cfg = _scenario_cfg(tmp_path)
+    serial = simsend.run(cfg)
+    assert set(ALLOC_VARS) <= set(serial.data_vars) and serial.sizes["scenario"] == 2
+    # the in-memory distributed run places the allocation tallies by area chunk too
+    dist = simsend.run(cfg, scheduler=client.scheduler.address, draw_chunk=3, area_chunk=1)
+    xr.testing.assert_identical(_no_wall_times(dist), _no_wall_times(serial))
+    for kw in ({"draw_chunk": 3, "area_chunk": 1}, {}):
+        got = read_zarr(run_zarr(cfg, tmp_path / "s.zarr", client=client, **kw))
+        for v in serial.variables:
+            assert got[v].dtype == serial[v].dtype, v
+        xr.testing.assert_identical(_no_wall_times(got), _no_wall_times(serial))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
