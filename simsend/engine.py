@@ -110,6 +110,7 @@ class _Scratch:
         self.prev = np.zeros(1024, np.int8)
         self.alloc = np.zeros((N_ALLOC_ROWS, m), np.int64)
         self.spare = np.zeros((n_areas, len(PLACEMENTS)), np.int64)
+        self.work = np.zeros(1024, np.int64)
 
     def zero(self) -> None:
         for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv):
@@ -192,11 +193,13 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
         from simsend.provision import kernel_places
 
         sc.alloc[:] = 0
+        if len(sc.work) < pop.n + n_new:
+            sc.work = np.zeros(int((pop.n + n_new) * 1.5), np.int64)
         r = tab.provision
         allocate(pop.cur, pop.n, sc.prev, pop.staged, n_new, np.int8(new_plan_of(tab)),
                  kernel_places(tab.places), r.chain, r.rank, keys[STREAM["allocate"]],
                  (layout.marginal.strides, layout.marginal.age_map), r.wait_place, sc.alloc,
-                 sc.spare)
+                 sc.spare, sc.work)
     # 7. tallies: merge survivors and new pupils in cell order, counting the stock
     if len(sc.order) < n_new:
         sc.order = np.zeros(max(n_new, int(len(sc.order) * 1.5)), np.int64)

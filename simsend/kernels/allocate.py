@@ -39,7 +39,7 @@ def _wait_state(want, years):
 
 @njit
 def allocate(cur, n, prev, new, n_new, new_plan, places, chain, rank, key, m, wait_place,
-             tally, spare):
+             tally, spare, work):
     """Allocate this year's requests for placements with limited places.
 
     Parameters
@@ -69,6 +69,8 @@ def allocate(cur, n, prev, new, n_new, new_plan, places, chain, rank, key, m, wa
         year, at the placement asked for).
     spare : int64 (A, P)
         Scratch.
+    work : int64 (at least n + n_new,)
+        Scratch for the queue and the pupils who stay out of area.
 
     Returns
     -------
@@ -81,28 +83,42 @@ def allocate(cur, n, prev, new, n_new, new_plan, places, chain, rank, key, m, wa
     k_max = chain.shape[1]
     tier, plan, age, need, area, plac, pid, alloc = cur
     n_tier, _, n_age, n_need, n_area, n_plac, n_pid, n_alloc = new
-    # 1. occupancy of places by pupils who keep their placement; count the queue
+    # 1. one pass: occupancy of places by pupils who keep theirs, and the queue (pupil index,
+    # or -1 - j for new pupil j) at the front of ``work``; pupils placed out of area who stay
+    # so (tallied at the end) at its back
     for a in range(places.shape[0]):
         for p in range(n_place):
             spare[a, p] = 0
     n_q = 0
+    n_keep = 0
+    top = len(work) - 1
     for i in range(n):
         if tier[i] < 0:
             continue
         pl = plac[i]
-        # a pupil keeps its place while its request for a limited placement is queued, so a
-        # request refused everywhere can go back to it (the place is reused from next year);
-        # a move to a placement with unlimited places frees it at once
-        if alloc[i] & OOA == 0 and (pl == prev[i] or places[area[i], pl] >= 0):
-            spare[area[i], prev[i]] += 1
+        ar = area[i]
+        st = alloc[i]
         if pl != prev[i]:
+            limited = places[ar, pl] >= 0
+            # a pupil keeps its place while its request for a limited placement is queued,
+            # so a request refused everywhere can go back to it (the place is reused from
+            # next year); a move to a placement with unlimited places frees it at once
+            if limited and st & OOA == 0:
+                spare[ar, prev[i]] += 1
             alloc[i] = 0  # a new placement: no longer out of area or waiting
-            if places[area[i], pl] >= 0:
+            if limited:
+                work[n_q] = i
                 n_q += 1
-        elif alloc[i] & OOA == 0:
-            w = (alloc[i] & WANT_MASK) - 1
+        elif st & OOA:
+            work[top - n_keep] = i
+            n_keep += 1
+        else:
+            if places[ar, pl] >= 0:  # (a read; counting only limited places is cheaper)
+                spare[ar, pl] += 1
+            w = (st & WANT_MASK) - 1
             if w >= 0:
-                if places[area[i], w] >= 0:
+                if places[ar, w] >= 0:
+                    work[n_q] = i
                     n_q += 1
                 else:
                     alloc[i] = 0  # the placement waited for is no longer limited
@@ -110,39 +126,33 @@ def allocate(cur, n, prev, new, n_new, new_plan, places, chain, rank, key, m, wa
     for j in range(n_new):
         n_alloc[j] = 0
         if places[n_area[j], n_plac[j]] >= 0:
+            work[n_q] = -1 - j
             n_q += 1
     for a in range(places.shape[0]):
         for p in range(n_place):
             spare[a, p] = max(places[a, p] - spare[a, p], 0) if places[a, p] >= 0 else -1
-    # 2. the queue: pupil (index, or -1 - j for new pupil j), placement asked for, priority
-    q_who = np.empty(n_q, np.int64)
+    # 2. the queue's placements asked for and priorities
+    q_who = work[:n_q].copy()
     q_want = np.empty(n_q, np.int64)
     q_key = np.empty(n_q, np.float64)
-    q = 0
-    for i in range(n):
-        if tier[i] < 0:
-            continue
-        w = -1
-        years = 0
-        if plac[i] != prev[i]:
-            if places[area[i], plac[i]] >= 0:
+    for q in range(n_q):
+        who = q_who[q]
+        if who >= 0:
+            i = who
+            years = 0
+            if plac[i] != prev[i]:
                 w = plac[i]
-        elif alloc[i] & OOA == 0 and (alloc[i] & WANT_MASK) > 0:
-            w = (alloc[i] & WANT_MASK) - 1
-            years = (alloc[i] & YEARS_MASK) >> YEARS_SHIFT
-        if w >= 0:
-            q_who[q] = i
+            else:
+                w = (alloc[i] & WANT_MASK) - 1
+                years = (alloc[i] & YEARS_MASK) >> YEARS_SHIFT
             q_want[q] = w
             # longest wait first, then tier and need, then a random tie-break in [0, 1)
             q_key[q] = -(years * 4096 + rank[tier[i], need[i]]) + uniform(key,
                                                                           np.uint64(pid[i]))
-            q += 1
-    for j in range(n_new):
-        if places[n_area[j], n_plac[j]] >= 0:
-            q_who[q] = -1 - j
+        else:
+            j = -1 - who
             q_want[q] = n_plac[j]
             q_key[q] = -rank[n_tier[j], n_need[j]] + uniform(key, np.uint64(n_pid[j]))
-            q += 1
     order = np.argsort(q_key, kind="mergesort")
     # 3. rounds: first every request for its own placement, then the overflow options
     got = np.full(n_q, -2, np.int64)  # -2 unresolved; placement granted; n_place = out of area
@@ -197,15 +207,23 @@ def allocate(cur, n, prev, new, n_new, new_plan, places, chain, rank, key, m, wa
             else:
                 n_plac[-1 - who] = pl
                 n_alloc[-1 - who] = flag
-    # 5. census stocks: waiting (at the placement waited for) and out of area
-    for i in range(n):
-        if tier[i] >= 0 and alloc[i] != 0:
-            _stock(tally, strides, age_map, tier[i], plan[i], age[i], need[i], area[i],
-                   plac[i], alloc[i])
-    for j in range(n_new):
-        if n_alloc[j] != 0:
-            _stock(tally, strides, age_map, n_tier[j], new_plan, n_age[j], n_need[j],
-                   n_area[j], n_plac[j], n_alloc[j])
+    # 5. census stocks: waiting (at the placement waited for) and out of area; every pupil
+    # with a non-zero state is in the queue or stayed out of area
+    for q in range(n_q):
+        who = q_who[q]
+        if who >= 0:
+            if alloc[who] != 0:
+                _stock(tally, strides, age_map, tier[who], plan[who], age[who], need[who],
+                       area[who], plac[who], alloc[who])
+        else:
+            j = -1 - who
+            if n_alloc[j] != 0:
+                _stock(tally, strides, age_map, n_tier[j], new_plan, n_age[j], n_need[j],
+                       n_area[j], n_plac[j], n_alloc[j])
+    for k in range(n_keep):
+        i = work[top - k]
+        _stock(tally, strides, age_map, tier[i], plan[i], age[i], need[i], area[i], plac[i],
+               alloc[i])
     return n_q
 
 

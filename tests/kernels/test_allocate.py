@@ -49,7 +49,8 @@ def run(cur, prev, places, chain, rank=None, new=None, wait_place=MS):
     tally = np.zeros((4, P + 1), np.int64)
     nq = allocate(cur, len(cur.tier), np.array(prev, np.int8), new, len(new.tier), np.int8(3),
                   places, chain, rank, np.uint64(12345), M, wait_place, tally,
-                  np.zeros(places.shape, np.int64))
+                  np.zeros(places.shape, np.int64),
+                  np.zeros(len(cur.tier) + len(new.tier) + 3, np.int64))
     return tally, nq
 
 
