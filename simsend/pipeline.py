@@ -51,9 +51,19 @@ import xarray as xr
 
 from simsend.config import PIPELINE_RATES
 from simsend.dims import TIER
-from simsend.kernels.pipeline import OUT, assessed_cells, pipeline_cells, pipeline_cells_cover
+from simsend.kernels.pipeline import (
+    OUT,
+    assessed_cells,
+    pipeline_cells,
+    pipeline_cells_cover,
+    pipeline_cells_serial,
+)
 from simsend.recorder import Layout
 from simsend.rng import STREAM, draw_keys
+
+PARALLEL_MIN_PLANS = 20_000
+"""Below this many plans issued in a year's cells the pipeline is drawn on one thread
+(the draws are the same either way)."""
 
 _KEYS = ("pipeline_not_issued", "pipeline_refused", "pipeline_weeks", "pipeline_appeal",
          "pipeline_upheld")
@@ -132,13 +142,18 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
     """
     d, y, m = issued.shape
     out = np.full((d, y, len(OUT), m), np.nan, np.float32)
+    ones = np.ones(m)
     for j, draw in enumerate(draws):
         keys = draw_keys(seed, int(draw), y)
         for yi in range(1, y):
             k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
             buf = np.zeros((len(OUT), m))
             n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
-            if cover is None:
+            if n_i.sum() < PARALLEL_MIN_PLANS:  # one thread: same draws, no parallel start-up
+                c = ones if cover is None else np.ascontiguousarray(cover[j, yi],
+                                                                    dtype=np.float64)
+                pipeline_cells_serial(n_i, c, np.ascontiguousarray(rates[yi]), k, buf)
+            elif cover is None:
                 pipeline_cells(n_i, np.ascontiguousarray(rates[yi]), k, buf)
             else:
                 pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi], dtype=np.float64),

@@ -187,3 +187,24 @@ def test_pipeline_without_workforce_draws_as_before():
     want = np.array([_cell_before_workforce(int(n), rates, keys, c)
                      for c, n in enumerate(issued)], np.float64).T
     np.testing.assert_array_equal(out, want)
+
+
+def test_serial_pipeline_draws_equal_the_parallel_ones():
+    from simsend.kernels.pipeline import (
+        pipeline_cells,
+        pipeline_cells_cover,
+        pipeline_cells_serial,
+    )
+
+    rng = np.random.default_rng(3)
+    issued = rng.integers(0, 60, 300).astype(np.int64)
+    rates = np.array([0.22, 0.06, 0.6, 0.04, 0.1, 0.05, 0.95, 16.0, 12.0])
+    keys = np.array([11, 12, 13, 14, 15], np.uint64)
+    par, ser = np.zeros((9, 300)), np.zeros((9, 300))
+    pipeline_cells(issued, rates, keys, par)
+    pipeline_cells_serial(issued, np.ones(300), rates, keys, ser)
+    np.testing.assert_array_equal(par, ser)
+    cover = rng.uniform(0.3, 1.0, 300)
+    pipeline_cells_cover(issued, cover, rates, keys, par)
+    pipeline_cells_serial(issued, cover, rates, keys, ser)
+    np.testing.assert_array_equal(par, ser)

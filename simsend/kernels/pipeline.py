@@ -167,3 +167,13 @@ def pipeline_cells(issued, rates, keys, out):
     cover = np.ones(issued.shape[0])
     for c in numba.prange(issued.shape[0]):
         pipeline_cell(issued, cover, rates, keys, c, out)
+
+
+@njit
+def pipeline_cells_serial(issued, cover, rates, keys, out):
+    """:func:`pipeline_cells_cover` on the calling thread alone (same arguments and result).
+
+    For small years, where starting a parallel region costs more than the draws.
+    """
+    for c in range(issued.shape[0]):
+        pipeline_cell(issued, cover, rates, keys, c, out)
