@@ -411,6 +411,28 @@ def _replicates(ctx: _Ctx, v: Any) -> int:
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
 """Where calibrated artefacts shipped with simsend live (``model.posterior = "<name>"``)."""
 
+def shipped_or_path(ctx: _Ctx, name: str, key: str, folder: Path, suffix: str, base: Path,
+                    what: str) -> Path:
+    """Resolve a file a config names; it must exist.
+
+    A bare name (no slash, no ``suffix``) is ``folder/<name><suffix>`` shipped beside the
+    package; anything else is a path, relative to the config's folder.
+    """
+    if name and "/" not in name and "\\" not in name and not name.endswith(suffix):
+        p = folder / f"{name}{suffix}"
+        if not p.is_file():
+            have = sorted(q.stem for q in folder.glob(f"*{suffix}"))
+            where = folder.relative_to(SHIPPED_MODELS.parent).as_posix()
+            raise ctx.fail(key, f"no shipped {what} {name!r} ({where}/ has {have}); give a "
+                                "file path instead")
+        return p
+    p = Path(name)
+    p = p if p.is_absolute() else base / p
+    if not p.is_file():
+        raise ctx.fail(key, f"file not found: {p}")
+    return p
+
+
 _MODEL_KEYS = {"identification", "leaving", "tiers", "need_multiplier", "need_mix",
                "placement_new", "placement_moves", "births_growth", "posterior",
                "replicates_per_draw"}
@@ -482,20 +504,9 @@ def _parse_model(ctx: _Ctx, raw: dict, base: Path) -> ModelConfig:
         nm[NEEDS.index(n)] = _float(ctx, v, f"model.need_multiplier.{n}", lo=0.0, hi=100.0)
     posterior = raw.get("posterior")
     if posterior is not None:
-        name = _str(ctx, posterior, "model.posterior")
-        if name and "/" not in name and "\\" not in name and not name.endswith(".nc"):
-            # a shipped artefact by name: models/<name>.nc beside the package
-            p = SHIPPED_MODELS / f"{name}.nc"
-            if not p.exists():
-                have = sorted(q.stem for q in SHIPPED_MODELS.glob("*.nc"))
-                raise ctx.fail("model.posterior", f"no shipped posterior {name!r} (models/ "
-                                                  f"has {have}); give a file path instead")
-        else:
-            p = Path(name)
-            p = p if p.is_absolute() else base / p
-            if not p.exists():
-                raise ctx.fail("model.posterior", f"file not found: {p}")
-        posterior = str(p)
+        posterior = str(shipped_or_path(ctx, _str(ctx, posterior, "model.posterior"),
+                                        "model.posterior", SHIPPED_MODELS, ".nc", base,
+                                        "posterior"))
     tiers = _parse_tiers(ctx, raw["tiers"])
     # Escalation scaled by need must still leave each row a probability distribution.
     up = np.triu(np.ones((len(TIERS), len(TIERS))), 1).astype(bool)

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from simsend.config import ConfigError, _check_keys, _Ctx, _str, _table
+from simsend.config import ConfigError, _check_keys, _Ctx, _str, _table, shipped_or_path
 from simsend.dims import NEEDS, PLACEMENTS, TIERS
 from simsend.io import file_sha256
 
@@ -117,18 +117,8 @@ def parse_provision(ctx: _Ctx, raw: Any, base: Path) -> ProvisionConfig | None:
     _check_keys(ctx, raw, "provision", {"plan", "overflow", "priority", "waiting_placement"})
     if "plan" not in raw:
         raise ctx.fail("provision.plan", "missing required key (the provision plan CSV)")
-    name = _str(ctx, raw["plan"], "provision.plan")
-    if name and "/" not in name and "\\" not in name and not name.endswith(".csv"):
-        plan = SHIPPED_PLANS / f"{name}.csv"  # a shipped plan by name
-        if not plan.is_file():
-            have = sorted(q.stem for q in SHIPPED_PLANS.glob("*.csv"))
-            raise ctx.fail("provision.plan", f"no shipped plan {name!r} (configs/provision/ "
-                                             f"has {have}); give a file path instead")
-    else:
-        plan = Path(name)
-        plan = plan if plan.is_absolute() else base / plan
-        if not plan.is_file():
-            raise ctx.fail("provision.plan", f"file not found: {plan}")
+    plan = shipped_or_path(ctx, _str(ctx, raw["plan"], "provision.plan"), "provision.plan",
+                           SHIPPED_PLANS, ".csv", base, "plan")
     over = _table(ctx, raw.get("overflow", {}), "provision.overflow")
     overflow = {}
     for p, opts in over.items():

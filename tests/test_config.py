@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,16 @@ def test_hash_changes_with_text(toy_text):
     a = parse(toy_text, "a.toml")
     b = parse(toy_text + "\n# comment\n", "a.toml")
     assert a.sha256 != b.sha256
+
+
+@pytest.mark.parametrize("value,msg", [
+    ('"wales"', "[model.posterior] no shipped posterior 'wales' (models/ has ['england_2022'])"),
+    ('"fits/none.nc"', "[model.posterior] file not found"),
+])
+def test_posterior_names_a_shipped_artefact_or_an_existing_file(tmp_path, value, msg):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "configs" / "base.toml").read_text()
+    text = text.replace('posterior = "england_2022"', f"posterior = {value}")
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        parse(text, "c.toml", tmp_path)
