@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/build_builtin.py /work/shared/data [--out simsend/data/builtin]
+    python scripts/build_builtin.py ../shared/data [--out simsend/data/builtin]
 
 Reads the SEN2 2022 release, the LAIT SEN indicators, the national school-census SEN
 figures, the national SEN-by-need table and the ONS mid-year estimates (see
@@ -271,7 +271,7 @@ def build_sen_support(lait: pd.DataFrame, nat: pd.DataFrame, pop: pd.DataFrame,
 def main(argv: list[str] | None = None) -> int:
     """Build the extract; return the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("data", type=Path, help="folder of published data (e.g. /work/shared/data)")
+    p.add_argument("data", type=Path, help="folder of published data (e.g. ../shared/data)")
     p.add_argument("--out", type=Path, default=ROOT / "simsend" / "data" / "builtin")
     args = p.parse_args(argv)
     src = {k: args.data / v for k, v in INPUTS.items()}
