@@ -668,10 +668,14 @@ def load(path: str | Path) -> SimConfig:
 
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+    return parse(read_text(p, "config file"), source_path=str(p), base_dir=p.resolve().parent)
+
+
+def read_text(path: Path, what: str) -> str:
+    """Read a UTF-8 file the user named; a missing or unreadable one is a :class:`ConfigError`."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
     try:
-        text = p.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc}") from None
-    return parse(text, source_path=str(p), base_dir=p.resolve().parent)
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None

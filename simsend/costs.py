@@ -56,7 +56,7 @@ import xarray as xr
 from scipy.special import ndtri
 
 from simsend._version import __version__
-from simsend.config import ConfigError, _check_keys, _Ctx, _table
+from simsend.config import ConfigError, _check_keys, _Ctx, _table, read_text
 from simsend.dims import PLACEMENTS, TIERS
 from simsend.provision import ALLOC_VARS
 
@@ -466,13 +466,7 @@ def load_costs(path: str | Path) -> CostConfig:
 
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: cost file not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read cost file: {exc}") from None
-    return parse_costs(text, source_path=str(p))
+    return parse_costs(read_text(p, "cost file"), source_path=str(p))
 
 
 # --------------------------------------------------------------------------- cost draws

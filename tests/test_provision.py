@@ -99,16 +99,18 @@ def test_waiting_when_every_option_is_full(tmp_path):
     assert (ds["n_pupils"].sum("tier").sel(area=AREA, placement="special_independent") <= 17).all()
 
 
-def test_hold_scenario_keeps_places_at_the_level_before(tmp_path):
-    extra = """
-[[scenarios.no_new_places.modify]]
+PLAN_44_80 = f"{AREA},special_state,2022,44\n{AREA},special_state,2024,80\n"
+HOLD_FROM_2024 = """
+[[scenarios.{name}.modify]]
 rate = "places"
 op = "hold"
 to = ["special_state"]
 years = "2024-2035"
 """
-    ds = run(tmp_path, f"{AREA},special_state,2022,44\n{AREA},special_state,2024,80\n",
-             extra=extra)
+
+
+def test_hold_scenario_keeps_places_at_the_level_before(tmp_path):
+    ds = run(tmp_path, PLAN_44_80, extra=HOLD_FROM_2024.format(name="no_new_places"))
     occ = (ds["n_pupils"] - ds["n_out_of_area"]).sum("tier").sel(area=AREA,
                                                                   placement="special_state")
     assert (occ.sel(scenario="no_new_places") <= 44).all()
@@ -201,15 +203,8 @@ def test_the_shipped_plan_covers_england_and_every_council():
 
 
 def test_results_carry_the_places_used(tmp_path):
-    extra = """
-[[scenarios.hold.modify]]
-rate = "places"
-op = "hold"
-to = ["special_state"]
-years = "2024-2035"
-"""
-    ds = run(tmp_path, f"{AREA},special_state,2022,44\n{AREA},special_state,2024,80\n",
-             extra=extra, draws=1, by='["tier"]')
+    ds = run(tmp_path, PLAN_44_80, extra=HOLD_FROM_2024.format(name="hold"), draws=1,
+             by='["tier"]')
     pl = ds["places"].sel(area=AREA)
     assert pl.dims == ("scenario", "year", "placement")
     assert pl.sel(scenario="baseline", placement="special_state").values.tolist() == [
