@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from simsend.engine import Outputs, simulate
-from simsend.params import ParameterSet, ParameterSource
+from simsend.params import ParameterSet, ParameterSource, WrappedSource
 from simsend.recorder import Layout, make_layout
 
 _AREA_AXIS = {"identification": 1, "tiers": 4, "births": 0, "places": 1}
@@ -76,7 +76,7 @@ def _slice_params(ps: ParameterSet, lo: int, hi: int) -> ParameterSet:
     return dataclasses.replace(ps, **changes)
 
 
-class AreaSlice:
+class AreaSlice(WrappedSource):
     """A :class:`ParameterSource` restricted to the areas ``lo .. hi - 1`` of another.
 
     Parameters
@@ -91,9 +91,9 @@ class AreaSlice:
     def __init__(self, source: ParameterSource, lo: int, hi: int):
         self.source, self.lo, self.hi = source, int(lo), int(hi)
 
-    def get(self, draw: int) -> ParameterSet:
-        """Return the whole run's set for ``draw``, restricted to this chunk's areas."""
-        return _slice_params(self.source.get(draw), self.lo, self.hi)
+    def wrap(self, ps: ParameterSet) -> ParameterSet:
+        """Return the whole run's set ``ps`` restricted to this chunk's areas."""
+        return _slice_params(ps, self.lo, self.hi)
 
 
 def _chunk_layout(layout: Layout, lo: int, hi: int) -> Layout:

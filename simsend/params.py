@@ -20,6 +20,7 @@ import numpy as np
 
 from simsend.config import ModelConfig
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
+from simsend.kernels.tables import cdf_rows
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
 
@@ -135,6 +136,27 @@ class ParameterSet:
     def year_tables(self, year_index: int) -> YearTables:
         """Tables for the year that ends at census ``start_year + year_index`` (index >= 1).
 
+        Built once per set and year, then handed out again (the engine asks for them every
+        draw; a fixed-rate run uses one set for all draws).  Treat them as read-only.
+        """
+        cache = self.__dict__.get("_tables")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_tables", cache)  # a memo, not a field: frozen holds
+        tab = cache.get(year_index)
+        if tab is None:
+            tab = cache[year_index] = self._build_year_tables(year_index)
+        return tab
+
+    def __getstate__(self):
+        """Pickle the fields only (a worker rebuilds the year tables it needs)."""
+        state = self.__dict__.copy()
+        state.pop("_tables", None)
+        return state
+
+    def _build_year_tables(self, year_index: int) -> YearTables:
+        """Build :meth:`year_tables`' tables.
+
         Trends multiply identification by ``exp(identification_trend * (year_index - 1))``
         and every move into the specialist tier by ``exp(escalation_trend * (year_index - 1))``,
         capped so that rows stay probability distributions.  Then the reform timeline
@@ -170,7 +192,10 @@ class ParameterSet:
             placement, births, pipeline = tabs["placement"], tabs["births"], tabs["pipeline"]
             places = tabs["places"]
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
-        tier_cdf = _cdf(np.transpose(tiers, (2, 3, 4, 0, 1)))
+        n_t = tiers.shape[0]
+        tier_cdf = np.empty(tiers.shape[2:] + (n_t, n_t))
+        cdf_rows(np.ascontiguousarray(tiers, dtype=np.float64).reshape(n_t, n_t, -1),
+                 tier_cdf.reshape(-1, n_t, n_t))
         return YearTables(
             p_identify=np.ascontiguousarray(p_id),
             p_leave=np.ascontiguousarray(leaving),
@@ -237,6 +262,37 @@ class ParameterSource(Protocol):
 
     def get(self, draw: int) -> ParameterSet:
         """Return the parameter set feeding Monte Carlo draw ``draw``."""
+
+
+class WrappedSource:
+    """Base of sources that derive each draw's set from an inner source's set.
+
+    While the inner source hands out the same object (fixed rates give one set for every draw)
+    the derived set is handed out again, so its year tables are built once per run, not once
+    per draw.  Subclasses set ``self.source`` and define :meth:`wrap`.
+    """
+
+    source: ParameterSource
+
+    def wrap(self, ps: ParameterSet) -> ParameterSet:  # pragma: no cover - abstract
+        """Derive this source's set from the inner source's set ``ps``."""
+        raise NotImplementedError
+
+    def get(self, draw: int) -> ParameterSet:
+        """Return draw ``draw``'s set: :meth:`wrap` of the inner source's set."""
+        inner = self.source.get(draw)
+        last = self.__dict__.get("_last")
+        if last is not None and last[0] is inner:
+            return last[1]
+        out = self.wrap(inner)
+        self._last = (inner, out)
+        return out
+
+    def __getstate__(self):
+        """Pickle without the memo (sources travel to Dask workers)."""
+        state = self.__dict__.copy()
+        state.pop("_last", None)
+        return state
 
 
 class FixedParameters:

@@ -56,6 +56,7 @@ import numpy as np
 from simsend.config import ConfigError, _check_keys, _Ctx, _str, _table, shipped_or_path
 from simsend.dims import NEEDS, PLACEMENTS, TIERS
 from simsend.io import file_sha256
+from simsend.params import WrappedSource
 
 SHIPPED_PLANS = Path(__file__).resolve().parents[1] / "configs" / "provision"
 """Where provision plans shipped with simsend live (``provision.plan = "<name>"``)."""
@@ -249,16 +250,15 @@ def kernel_places(places: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(places), -1, np.floor(np.clip(places, 0, None))).astype(np.int64)
 
 
-class ProvisionSource:
+class ProvisionSource(WrappedSource):
     """Wraps a parameter source: every draw's set carries the places and allocation rules."""
 
     def __init__(self, source, places: np.ndarray, rules: ProvisionRules):
         self.source, self.places, self.rules = source, places, rules
 
-    def get(self, draw: int):
-        """Return the wrapped set with ``places`` and ``provision`` attached."""
-        return dataclasses.replace(self.source.get(draw), places=self.places,
-                                   provision=self.rules)
+    def wrap(self, ps):
+        """Return ``ps`` with ``places`` and ``provision`` attached."""
+        return dataclasses.replace(ps, places=self.places, provision=self.rules)
 
 
 def places_variable(source, areas: tuple[str, ...], years: list[int]):

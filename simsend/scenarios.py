@@ -78,6 +78,7 @@ from simsend.config import (
     _table,
 )
 from simsend.dims import NEEDS, PLACEMENTS, TIERS
+from simsend.params import WrappedSource
 
 RATES = ("identification", "leaving", "tier", "escalation", "placement", "births", "places")
 """Rate tables a modifier may act on (besides ``pipeline.<rate>``)."""
@@ -576,7 +577,7 @@ def _is_baseline(scenario: Scenario | None) -> bool:
     return scenario is None or scenario.name == BASELINE
 
 
-class ScenarioSource:
+class ScenarioSource(WrappedSource):
     """Wraps a :class:`simsend.params.ParameterSource`: every draw's set runs a scenario.
 
     Each parameter set gets the run's start year, the reform timeline, the scenario's
@@ -601,11 +602,10 @@ class ScenarioSource:
         self.modifiers = modifiers
         self.pipeline = pipeline
 
-    def get(self, draw: int):
-        """Return draw ``draw``'s parameter set, running this scenario."""
+    def wrap(self, ps):
+        """Return ``ps`` running this scenario."""
         import dataclasses
 
-        ps = self.source.get(draw)
         return dataclasses.replace(ps, start_year=self.start_year, reform=self.reform,
                                    modifiers=self.modifiers, pipeline=self.pipeline)
 

@@ -141,8 +141,27 @@ class PosteriorParameters:
         return (int(draw) // self.replicates_per_draw) % self.n_posterior
 
     def get(self, draw: int) -> ParameterSet:
-        """Return the parameter set of Monte Carlo draw ``draw``."""
+        """Return the parameter set of Monte Carlo draw ``draw``.
+
+        Consecutive draws fed by the same posterior draw (``replicates_per_draw > 1``) get the
+        same object, so its year tables are built once.
+        """
         k = self.index(draw)
+        last = self.__dict__.get("_last")
+        if last is not None and last[0] == k:
+            return last[1]
+        ps = self._build(k)
+        self._last = (k, ps)
+        return ps
+
+    def __getstate__(self):
+        """Pickle without the memo (sources travel to Dask workers)."""
+        state = self.__dict__.copy()
+        state.pop("_last", None)
+        return state
+
+    def _build(self, k: int) -> ParameterSet:
+        """Build the parameter set of posterior draw ``k``."""
         band = band_of_age()
         base = self.base
         tiers = base.tiers.copy()
