@@ -90,9 +90,13 @@ def merge_cells(old, old_start, new, new_plan, order, counts, m, c0, c1, th, out
                     d_pid[j] = o_pid[i]
                     d_alloc[j] = o_alloc[i]
                     j += 1
-        for q in range(out_start[c], j):
-            stock[th, flat_index(strides, age_map, d_tier[q], d_plan[q], d_age[q], d_need[q],
-                                 d_area[q], d_plac[q])] += 1
+        if j > out_start[c]:
+            # a cell shares (age, need, area): only tier, plan and placement vary per pupil
+            q0 = out_start[c]
+            base = flat_index(strides, age_map, 0, 0, d_age[q0], d_need[q0], d_area[q0], 0)
+            s_t, s_p, s_l = strides[0], strides[1], strides[5]
+            for q in range(q0, j):
+                stock[th, base + d_tier[q] * s_t + d_plan[q] * s_p + d_plac[q] * s_l] += 1
 
 
 @njit(parallel=True)
