@@ -141,13 +141,17 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
 
     """
     d, y, m = issued.shape
-    out = np.full((d, y, len(OUT), m), np.nan, np.float32)
+    # Every year after the baseline is written below: only the baseline is filled first
+    # (a NaN fill of the whole array cost 0.4 s per 9 draws of every council).
+    out = np.empty((d, y, len(OUT), m), np.float32)
+    out[:, 0] = np.nan
     ones = np.ones(m)
+    buf = np.empty((len(OUT), m))
     for j, draw in enumerate(draws):
         keys = draw_keys(seed, int(draw), y)
         for yi in range(1, y):
             k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
-            buf = np.zeros((len(OUT), m))
+            buf[:] = 0.0
             n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
             if n_i.sum() < PARALLEL_MIN_PLANS:  # one thread: same draws, no parallel start-up
                 c = ones if cover is None else np.ascontiguousarray(cover[j, yi],

@@ -59,7 +59,8 @@ def to_dataset(out: Outputs, layout: Layout, years: list[int],
     if "tier" not in coords:
         coords["tier"] = list(TIERS)
     shape = (d, y, *layout.shape)
-    data = {"n_pupils": (dims, out.stock.reshape(shape).astype(np.int32),
+    # The engine's stock is int32 already: the Dataset takes it without a copy.
+    data = {"n_pupils": (dims, out.stock.reshape(shape).astype(np.int32, copy=False),
                          {"units": "1", "long_name": _LONG_NAMES["n_pupils"]})}
     for k, name in enumerate(FLOWS):
         f = out.flows[:, :, k].reshape(shape).astype(np.float32)
