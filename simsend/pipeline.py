@@ -45,12 +45,14 @@ every pipeline variable is the same bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
 
 from simsend.config import PIPELINE_RATES
 from simsend.dims import TIER
+from simsend.engine import draw_threads
 from simsend.kernels.pipeline import (
     OUT,
     assessed_cells,
@@ -145,24 +147,35 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
     # (a NaN fill of the whole array cost 0.4 s per 9 draws of every council).
     out = np.empty((d, y, len(OUT), m), np.float32)
     out[:, 0] = np.nan
-    ones = np.ones(m)
-    buf = np.empty((len(OUT), m))
-    for j, draw in enumerate(draws):
-        keys = draw_keys(seed, int(draw), y)
-        for yi in range(1, y):
-            k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
-            buf[:] = 0.0
-            n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
-            if n_i.sum() < PARALLEL_MIN_PLANS:  # one thread: same draws, no parallel start-up
-                c = ones if cover is None else np.ascontiguousarray(cover[j, yi],
-                                                                    dtype=np.float64)
-                pipeline_cells_serial(n_i, c, np.ascontiguousarray(rates[yi]), k, buf)
-            elif cover is None:
-                pipeline_cells(n_i, np.ascontiguousarray(rates[yi]), k, buf)
-            else:
-                pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi], dtype=np.float64),
-                                     np.ascontiguousarray(rates[yi]), k, buf)
-            out[j, yi] = buf
+    workers = draw_threads(d)  # as the engine: draws side by side, one-thread kernels
+
+    def run_some(js: range) -> None:
+        ones = np.ones(m)
+        buf = np.empty((len(OUT), m))
+        for j in js:
+            keys = draw_keys(seed, int(draws[j]), y)
+            for yi in range(1, y):
+                k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
+                buf[:] = 0.0
+                n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
+                r = np.ascontiguousarray(rates[yi])
+                if workers > 1 or n_i.sum() < PARALLEL_MIN_PLANS:  # same draws either way
+                    c = ones if cover is None else np.ascontiguousarray(cover[j, yi],
+                                                                        dtype=np.float64)
+                    pipeline_cells_serial(n_i, c, r, k, buf)
+                elif cover is None:
+                    pipeline_cells(n_i, r, k, buf)
+                else:
+                    pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi],
+                                                                   dtype=np.float64), r, k, buf)
+                out[j, yi] = buf
+
+    if workers == 1:
+        run_some(range(d))
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="simsend-pipeline") as ex:
+            for f in [ex.submit(run_some, range(w, d, workers)) for w in range(workers)]:
+                f.result()
     return out
 
 

@@ -208,3 +208,28 @@ def test_serial_pipeline_draws_equal_the_parallel_ones():
     pipeline_cells_cover(issued, cover, rates, keys, par)
     pipeline_cells_serial(issued, cover, rates, keys, ser)
     np.testing.assert_array_equal(par, ser)
+
+
+def test_draws_on_threads_equal_parallel_kernel(monkeypatch):
+    # Several draws share two threads with the one-thread kernel; a lone draw uses the
+    # parallel kernels (the threshold lowered so that they run), with and without coverage.
+    import numba
+
+    from simsend import pipeline
+
+    rng = np.random.default_rng(3)
+    issued = rng.integers(0, 400, (4, 5, 300))
+    rates = np.tile(PipelineConfig().rates, (5, 1))
+    cover = rng.uniform(0.5, 1.0, issued.shape)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_PLANS", 0)
+    numba.set_num_threads(2)
+    try:
+        for cov in (None, cover):
+            many = pipeline.simulate_pipeline(issued, rates, [0, 1, 2, 3], 11, cover=cov)
+            ones = [pipeline.simulate_pipeline(
+                issued[j:j + 1], rates, [j], 11, cover=None if cov is None else cov[j:j + 1])
+                for j in range(4)]
+            np.testing.assert_array_equal(many, np.concatenate(ones))
+            assert np.isnan(many[:, 0]).all() and not np.isnan(many[:, 1:]).any()
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
