@@ -20,6 +20,9 @@ fused_numpy        the same fused step in NumPy (reference.step_pupils): the den
                    every engine-level ratio below (a lower bound on a NumPy year's cost)
 year_engine        a whole simulated year of configs/base.toml (England) through the engine,
                    every process included; pupil-steps = individuals at the census before
+years_in_run       the whole years of a run: engine.simulate of configs/base.toml (England),
+                   8 draws x 13 years, draws shared between threads as in a run, no
+                   results assembly; pupil-steps = individuals at each census before the last
 run_council        configs/council.toml (one council, 2022-2035), --council-draws draws
                    (default 1,000): first run in a fresh process (kernels loaded from the
                    on-disk cache) and the median of the runs after it
@@ -220,6 +223,35 @@ def case_year_engine(n_draws: int, repeat: int) -> dict:
     return {"times": [r[0] for r in res], "pupil_steps": res[0][1], "threads": 0}
 
 
+def case_years_in_run(n_draws: int, repeat: int) -> dict:
+    """Whole simulated years as a run does them: ``engine.simulate`` of England, 2022-2035.
+
+    Every process of every year included (tables, identification, moves, allocation,
+    tallies), with the draws shared between threads as in a run; no results assembly.
+    Pupil-steps are the individuals at each census before the last (``_run_pupil_steps``).
+    """
+    from simsend import api
+    from simsend.config import load
+    from simsend.engine import simulate
+    from simsend.recorder import make_layout
+
+    cfg = load(ROOT / "configs" / "base.toml")
+    base = api.load_baseline(cfg)
+    src = api.run_source(cfg, base, None)
+    layout = make_layout(cfg.outputs.by, base.areas)
+    n_years = cfg.run.end_year - cfg.run.start_year + 1
+    simulate(base.individuals, base.pool, src, [0], 2, 1, layout)  # warm-up
+
+    def once():
+        return simulate(base.individuals, base.pool, src, range(n_draws), n_years, 1, layout)
+
+    out = once()
+    stock = out.stock.reshape(n_draws, n_years, *layout.shape)[:, :-1]
+    steps = int(stock.take(range(1, 4), axis=2 + layout.by.index("tier")).sum())
+    return {"times": _time(once, repeat), "pupil_steps": steps, "draws": n_draws,
+            "years": n_years - 1, "threads": 0}
+
+
 def _run_pupil_steps(ds, n_draws: int) -> int:
     """Individual pupil-steps of a run: identified children at each census before the last."""
     ind = ds["n_pupils"].sel(tier=["targeted", "targeted_plus", "specialist"])
@@ -310,6 +342,7 @@ CASES = {
     "fused_numba": lambda a: case_fused_numba(a.n, a.areas, a.repeat),
     "fused_numpy": lambda a: case_fused_numpy(a.n, a.areas, a.repeat),
     "year_engine": lambda a: case_year_engine(1, a.repeat),
+    "years_in_run": lambda a: case_years_in_run(8, max(1, a.repeat // 3)),
     "run_council": lambda a: case_run("council.toml", a.council_draws, max(1, a.repeat // 3)),
     "compile_cold": lambda a: case_compile(),
     "compile_cached": lambda a: case_compile(),
@@ -321,7 +354,8 @@ CASES = {
 }
 
 NUMPY_OF = {"transition_numba": "transition_numpy", "fused_numba": "fused_numpy",
-            "year_engine": "fused_numpy", "run_council": "fused_numpy",
+            "year_engine": "fused_numpy", "years_in_run": "fused_numpy",
+            "run_council": "fused_numpy",
             "run_england": "fused_numpy", "run_all_councils": "fused_numpy",
             "stream_all_councils": "fused_numpy", "stream_all_councils_2x": "fused_numpy"}
 """Which NumPy case is each case's ratio denominator (pupil-steps/s, same invocation)."""
