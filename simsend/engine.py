@@ -28,7 +28,9 @@ act; the loop is the same for every scenario.  The statutory pipeline
 Steps 1, 4 and 5 for individuals run fused in one kernel pass
 (:func:`simsend.kernels.transitions.step_pupils`); because each random number is a pure
 function of (seed, draw, stream, year, pupil id), fusing does not change any draw.
-Serial and parallel runs call the same per-draw function, :func:`run_draw`.
+Serial and parallel runs call the same per-draw function, :func:`run_draw`.  Several draws
+share the threads (:func:`draw_threads`: each draw on one thread, single-thread kernels); a lone
+draw runs its kernels in parallel instead.  Either way every draw is the same.
 """
 
 from __future__ import annotations
