@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numba
@@ -322,12 +322,14 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
     done = [0]
     lock = threading.Lock()
 
-    def run_some(js: range) -> None:
+    def run_some(js: range, stop: threading.Event) -> None:
         # Each thread owns its state and buffers; draws write disjoint slices of ``res``.
         pop = Population(n_areas, int(n_ind * 1.3) + 1024, area_base, area_total)
         sc = _Scratch(n_areas, m, pop.n_cells, serial=workers > 1)
         stock0 = None
         for j in js:
+            if stop.is_set():
+                return
             draw = int(draws[j])
             ps = source.get(draw)
             res.param_draw[j] = ps.label
@@ -340,13 +342,32 @@ def simulate(individuals: np.ndarray, pool: np.ndarray, source: ParameterSource,
                     done[0] += 1
                     progress(done[0])
 
-    if workers == 1:
-        run_some(range(d))
-    else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="simsend-draws") as ex:
-            for f in [ex.submit(run_some, range(w, d, workers)) for w in range(workers)]:
-                f.result()
+    on_draw_threads(run_some, d, workers, "simsend-draws")
     return res
+
+
+def on_draw_threads(run_some: Callable[[range, threading.Event], None], n_draws: int,
+                    workers: int, name: str) -> None:
+    """Run ``run_some(draw indices, stop)`` over ``n_draws`` draws shared by ``workers`` threads.
+
+    Thread ``w`` takes draws ``w, w + workers, ...``.  ``run_some`` checks ``stop`` between
+    draws: when one thread fails, or the caller is interrupted (Ctrl-C), the others stop
+    after the draw they are on and the error is raised here, instead of every thread first
+    finishing its share of the run.
+    """
+    stop = threading.Event()
+    if workers == 1:
+        run_some(range(n_draws), stop)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as ex:
+        futures = [ex.submit(run_some, range(w, n_draws, workers), stop)
+                   for w in range(workers)]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # all done, one failed, or interrupted: no thread starts another draw
+        for f in futures:
+            f.result()
 
 
 def draw_threads(n_draws: int) -> int:

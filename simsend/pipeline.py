@@ -45,14 +45,13 @@ every pipeline variable is the same bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
 
 from simsend.config import PIPELINE_RATES
 from simsend.dims import TIER
-from simsend.engine import draw_threads
+from simsend.engine import draw_threads, on_draw_threads
 from simsend.kernels.pipeline import (
     OUT,
     assessed_cells,
@@ -149,10 +148,12 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
     out[:, 0] = np.nan
     workers = draw_threads(d)  # as the engine: draws side by side, one-thread kernels
 
-    def run_some(js: range) -> None:
+    def run_some(js: range, stop) -> None:
         ones = np.ones(m)
         buf = np.empty((len(OUT), m))
         for j in js:
+            if stop.is_set():
+                return
             keys = draw_keys(seed, int(draws[j]), y)
             for yi in range(1, y):
                 k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
@@ -170,12 +171,7 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
                                                                    dtype=np.float64), r, k, buf)
                 out[j, yi] = buf
 
-    if workers == 1:
-        run_some(range(d))
-    else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="simsend-pipeline") as ex:
-            for f in [ex.submit(run_some, range(w, d, workers)) for w in range(workers)]:
-                f.result()
+    on_draw_threads(run_some, d, workers, "simsend-pipeline")
     return out
 
 

@@ -125,6 +125,27 @@ def test_draws_on_threads_equal_parallel_kernels(toy, monkeypatch):
     assert not np.array_equal(many.stock[0], many.stock[1])
 
 
+def test_a_failing_draw_stops_the_other_threads(toy):
+    ind, pool, births, src = toy
+    calls = []
+
+    class Failing:
+        def get(self, draw):
+            calls.append(draw)
+            if draw == 1:  # the second thread's first draw
+                raise RuntimeError("bad draw 1")
+            return src.get(draw)
+
+    numba.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="bad draw 1"):
+            simulate(ind, pool, Failing(), range(400), N_YEARS, 1, make_layout(BY, ("A", "B")))
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    # get(draws[0]) once up front, then the first thread stops after the draw it is on
+    assert len(calls) < 100, len(calls)
+
+
 def test_draw_subsets_reproduce_full_run(toy):
     full, _ = run_toy(toy, draws=range(5), seed=3)
     part, _ = run_toy(toy, draws=[3, 1], seed=3)
