@@ -13,6 +13,7 @@ census was identified during the year.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -264,7 +265,26 @@ class ParameterSource(Protocol):
         """Return the parameter set feeding Monte Carlo draw ``draw``."""
 
 
-class WrappedSource:
+class LastMemo:
+    """Remembers the last value built and the key it was built for (not pickled)."""
+
+    def _recall(self, key, make, same=operator.is_):
+        """Return ``make(key)``, or the last value when ``same(last key, key)``."""
+        last = self.__dict__.get("_last")
+        if last is not None and same(last[0], key):
+            return last[1]
+        value = make(key)
+        self._last = (key, value)
+        return value
+
+    def __getstate__(self):
+        """Pickle without the memo (sources travel to Dask workers)."""
+        state = self.__dict__.copy()
+        state.pop("_last", None)
+        return state
+
+
+class WrappedSource(LastMemo):
     """Base of sources that derive each draw's set from an inner source's set.
 
     While the inner source hands out the same object (fixed rates give one set for every draw)
@@ -280,19 +300,7 @@ class WrappedSource:
 
     def get(self, draw: int) -> ParameterSet:
         """Return draw ``draw``'s set: :meth:`wrap` of the inner source's set."""
-        inner = self.source.get(draw)
-        last = self.__dict__.get("_last")
-        if last is not None and last[0] is inner:
-            return last[1]
-        out = self.wrap(inner)
-        self._last = (inner, out)
-        return out
-
-    def __getstate__(self):
-        """Pickle without the memo (sources travel to Dask workers)."""
-        state = self.__dict__.copy()
-        state.pop("_last", None)
-        return state
+        return self._recall(self.source.get(draw), self.wrap)
 
 
 class FixedParameters:

@@ -22,6 +22,7 @@ the run's config):
 from __future__ import annotations
 
 import dataclasses
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ import xarray as xr
 from simsend.calibration.targets import band_of_age
 from simsend.config import ModelConfig
 from simsend.dims import TIER
-from simsend.params import FixedParameters, ParameterSet
+from simsend.params import FixedParameters, LastMemo, ParameterSet
 
 _S = TIER["specialist"]
 NATIONAL = "E92000001"
@@ -55,7 +56,7 @@ def _cap_rows(tiers: np.ndarray, src: int) -> None:
     tiers[src, src] = 1.0 - down - tiers[src, src + 1:].sum(axis=0)
 
 
-class PosteriorParameters:
+class PosteriorParameters(LastMemo):
     """One :class:`~simsend.params.ParameterSet` per Monte Carlo draw from a posterior file.
 
     Parameters
@@ -146,19 +147,7 @@ class PosteriorParameters:
         Consecutive draws fed by the same posterior draw (``replicates_per_draw > 1``) get the
         same object, so its year tables are built once.
         """
-        k = self.index(draw)
-        last = self.__dict__.get("_last")
-        if last is not None and last[0] == k:
-            return last[1]
-        ps = self._build(k)
-        self._last = (k, ps)
-        return ps
-
-    def __getstate__(self):
-        """Pickle without the memo (sources travel to Dask workers)."""
-        state = self.__dict__.copy()
-        state.pop("_last", None)
-        return state
+        return self._recall(self.index(draw), self._build, operator.eq)
 
     def _build(self, k: int) -> ParameterSet:
         """Build the parameter set of posterior draw ``k``."""
