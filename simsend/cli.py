@@ -78,13 +78,19 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
     kw = dict(draws=draws, seed=seed, areas=tuple(areas) or None, workers=workers,
               scheduler=scheduler, draw_chunk=draw_chunk, area_chunk=area_chunk,
               scenario=list(scenarios) or None)
-    with Progress("draws", quiet=quiet) as bar:
-        if zarr:  # streamed chunk by chunk: memory does not grow with draws
-            from simsend.stream import run_zarr
+    from simsend.distributed import ClusterError
 
-            run_zarr(cfg, path, progress=bar, **kw)
-        else:
-            write_netcdf(api.run(cfg, progress=bar, **kw), path)
+    try:
+        with Progress("draws", quiet=quiet) as bar:
+            if zarr:  # streamed chunk by chunk: memory does not grow with draws
+                from simsend.stream import run_zarr
+
+                run_zarr(cfg, path, progress=bar, **kw)
+            else:
+                write_netcdf(api.run(cfg, progress=bar, **kw), path)
+    except ClusterError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USER_ERROR)
     if not quiet:
         click.echo(f"wrote {path} ({draws or cfg.run.draws} draws, years "
                    f"{cfg.run.start_year}-{cfg.run.end_year})")

@@ -76,6 +76,10 @@ def _slice_params(ps: ParameterSet, lo: int, hi: int) -> ParameterSet:
     return dataclasses.replace(ps, **changes)
 
 
+class ClusterError(Exception):
+    """The cluster a run names cannot be used (e.g. no scheduler at the address)."""
+
+
 class AreaSlice(WrappedSource):
     """A :class:`ParameterSource` restricted to the areas ``lo .. hi - 1`` of another.
 
@@ -214,7 +218,12 @@ def _cluster(client=None, workers: int | None = None, scheduler: str | None = No
                                dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"})
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:  # unreachable or malformed address
+            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler!r} "
+                               f"({exc}); start one (`dask scheduler`) or use --workers N"
+                               ) from None
     try:
         yield client
     finally:

@@ -174,6 +174,20 @@ def test_cli_rejects_workers_with_scheduler(tmp_path):
     assert not (tmp_path / "x.nc").exists()
 
 
+@pytest.mark.parametrize("out", ["x.nc", "x.zarr"])
+def test_cli_unreachable_scheduler_is_a_clear_error(tmp_path, out):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        res = CliRunner().invoke(main, ["run", "configs/council.toml", "--draws", "2",
+                                        "--scheduler", "tcp://127.0.0.1:1", "--out",
+                                        str(tmp_path / out)])
+    assert res.exit_code == 2, res.output
+    assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:1'" in res.output
+    assert "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_workers_starts_a_local_cluster(tmp_path):
     cfg = simsend.load("configs/council.toml").replace_run(end_year=2024, draws=3)
     serial = simsend.run(cfg)
