@@ -99,8 +99,9 @@ class _Scratch:
     """Per-run buffers reused across years and draws (allocate once)."""
 
     def __init__(self, n_areas: int, m: int, n_cells: int, serial: bool = False):
-        t = numba.config.NUMBA_NUM_THREADS
         self.serial = serial  # one thread per draw: kernels never start a parallel region
+        # per-thread tallies: a draw thread's one-thread kernels use row 0 only
+        t = 1 if serial else numba.config.NUMBA_NUM_THREADS
         self.flows = np.zeros((t, N_FLOW_ROWS, m), np.int64)
         self.trans = np.zeros((t, 4, 4), np.int64)
         self.to_pool = np.zeros((t, N_A, n_areas), np.int64)
