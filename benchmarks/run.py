@@ -34,7 +34,7 @@ run_all_councils   every council as a separate area (--area all), 2022-2035,
                    labelled so (draws are independent: the baseline is loaded once, the rest
                    of the run is linear in draws)
 stream_all_councils     every council as a separate area, 2022-2035, --stream-draws draws
-                   (default 20) streamed into a Zarr store (simsend.stream.run_zarr, default
+                   (default 20) streamed into a Zarr store (simsend.runner.stream.run_zarr, default
                    draws per chunk) in a temporary directory, after a one-draw warm-up run
                    (one council, same config) in the same process; --repeat // 3 timed
                    runs (median); also the
@@ -69,7 +69,7 @@ N_A, N_N, N_P = 26, 13, 7
 
 def _population(n: int, n_area: int, seed: int = 0):
     """N pupils in cell order with random states, plus random tables."""
-    from simsend.kernels.layout import cell_of
+    from simsend.kernels.merge import cell_of
     from simsend.kernels.transitions import Pupils
 
     rng = np.random.default_rng(seed)
@@ -109,7 +109,7 @@ def _time(fn, repeat: int) -> list[float]:
 def case_transition_numba(n: int, n_area: int, repeat: int) -> dict:
     import numba
 
-    from simsend.engine import _chunks
+    from simsend.engine.loop import _chunks
     from simsend.kernels.transitions import tier_step
 
     p, cell_start, (tier_cdf, _, _) = _population(n, n_area)
@@ -149,9 +149,9 @@ def case_transition_numpy(n: int, n_area: int, repeat: int) -> dict:
 def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
     import numba
 
-    from simsend.engine import _chunks
+    from simsend.engine.loop import _chunks
+    from simsend.engine.tally import make_layout
     from simsend.kernels.transitions import N_FLOW_ROWS, Pupils, step_pupils
-    from simsend.recorder import make_layout
 
     p0, cell_start, tables = _population(n, n_area)
     layout = make_layout(("tier", "age_group", "need", "area"),
@@ -197,10 +197,10 @@ def case_fused_numpy(n: int, n_area: int, repeat: int) -> dict:
 def case_year_engine(n_draws: int, repeat: int) -> dict:
     from simsend import api
     from simsend.config import load
-    from simsend.engine import _Scratch, baseline_stock, run_year
-    from simsend.population import Population
-    from simsend.recorder import make_layout
-    from simsend.rng import draw_keys
+    from simsend.engine.loop import _Scratch, baseline_stock, run_year
+    from simsend.engine.population import Population
+    from simsend.engine.streams import draw_keys
+    from simsend.engine.tally import make_layout
 
     cfg = load(ROOT / "configs" / "base.toml")
     base = api.load_baseline(cfg)
@@ -233,18 +233,18 @@ def case_years_in_run(n_draws: int, repeat: int) -> dict:
     """
     from simsend import api
     from simsend.config import load
-    from simsend.engine import simulate
-    from simsend.recorder import make_layout
+    from simsend.engine.loop import Job, simulate
+    from simsend.engine.tally import make_layout
 
     cfg = load(ROOT / "configs" / "base.toml")
     base = api.load_baseline(cfg)
     src = api.run_source(cfg, base, None)
     layout = make_layout(cfg.outputs.by, base.areas)
     n_years = cfg.run.end_year - cfg.run.start_year + 1
-    simulate(base.individuals, base.pool, src, [0], 2, 1, layout)  # warm-up
+    simulate(Job(base.individuals, base.pool, 2, 1, layout), src, [0])  # warm-up
 
     def once():
-        return simulate(base.individuals, base.pool, src, range(n_draws), n_years, 1, layout)
+        return simulate(Job(base.individuals, base.pool, n_years, 1, layout), src, range(n_draws))
 
     out = once()
     stock = out.stock.reshape(n_draws, n_years, *layout.shape)[:, :-1]
@@ -286,7 +286,7 @@ def case_stream(n_draws: int, repeat: int) -> dict:
     import xarray as xr
 
     import simsend
-    from simsend.stream import run_zarr
+    from simsend.runner.stream import run_zarr
 
     warm = simsend.load(ROOT / "configs" / "base.toml").replace_run(end_year=2023, draws=1)
     simsend.run(warm, areas=("E06000017",))  # kernels (allocation too) loaded, data read once
@@ -314,7 +314,7 @@ def case_compile() -> dict:
 
     cfg = simsend.load(ROOT / "configs" / "council.toml").replace_run(end_year=2023, draws=1)
     t0 = time.perf_counter()
-    import simsend.engine  # noqa: F401  (imports the kernels)
+    import simsend.engine.loop  # noqa: F401  (imports the kernels)
 
     simsend.run(cfg)
     first = time.perf_counter() - t0

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simsend.compare import combine, compare  # noqa: E402
+from simsend.analysis.compare import combine, compare  # noqa: E402
 
 PANELS = (
     ("n_pupils", {"tier": "specialist"}, "specialist-tier pupils (January census)"),

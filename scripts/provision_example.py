@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from simsend.compare import combine  # noqa: E402
-from simsend.costs import load_costs, spend  # noqa: E402
-from simsend.indicators import indicators  # noqa: E402
+from simsend.analysis.compare import combine  # noqa: E402
+from simsend.analysis.costs import load_costs, spend  # noqa: E402
+from simsend.analysis.indicators import indicators  # noqa: E402
 
 STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 

@@ -4,7 +4,7 @@ from simsend._version import __version__
 from simsend.api import load_baseline, run, validate
 from simsend.config import ConfigError, SimConfig, load
 from simsend.io import read_netcdf, write_netcdf
-from simsend.summary import summary
+from simsend.results.summary import summary
 
 __all__ = [
     "ConfigError",

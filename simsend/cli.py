@@ -32,6 +32,22 @@ def _user_errors(fn):
     return wrapper
 
 
+CALIBRATION_LIBRARIES = ("pymc", "arviz")
+"""What ``calibrate`` and ``backtest`` need beyond the core (the ``calib`` extra)."""
+
+
+def _need_calibration(command: str) -> None:
+    """Stop with one line and exit status 2 when the calibration libraries are not installed."""
+    import importlib.util
+
+    missing = [m for m in CALIBRATION_LIBRARIES if importlib.util.find_spec(m) is None]
+    if missing:
+        click.echo(f"error: simsend {command} needs {' and '.join(missing)}, which the core "
+                   "install leaves out; install them with: pip install 'simsend[calib]' "
+                   "(in a clone: pip install -e '.[calib]')", err=True)
+        sys.exit(USER_ERROR)
+
+
 @click.group()
 @click.version_option(package_name="simsend")
 def main() -> None:
@@ -75,17 +91,16 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
     log = configure_logging(quiet, verbose)
     log.debug("config %s (sha256 %s), seed %s", config, cfg.sha256,
               cfg.run.seed if seed is None else seed)
-    kw = dict(draws=draws, seed=seed, areas=tuple(areas) or None, workers=workers,
-              scheduler=scheduler, draw_chunk=draw_chunk, area_chunk=area_chunk,
-              scenario=list(scenarios) or None)
-    from simsend.distributed import ClusterError
+    kw = dict(draws=draws, seed=seed, areas=tuple(areas) or None,
+              scenario=list(scenarios) or None,
+              cluster=api.Cluster(workers=workers, scheduler=scheduler, draw_chunk=draw_chunk,
+                                  area_chunk=area_chunk))
+    from simsend.runner.distributed import ClusterError
 
     try:
         with Progress("draws", quiet=quiet) as bar:
             if zarr:  # streamed chunk by chunk: memory does not grow with draws
-                from simsend.stream import run_zarr
-
-                run_zarr(cfg, path, progress=bar, **kw)
+                api.run_zarr(cfg, path, progress=bar, **kw)
             else:
                 write_netcdf(api.run(cfg, progress=bar, **kw), path)
     except ClusterError as exc:
@@ -136,6 +151,7 @@ def _with_areas(config: Path, areas):
 def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
                   allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
+    _need_calibration("calibrate")
     from simsend.calibration import CalibrationError, calibrate
     from simsend.calibration.targets import TargetsError
 
@@ -171,6 +187,7 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
 def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
                  allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
+    _need_calibration("backtest")
     import pandas as pd
 
     from simsend.calibration import CalibrationError
@@ -266,7 +283,7 @@ def _write_csv(table, path: Path) -> None:
 @_user_errors
 def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -> None:
     """Differences scenario minus baseline per draw in RESULTS, with bands (paired draws)."""
-    from simsend.compare import CompareError, compare
+    from simsend.analysis.compare import CompareError, compare
 
     try:
         table = compare(list(results), variable=variable, by=tuple(by) or ("year",),
@@ -289,8 +306,8 @@ def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -
 @_user_errors
 def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
     """Rank the recorded figures in ACTUALS within the forecast draws in RESULTS."""
-    from simsend.compare import CompareError
-    from simsend.monitor import monitor
+    from simsend.analysis.compare import CompareError
+    from simsend.analysis.monitor import monitor
 
     try:
         table = monitor(results, actuals, forecast=forecast, counterfactual=counterfactual)
@@ -301,7 +318,7 @@ def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
 
 
 # ----------------------------------------------------------------------------- outputs
-# plot / export / report / info: thin shells over simsend.plot, .export, .report, .manifest.
+# plot / export / report / info: thin shells over simsend.publish.plot, .export, .report, .manifest.
 
 
 def _output_errors(fn):
@@ -309,9 +326,9 @@ def _output_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from simsend.export import ExportError
-        from simsend.manifest import ResultsError
-        from simsend.plot import PlotError
+        from simsend.publish.export import ExportError
+        from simsend.publish.plot import PlotError
+        from simsend.results.manifest import ResultsError
 
         try:
             return fn(*args, **kwargs)
@@ -346,8 +363,8 @@ def _split(items) -> list[str]:
 @_output_errors
 def plot_cmd(results, quiet, verbose, variable, facet, selects, formats, out, no_history):
     """Fan charts (median, 50% and 90% bands, recorded history) of RESULTS."""
-    from simsend.manifest import read_results
-    from simsend.plot import plot
+    from simsend.publish.plot import plot
+    from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
     ds = read_results(results)
@@ -386,9 +403,9 @@ def plot_cmd(results, quiet, verbose, variable, facet, selects, formats, out, no
 def export_cmd(results, quiet, verbose, fmt, out, variables, by, quantiles, suppress,
                round_base, no_disclosure, no_totals):
     """Tidy long tables of the bands in RESULTS for Excel, Power BI and R."""
-    from simsend.export import tidy, write
-    from simsend.manifest import read_results
-    from simsend.summary import DEFAULT_QUANTILES
+    from simsend.publish.export import tidy, write
+    from simsend.results.manifest import read_results
+    from simsend.results.summary import DEFAULT_QUANTILES
 
     log = configure_logging(quiet, verbose)
     if no_disclosure and (suppress or round_base):
@@ -415,8 +432,8 @@ def export_cmd(results, quiet, verbose, fmt, out, variables, by, quantiles, supp
 @_output_errors
 def report_cmd(results, quiet, verbose, out, backtest, no_history):
     """One self-contained HTML report of RESULTS (charts embedded; no server needed)."""
-    from simsend.manifest import read_results
-    from simsend.report import report
+    from simsend.publish.report import report
+    from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
     ds = read_results(results)
@@ -435,7 +452,7 @@ def info_cmd(results, show_config, as_json):
     """Print the run manifest of RESULTS: config, hashes, seed, versions, commit, timings."""
     import json
 
-    from simsend.manifest import format_manifest, manifest, read_results
+    from simsend.results.manifest import format_manifest, manifest, read_results
 
     m = manifest(read_results(results))
     click.echo(json.dumps(m, indent=1, default=str) if as_json
@@ -463,9 +480,9 @@ def info_cmd(results, show_config, as_json):
 def goalseek_cmd(config, event, years, variable, selects, target_year, limit, prob, lo, hi,
                  tol, draws) -> None:
     """Smallest size of a modifier keeping a target under LIMIT with probability PROB."""
-    from simsend.compare import CompareError
-    from simsend.goalseek import goal_seek_scenario, target_of
-    from simsend.scenarios import early_intervention, request_surge
+    from simsend.analysis.compare import CompareError
+    from simsend.analysis.goalseek import goal_seek_scenario, target_of
+    from simsend.config.scenarios import early_intervention, request_surge
 
     span = None
     if years:
@@ -506,8 +523,8 @@ def goalseek_cmd(config, event, years, variable, selects, target_year, limit, pr
 @_user_errors
 def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
     """Spend in pounds, with bands, from RESULTS and the unit costs in COSTS_TOML."""
-    from simsend.costs import load_costs, spend, spend_table
-    from simsend.manifest import read_results
+    from simsend.analysis.costs import load_costs, spend, spend_table
+    from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
     costs = load_costs(costs_toml)
@@ -548,8 +565,8 @@ def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
 def sensitivity_cmd(results, quiet, verbose, costs_toml, year, scenario, posterior, seed,
                     no_delta, top, out, chart):
     """Which rates and costs drive specialist demand and spend in RESULTS (Sobol' S1)."""
-    from simsend.manifest import read_results
-    from simsend.sensitivity import SensitivityError, save_chart, sensitivity, to_table
+    from simsend.analysis.sensitivity import SensitivityError, save_chart, sensitivity, to_table
+    from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
@@ -580,8 +597,8 @@ def sensitivity_cmd(results, quiet, verbose, costs_toml, year, scenario, posteri
 @_user_errors
 def indicators_cmd(results, quiet, verbose, by, years, out):
     """Outcome indicators of RESULTS with bands: inclusion, timeliness, places, out of area."""
-    from simsend.indicators import IndicatorError, indicator_table, indicators
-    from simsend.manifest import read_results
+    from simsend.analysis.indicators import IndicatorError, indicator_table, indicators
+    from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
     try:

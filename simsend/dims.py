@@ -3,6 +3,10 @@
 Codes are the positions in these tuples; kernels see only the integer codes.
 """
 
+from __future__ import annotations
+
+import numpy as np
+
 TIERS = ("universal", "targeted", "targeted_plus", "specialist")
 """Support tiers of the 2026 reform; ``universal`` children are held as counts."""
 
@@ -55,3 +59,23 @@ def age_group_of(age: int) -> str:
         if lo <= age <= hi:
             return name
     raise ValueError(f"age {age} outside 0-{MAX_AGE}")
+
+
+def band_matrix() -> np.ndarray:
+    """One-hot ``M[age, age_group]`` mapping single years of age onto SEN2 age bands.
+
+    Examples
+    --------
+    >>> band_matrix().sum(axis=0).tolist()
+    [5.0, 6.0, 5.0, 4.0, 6.0]
+
+    """
+    m = np.zeros((len(AGES), len(AGE_GROUPS)))
+    for g, (lo, hi) in enumerate(AGE_GROUPS.values()):
+        m[lo:hi + 1, g] = 1.0
+    return m
+
+
+def band_of_age() -> np.ndarray:
+    """Index of the SEN2 age band of each single year of age, shape (26,)."""
+    return band_matrix().argmax(axis=1)

@@ -1,9 +1,13 @@
-"""Reading and writing results: NetCDF written atomically (temporary file, then rename)."""
+"""Reading and writing results: NetCDF files and Zarr stores.
+
+Both are written atomically (temporary, then rename).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -75,4 +79,59 @@ def public_mode(path: str | Path) -> None:
 def read_netcdf(path: str | Path) -> xr.Dataset:
     """Read a results file fully into memory (the file is closed afterwards)."""
     with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def replace_store(write: Callable[[Path], object], path) -> Path:
+    """Call ``write(tmp)`` on a temporary directory beside ``path``, then rename it into place.
+
+    A failure removes the temporary store and leaves an existing ``path`` untouched; an
+    existing store is replaced only by a complete one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = path.with_name(f".{path.name}.old")
+    try:
+        write(tmp)
+        tmp.chmod(0o777 & ~_umask())
+        if path.exists():
+            path.rename(old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():
+            old.rename(path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_zarr(ds, path) -> Path:
+    """Write a results Dataset to a Zarr store at ``path``, atomically.
+
+    The store is written beside ``path`` under a temporary name and renamed into place when
+    complete, so a failure leaves no partial store and an existing store is replaced only by
+    a complete one.  Read it back with :func:`read_zarr` (or ``xarray.open_zarr`` lazily, for
+    results larger than memory).
+
+    Returns
+    -------
+    Path
+        The written path.
+
+    """
+    return replace_store(
+        lambda tmp: ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2), path)
+
+
+def read_zarr(path):
+    """Read a Zarr results store fully into memory."""
+    with xr.open_zarr(path, consolidated=True) as ds:
         return ds.load()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
-from simsend.params import ParameterSet
+from simsend.rates.parameters import ParameterSet
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
 

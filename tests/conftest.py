@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from simsend.config import parse  # noqa: E402
-from simsend.params import FixedParameters  # noqa: E402
+from simsend.rates.sources import FixedParameters  # noqa: E402
 from simsend.testing import toy_baseline  # noqa: E402
 
 TOY_MODEL = """

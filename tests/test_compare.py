@@ -6,8 +6,8 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+from simsend.analysis.compare import CompareError, combine, compare
 from simsend.cli import main
-from simsend.compare import CompareError, combine, compare
 from simsend.io import write_netcdf
 
 

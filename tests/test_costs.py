@@ -1,4 +1,4 @@
-"""simsend.costs: spend = counts x share x unit cost x price index, cost draws, budget line."""
+"""simsend.analysis.costs: spend = counts x share x unit cost x price index, cost draws, budget line."""
 
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ import xarray as xr
 from click.testing import CliRunner
 
 import simsend
-from simsend.cli import main
-from simsend.config import ConfigError
-from simsend.costs import (
+from simsend.analysis.costs import (
     cost_draws,
     cost_uniforms,
     deficit_probability,
-    load_costs,
-    parse_costs,
     spend,
 )
+from simsend.cli import main
+from simsend.config import ConfigError
+from simsend.config.costs import load_costs, parse_costs
 from simsend.dims import PLACEMENTS, TIERS
 from simsend.io import write_netcdf
 

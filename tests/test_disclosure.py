@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from simsend import disclosure as d
+from simsend.publish import disclosure as d
 
 
 def with_totals(x: np.ndarray) -> np.ndarray:
@@ -17,7 +17,7 @@ def with_totals(x: np.ndarray) -> np.ndarray:
 def attacker_ranges(table: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Independent check: every line of a totals table as explicit equations, solved by LP.
 
-    Written from scratch (not via simsend.disclosure.line_matrix): for each dimension and each
+    Written from scratch (not via simsend.publish.disclosure.line_matrix): for each dimension and each
     line along it, sum(cells) - total = 0; published cells fixed; all cells >= 0.
     """
     idx = np.arange(table.size).reshape(table.shape)

@@ -16,16 +16,11 @@ import cloudpickle  # noqa: E402
 import simsend  # noqa: E402
 from simsend.cli import main  # noqa: E402
 from simsend.config import parse  # noqa: E402
-from simsend.distributed import (  # noqa: E402
-    AreaSlice,
-    read_zarr,
-    simulate_distributed,
-    write_zarr,
-)
-from simsend.engine import simulate  # noqa: E402
-from simsend.io import read_netcdf, write_netcdf  # noqa: E402
-from simsend.params import FixedParameters  # noqa: E402
-from simsend.recorder import make_layout  # noqa: E402
+from simsend.engine.loop import Job, simulate  # noqa: E402
+from simsend.engine.tally import make_layout  # noqa: E402
+from simsend.io import read_netcdf, read_zarr, write_netcdf, write_zarr  # noqa: E402  # noqa: E402
+from simsend.rates.sources import FixedParameters  # noqa: E402
+from simsend.runner.distributed import AreaSlice, Cluster, simulate_distributed  # noqa: E402
 from simsend.testing import toy_baseline  # noqa: E402
 
 AREAS = ("A", "B", "C")
@@ -65,26 +60,27 @@ def assert_same(a, b):
 def test_any_chunking_equals_serial(client, toy3, by):
     ind, pool, src = toy3
     layout = make_layout(by, AREAS)
-    serial = simulate(ind, pool, src, DRAWS, N_YEARS, SEED, layout)
+    serial = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, DRAWS)
     assert serial.stock.sum() > 0 and serial.transitions[1:].sum() > 0
     for draw_chunk, area_chunk in [(None, None), (1, 1), (3, 2), (7, 1), (2, 3)]:
-        dist = simulate_distributed(ind, pool, src, DRAWS, N_YEARS, SEED, layout,
-                                    client=client, draw_chunk=draw_chunk,
-                                    area_chunk=area_chunk)
+        dist = simulate_distributed(Job(ind, pool, N_YEARS, SEED, layout), src, DRAWS,
+                                    Cluster(client=client, draw_chunk=draw_chunk,
+                                            area_chunk=area_chunk))
         assert_same(dist, serial)
 
 
 def test_area_chunk_alone_matches_its_areas_in_the_whole_run(toy3):
     """In-process: a chunk of areas keyed by its run indices is exactly the run's slice."""
     ind, pool, src = toy3
-    whole = simulate(ind, pool, src, range(3), N_YEARS, SEED, make_layout(("area", "tier"),
-                                                                          AREAS))
-    part = simulate(ind[..., 1:3, :], pool[:, 1:3], AreaSlice(src, 1, 3), range(3), N_YEARS,
-                    SEED, make_layout(("area", "tier"), AREAS[1:]), area_base=1, area_total=3)
+    whole = simulate(Job(ind, pool, N_YEARS, SEED, make_layout(("area", "tier"), AREAS)), src,
+                     range(3))
+    chunk_layout = make_layout(("area", "tier"), AREAS[1:])
+    part = simulate(Job(ind[..., 1:3, :], pool[:, 1:3], N_YEARS, SEED, chunk_layout, area_base=1,
+                        area_total=3), AreaSlice(src, 1, 3), range(3))
     np.testing.assert_array_equal(part.stock, whole.stock[:, :, 4:])
     # without the run's indices the chunk draws other numbers (so the keying matters)
-    alone = simulate(ind[..., 1:3, :], pool[:, 1:3], AreaSlice(src, 1, 3), range(3), N_YEARS,
-                     SEED, make_layout(("area", "tier"), AREAS[1:]))
+    alone = simulate(Job(ind[..., 1:3, :], pool[:, 1:3], N_YEARS, SEED, chunk_layout),
+                     AreaSlice(src, 1, 3), range(3))
     assert not np.array_equal(alone.stock[:, 1:], whole.stock[:, 1:, 4:])
 
 
@@ -104,10 +100,10 @@ class DiesOnce:
 def test_worker_killed_mid_run_gives_same_result(client, toy3, tmp_path):
     ind, pool, src = toy3
     layout = make_layout(("tier", "age", "area"), AREAS)
-    serial = simulate(ind, pool, src, DRAWS, N_YEARS, SEED, layout)
+    serial = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, DRAWS)
     marker = tmp_path / "killed"
-    dist = simulate_distributed(ind, pool, DiesOnce(src, marker), DRAWS, N_YEARS, SEED,
-                                layout, client=client, draw_chunk=2, area_chunk=2)
+    dist = simulate_distributed(Job(ind, pool, N_YEARS, SEED, layout), DiesOnce(src, marker),
+                                DRAWS, Cluster(client=client, draw_chunk=2, area_chunk=2))
     assert marker.read_text() == "killed"  # a worker really died
     assert_same(dist, serial)
 
@@ -115,11 +111,13 @@ def test_worker_killed_mid_run_gives_same_result(client, toy3, tmp_path):
 def test_arguments_checked(toy3):
     ind, pool, src = toy3
     layout = make_layout(("tier",), AREAS)
+    job = Job(ind, pool, N_YEARS, SEED, layout)
     with pytest.raises(ValueError, match="exactly one"):
-        simulate_distributed(ind, pool, src, DRAWS, N_YEARS, SEED, layout)
-    with pytest.raises(ValueError, match="exactly one"):
-        simulate_distributed(ind, pool, src, DRAWS, N_YEARS, SEED, layout, workers=2,
-                             scheduler="tcp://127.0.0.1:1")
+        simulate_distributed(job, src, DRAWS, Cluster())
+    with pytest.raises(ValueError, match="at most one"):
+        simulate_distributed(job, src, DRAWS, Cluster(workers=2, scheduler="tcp://127.0.0.1:1"))
+    with pytest.raises(ValueError, match=">= 1"):
+        Cluster(workers=2, draw_chunk=0)
 
 
 def _council_cfg(tmp_path):
@@ -134,7 +132,7 @@ def test_api_and_cli_on_a_cluster_equal_serial_and_zarr_round_trip(client, tmp_p
     cfg = _council_cfg(tmp_path)
     serial = simsend.run(cfg)
     addr = client.scheduler.address
-    dist = simsend.run(cfg, scheduler=addr, draw_chunk=2)
+    dist = simsend.run(cfg, cluster=Cluster(scheduler=addr, draw_chunk=2))
     xr.testing.assert_identical(_data(dist), _data(serial))
     # the CLI: NetCDF and Zarr outputs of a distributed run equal the serial run's
     cfg_path = tmp_path / "council.toml"
@@ -207,23 +205,23 @@ def test_parallel_and_single_thread_kernels_give_the_same_bytes(toy3, monkeypatc
     """
     import numba
 
-    import simsend.engine as engine
+    import simsend.engine.loop as engine
 
     ind, pool, src = toy3
     layout = make_layout(("tier", "age", "need", "area"), AREAS)
     monkeypatch.setattr(engine, "PARALLEL_MIN", 10**12)
-    single = simulate(ind, pool, src, range(3), N_YEARS, SEED, layout)
+    single = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(3))
     assert engine._kernels(10**6)[1] is engine.step_pupils_serial
     monkeypatch.setattr(engine, "PARALLEL_MIN", 0)
     assert numba.get_num_threads() >= 2  # tests/conftest.py asks for two threads
     assert engine._kernels(1)[1] is engine.step_pupils
-    parallel = simulate(ind, pool, src, range(3), N_YEARS, SEED, layout)
+    parallel = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(3))
     assert_same(parallel, single)
 
 
 def test_population_reuses_its_baseline_only_for_equal_counts(toy3):
     """Population.load_counts builds the baseline once per run and copies it for later draws."""
-    from simsend.population import Population
+    from simsend.engine.population import Population
 
     ind, pool, _ = toy3
     fresh = Population(3, 16)
@@ -250,7 +248,8 @@ def test_area_chunks_with_an_area_filtered_scenario_modifier(client, toy3):
     """A scenario changing rates in one area only: area chunks still give the serial bytes."""
     import dataclasses
 
-    from simsend.scenarios import Modifier, compile_modifiers
+    from simsend.config.scenarios import Modifier
+    from simsend.rates.modifiers import compile_modifiers
 
     ind, pool, src = toy3
     mods = compile_modifiers([Modifier("identification", "multiply", 3.0, areas=("B",)),
@@ -262,8 +261,8 @@ def test_area_chunks_with_an_area_filtered_scenario_modifier(client, toy3):
             return ps
 
     layout = make_layout(("tier", "area"), AREAS)
-    serial = simulate(ind, pool, Source(), range(4), N_YEARS, SEED, layout)
-    plain = simulate(ind, pool, src, range(4), N_YEARS, SEED, layout)
+    serial = simulate(Job(ind, pool, N_YEARS, SEED, layout), Source(), range(4))
+    plain = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(4))
     # the modifiers act on areas B and C only
     by_area = (4, N_YEARS, 4, 3)
     s_, p_ = serial.stock.reshape(by_area), plain.stock.reshape(by_area)
@@ -271,8 +270,8 @@ def test_area_chunks_with_an_area_filtered_scenario_modifier(client, toy3):
     assert not np.array_equal(s_[:, 1:, :, 2], p_[:, 1:, :, 2])
     np.testing.assert_array_equal(s_[:, :, :, 0], p_[:, :, :, 0])
     for area_chunk in (1, 2):
-        dist = simulate_distributed(ind, pool, Source(), range(4), N_YEARS, SEED, layout,
-                                    client=client, draw_chunk=2, area_chunk=area_chunk)
+        dist = simulate_distributed(Job(ind, pool, N_YEARS, SEED, layout), Source(), range(4),
+                                    Cluster(client=client, draw_chunk=2, area_chunk=area_chunk))
         assert_same(dist, serial)
 
 
@@ -284,8 +283,8 @@ def test_place_is_generic_over_outputs_fields(toy3):
     area, a None field is skipped, labels are copied and tallies without cells are summed."""
     import dataclasses
 
-    from simsend.distributed import _chunk_layout, _empty_outputs, _place
-    from simsend.engine import Outputs
+    from simsend.engine.loop import Outputs
+    from simsend.runner.distributed import _chunk_layout, empty_outputs, place_chunk
 
     @dataclasses.dataclass
     class More(Outputs):
@@ -297,20 +296,20 @@ def test_place_is_generic_over_outputs_fields(toy3):
     d, rng = 4, np.random.default_rng(5)
 
     def chunk(lo, hi):
-        out = simulate(ind[..., lo:hi, :], pool[:, lo:hi], AreaSlice(src, lo, hi), range(d),
-                       N_YEARS, SEED, _chunk_layout(layout, lo, hi), area_base=lo,
-                       area_total=3)
+        job = Job(ind[..., lo:hi, :], pool[:, lo:hi], N_YEARS, SEED, _chunk_layout(layout, lo, hi),
+                  area_base=lo, area_total=3)
+        out = simulate(job, AreaSlice(src, lo, hi), range(d))
         m = _chunk_layout(layout, lo, hi).size
         extra = rng.integers(0, 1000, (d, N_YEARS, 2, m)).astype(np.int32)
         return More(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)},
                     extra=extra)
 
     parts = {(lo, hi): chunk(lo, hi) for lo, hi in [(0, 1), (1, 3)]}
-    whole = simulate(ind, pool, src, range(d), N_YEARS, SEED, layout)
-    res = _empty_outputs(parts[1, 3], np.arange(d), layout)
+    whole = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(d))
+    res = empty_outputs(parts[1, 3], np.arange(d), layout)
     assert isinstance(res, More) and res.unused is None
     for (lo, hi), part in parts.items():
-        _place(res, part, slice(0, d), layout, lo, hi)
+        place_chunk(res, part, slice(0, d), layout, lo, hi)
     assert_same(res, whole)
     assert res.unused is None
     # the extra field, placed along area: the chunks' own values at their areas
@@ -349,17 +348,18 @@ def _no_wall_times(ds):
 def test_streamed_zarr_on_a_cluster_equals_the_serial_run(client, tmp_path):
     """Chunks of draws and areas as tasks, written as they finish: the serial run's bytes,
     scenarios and the provision plan's allocation tallies (Outputs.alloc) included."""
-    from simsend.provision import ALLOC_VARS
-    from simsend.stream import run_zarr
+    from simsend.engine.tally import ALLOC_VARS
+    from simsend.runner.stream import run_zarr
 
     cfg = _scenario_cfg(tmp_path)
     serial = simsend.run(cfg)
     assert set(ALLOC_VARS) <= set(serial.data_vars) and serial.sizes["scenario"] == 2
     # the in-memory distributed run places the allocation tallies by area chunk too
-    dist = simsend.run(cfg, scheduler=client.scheduler.address, draw_chunk=3, area_chunk=1)
+    dist = simsend.run(cfg, cluster=Cluster(scheduler=client.scheduler.address, draw_chunk=3,
+                                            area_chunk=1))
     xr.testing.assert_identical(_no_wall_times(dist), _no_wall_times(serial))
     for kw in ({"draw_chunk": 3, "area_chunk": 1}, {}):
-        got = read_zarr(run_zarr(cfg, tmp_path / "s.zarr", client=client, **kw))
+        got = read_zarr(run_zarr(cfg, tmp_path / "s.zarr", cluster=Cluster(client=client, **kw)))
         for v in serial.variables:
             assert got[v].dtype == serial[v].dtype, v
         xr.testing.assert_identical(_no_wall_times(got), _no_wall_times(serial))

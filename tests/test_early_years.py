@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from simsend.config import load
+from simsend.data.early_years import deal, fill_early_years, identified_share
 from simsend.dims import AGE_GROUPS, TIER
-from simsend.early_years import deal, fill_early_years, identified_share
 from simsend.testing import toy_baseline
 
 T, TP, S = TIER["targeted"], TIER["targeted_plus"], TIER["specialist"]

@@ -6,9 +6,9 @@ import numba
 import numpy as np
 import pytest
 
-from simsend import engine
-from simsend.engine import STEPS, simulate
-from simsend.recorder import FLOWS, make_layout
+from simsend.engine import loop as engine
+from simsend.engine.loop import STEPS, Job, simulate
+from simsend.engine.tally import FLOWS, make_layout
 from simsend.testing import expected_counts
 
 N_YEARS = 6
@@ -18,7 +18,7 @@ BY = ("tier", "age", "area")
 def run_toy(toy, draws=range(4), seed=42, by=BY, source=None):
     ind, pool, births, src = toy
     layout = make_layout(by, ("A", "B"))
-    out = simulate(ind, pool, source or src, draws, N_YEARS, seed, layout)
+    out = simulate(Job(ind, pool, N_YEARS, seed, layout), source or src, draws)
     return out, layout
 
 
@@ -139,7 +139,7 @@ def test_a_failing_draw_stops_the_other_threads(toy):
     numba.set_num_threads(2)
     try:
         with pytest.raises(RuntimeError, match="bad draw 1"):
-            simulate(ind, pool, Failing(), range(400), N_YEARS, 1, make_layout(BY, ("A", "B")))
+            simulate(Job(ind, pool, N_YEARS, 1, make_layout(BY, ("A", "B"))), Failing(), range(400))
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     # get(draws[0]) once up front, then the first thread stops after the draw it is on

@@ -11,10 +11,10 @@ import xarray as xr
 from click.testing import CliRunner
 
 import simsend
-from simsend import disclosure
 from simsend.cli import main
-from simsend.export import ExportError, default_disclosure, export, tidy
 from simsend.io import write_netcdf
+from simsend.publish import disclosure
+from simsend.publish.export import ExportError, default_disclosure, export, tidy
 
 BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
 RUTLAND = "E06000017"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import simsend
+from simsend.analysis.goalseek import goal_seek, goal_seek_scenario, share_under, specialist_in
 from simsend.config import parse
-from simsend.goalseek import goal_seek, goal_seek_scenario, share_under, specialist_in
-from simsend.scenarios import early_intervention
+from simsend.config.scenarios import early_intervention
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,11 +5,11 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+from simsend.analysis.indicators import IndicatorError, indicator_table, indicators
 from simsend.cli import main
 from simsend.dims import TIERS
-from simsend.indicators import IndicatorError, indicator_table, indicators
+from simsend.engine.tally import PLACEMENT_COORD
 from simsend.io import write_netcdf
-from simsend.recorder import PLACEMENT_COORD
 
 
 def results():

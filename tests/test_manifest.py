@@ -14,7 +14,8 @@ from click.testing import CliRunner
 import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
-from simsend.manifest import (
+from simsend.progress import Progress, configure_logging
+from simsend.results.manifest import (
     ResultsError,
     describe_param_draws,
     format_manifest,
@@ -22,7 +23,6 @@ from simsend.manifest import (
     manifest,
     read_results,
 )
-from simsend.progress import Progress, configure_logging
 
 BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
 

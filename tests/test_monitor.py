@@ -7,10 +7,10 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+from simsend.analysis.monitor import monitor
 from simsend.cli import main
 from simsend.data.errors import DataError
 from simsend.io import write_netcdf
-from simsend.monitor import monitor
 
 
 def results():

@@ -8,8 +8,8 @@ from scipy import stats
 
 import simsend
 from simsend.config import PIPELINE_RATES, PipelineConfig, parse
-from simsend.kernels.pipeline import OUT, negbin_failures, pipeline_cells
-from simsend.rng import STREAMS, draw_keys
+from simsend.engine.streams import STREAMS, draw_keys
+from simsend.kernels.statutory import OUT, negbin_failures, pipeline_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,8 +159,8 @@ def test_requests_by_the_tier_they_come_from():
 
 def _cell_before_workforce(n_i, rates, keys, c):
     """The pipeline of one cell as drawn before the workforce existed (plain Python)."""
-    from simsend.kernels.pipeline import exp_sum
     from simsend.kernels.sampling import binomial
+    from simsend.kernels.statutory import exp_sum
 
     p_ref, p_ni, p20, ap_ref, ap_ni, ap_con, p_up, w_in, w_over = rates[:9]
     cu = np.uint64(c)
@@ -190,7 +190,7 @@ def test_pipeline_without_workforce_draws_as_before():
 
 
 def test_serial_pipeline_draws_equal_the_parallel_ones():
-    from simsend.kernels.pipeline import (
+    from simsend.kernels.statutory import (
         pipeline_cells,
         pipeline_cells_cover,
         pipeline_cells_serial,
@@ -215,7 +215,7 @@ def test_draws_on_threads_equal_parallel_kernel(monkeypatch):
     # parallel kernels (the threshold lowered so that they run), with and without coverage.
     import numba
 
-    from simsend import pipeline
+    from simsend.statutory import ehc_pipeline as pipeline
 
     rng = np.random.default_rng(3)
     issued = rng.integers(0, 400, (4, 5, 300))

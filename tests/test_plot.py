@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
-from simsend.plot import PlotError, fan_chart, history_for, load_history, panel_draws, plot
+from simsend.publish.plot import PlotError, fan_chart, history_for, load_history, panel_draws, plot
 
 BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
 RUTLAND = "E06000017"

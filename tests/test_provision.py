@@ -187,8 +187,10 @@ def test_bad_provision_config_names_the_key(tmp_path, block, msg):
 
 
 def test_the_shipped_plan_covers_england_and_every_council():
-    from simsend.config import _Ctx
-    from simsend.provision import load_plan, parse_provision
+    from simsend.config.provision import parse_provision
+    from simsend.config.toml import Ctx as _Ctx
+    from simsend.rates.provision import load_plan
+
     cfg = parse((ROOT / "configs" / "base.toml").read_text(), "base.toml", ROOT / "configs")
     assert cfg.provision.plan.name == "england_2022.csv"
     from simsend.api import load_baseline

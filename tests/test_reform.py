@@ -4,10 +4,10 @@ import numpy as np
 
 from simsend.config import ReformConfig, parse
 from simsend.dims import PLAN, TIER
-from simsend.engine import simulate
-from simsend.recorder import make_layout
-from simsend.reform import apply_reform, is_reformed, reviewing
-from simsend.scenarios import ScenarioSource
+from simsend.engine.loop import Job, simulate
+from simsend.engine.tally import make_layout
+from simsend.rates.reform import apply_reform, is_reformed, reviewing
+from simsend.rates.scenario import ScenarioSource
 
 N_YEARS = 6  # censuses 2022 .. 2027
 STRICT = ReformConfig(legislation_year=2024, steady_state_year=2026, review_share=0.5,
@@ -39,7 +39,7 @@ def test_apply_reform_table():
 def run(toy, reform, by=("tier", "age", "area"), draws=range(8)):
     ind, pool, births, src = toy
     layout = make_layout(by, ("A", "B"))
-    out = simulate(ind, pool, ScenarioSource(src, 2022, reform), draws, N_YEARS, 11, layout)
+    out = simulate(Job(ind, pool, N_YEARS, 11, layout), ScenarioSource(src, 2022, reform), draws)
     return out, layout
 
 

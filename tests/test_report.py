@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
-from simsend.report import headline_table, render, scenario_table
+from simsend.publish.report import headline_table, render, scenario_table
 
 BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
 
@@ -127,8 +127,8 @@ def test_report_cli_backtest_and_errors(england, tmp_path):
 
 def test_real_scenario_run_gives_charts_exports_and_report(tmp_path):
     """One scenario of configs/scenarios/council_questions.toml, for Rutland, 2 draws."""
-    from simsend.export import tidy
-    from simsend.plot import plot
+    from simsend.publish.export import tidy
+    from simsend.publish.plot import plot
 
     cfg = BASE.parent / "scenarios" / "council_questions.toml"
     ds = simsend.run(cfg, draws=2, areas=("E06000017",), scenario=["request_surge"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from simsend.rng import _FIRST, _MAX_YEARS, STREAMS, draw_keys, seed_state
+from simsend.engine.streams import _FIRST, _MAX_YEARS, STREAMS, draw_keys, seed_state
 
 
 @pytest.mark.parametrize("seed", [0, 1, 20260123, 2**63 + 12345])

@@ -8,16 +8,12 @@ import pytest
 
 import simsend
 from simsend.config import ConfigError, ReformConfig, parse
+from simsend.config.scenarios import Modifier, early_intervention
 from simsend.dims import TIER
-from simsend.engine import simulate
-from simsend.recorder import make_layout
-from simsend.scenarios import (
-    Modifier,
-    ScenarioSource,
-    apply_modifiers,
-    compile_modifiers,
-    early_intervention,
-)
+from simsend.engine.loop import Job, simulate
+from simsend.engine.tally import make_layout
+from simsend.rates.modifiers import apply_modifiers, compile_modifiers
+from simsend.rates.scenario import ScenarioSource
 
 ROOT = Path(__file__).resolve().parents[1]
 N_YEARS = 6
@@ -34,7 +30,7 @@ def small_text(end_year=2026, extra=""):
 def toy_run(toy, source, draws=range(6), seed=3, by=("tier", "age", "area")):
     ind, pool, births, _ = toy
     layout = make_layout(by, ("A", "B"))
-    return simulate(ind, pool, source, draws, N_YEARS, seed, layout), layout
+    return simulate(Job(ind, pool, N_YEARS, seed, layout), source, draws), layout
 
 
 def wrap(src, mods=(), reform=None, start_year=2022):
@@ -302,7 +298,7 @@ include = ["strict_entry"]
 
 
 def test_modifiers_on_a_chunk_of_areas_equal_the_whole_run_sliced():
-    from simsend.scenarios import slice_modifiers
+    from simsend.rates.modifiers import slice_modifiers
 
     t = tables(n_areas=3)
     t["births"] = np.array([100.0, 200.0, 300.0])

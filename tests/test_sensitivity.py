@@ -9,9 +9,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import simsend
-from simsend.cli import main
-from simsend.costs import parse_costs
-from simsend.sensitivity import (
+from simsend.analysis.sensitivity import (
     SensitivityError,
     first_order,
     first_order_bootstrap,
@@ -19,6 +17,8 @@ from simsend.sensitivity import (
     sensitivity,
     to_table,
 )
+from simsend.cli import main
+from simsend.config.costs import parse_costs
 
 ROOT = Path(__file__).resolve().parents[1]
 COSTS = ROOT / "configs" / "costs" / "england_2021_22.toml"

@@ -1,4 +1,4 @@
-"""Streaming a run into Zarr chunk by chunk (simsend.stream): the store equals the in-memory run.
+"""Streaming a run into Zarr chunk by chunk (simsend.runner.stream): the store equals the in-memory run.
 
 The cluster variants (a LocalCluster of two processes) are in tests/test_distributed.py, which
 owns the module's cluster.
@@ -16,8 +16,9 @@ from click.testing import CliRunner
 import simsend
 from simsend.cli import main
 from simsend.config import parse
-from simsend.distributed import read_zarr, write_zarr
-from simsend.stream import CHUNK_BYTES, default_draw_chunk, run_zarr
+from simsend.io import read_zarr, write_zarr
+from simsend.runner.distributed import Cluster
+from simsend.runner.stream import CHUNK_BYTES, default_draw_chunk, run_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
 WALL_TIMES = ("created_at", "timings")
@@ -66,7 +67,7 @@ def council():
 def test_streamed_store_equals_the_in_memory_run(council, tmp_path, chunk):
     cfg, ds = council
     assert float(ds["n_requests"].sum()) > 0 and int(ds["n_pupils"].sum()) > 0
-    path = run_zarr(cfg, tmp_path / "r.zarr", draw_chunk=chunk)
+    path = run_zarr(cfg, tmp_path / "r.zarr", cluster=Cluster(draw_chunk=chunk))
     got = read_zarr(path)
     assert_same(got, ds)
     # the same as writing the in-memory Dataset, and chunked by draws on disk
@@ -84,7 +85,7 @@ def test_scenarios_stream_by_scenario_and_chunk_of_draws(tmp_path):
     ds = simsend.run(cfg)
     assert ds["n_pupils"].dims[:2] == ("scenario", "draw") and ds.sizes["scenario"] == 3
     ticks = []
-    got = read_zarr(run_zarr(cfg, tmp_path / "s.zarr", draw_chunk=3,
+    got = read_zarr(run_zarr(cfg, tmp_path / "s.zarr", cluster=Cluster(draw_chunk=3),
                              progress=lambda d, t: ticks.append((d, t))))
     assert_same(got, ds)
     assert ticks[-1] == (12, 12) and [d for d, _ in ticks] == sorted(d for d, _ in ticks)
@@ -95,19 +96,19 @@ def test_scenarios_stream_by_scenario_and_chunk_of_draws(tmp_path):
 
 def test_provision_tallies_stream_too(tmp_path):
     """The optional allocation tallies (Outputs.alloc) come through the chunks unchanged."""
-    from simsend.provision import ALLOC_VARS
+    from simsend.engine.tally import ALLOC_VARS
 
     cfg = scenario_cfg(tmp_path, draws=3)
     cfg = parse(cfg.text.split("\n[scenarios.")[0], "plain.toml", tmp_path)
     ds = simsend.run(cfg)
     assert set(ALLOC_VARS) <= set(ds.data_vars)
-    got = read_zarr(run_zarr(cfg, tmp_path / "p.zarr", draw_chunk=2))
+    got = read_zarr(run_zarr(cfg, tmp_path / "p.zarr", cluster=Cluster(draw_chunk=2)))
     assert_same(got, ds)
 
 
 def test_a_failed_run_leaves_no_partial_store_and_keeps_the_old_one(council, tmp_path,
                                                                    monkeypatch):
-    import simsend.engine as engine
+    import simsend.runner.forecast as engine  # where every path calls the engine
 
     cfg, ds = council
     path = run_zarr(cfg, tmp_path / "r.zarr", draws=2)
@@ -122,7 +123,7 @@ def test_a_failed_run_leaves_no_partial_store_and_keeps_the_old_one(council, tmp
 
     monkeypatch.setattr(engine, "simulate", fails_second_chunk)
     with pytest.raises(RuntimeError, match="worker lost"):
-        run_zarr(cfg, path, draw_chunk=2)
+        run_zarr(cfg, path, cluster=Cluster(draw_chunk=2))
     assert len(calls) == 2  # the first chunk was written to the temporary store
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.zarr"]
     xr.testing.assert_identical(read_zarr(path), before)
@@ -153,11 +154,11 @@ def test_cli_streams_zarr_and_checks_chunk_options(council, tmp_path):
 def test_arguments_checked(council, tmp_path):
     cfg, _ = council
     with pytest.raises(ValueError, match="area_chunk needs a cluster"):
-        run_zarr(cfg, tmp_path / "x.zarr", area_chunk=1)
+        run_zarr(cfg, tmp_path / "x.zarr", cluster=Cluster(area_chunk=1))
     with pytest.raises(ValueError, match="at most one"):
-        run_zarr(cfg, tmp_path / "x.zarr", workers=2, scheduler="tcp://127.0.0.1:1")
+        Cluster(workers=2, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(ValueError, match=">= 1"):
-        run_zarr(cfg, tmp_path / "x.zarr", draw_chunk=0)
+        run_zarr(cfg, tmp_path / "x.zarr", cluster=Cluster(draw_chunk=0))
     assert not list(tmp_path.iterdir())
 
 
@@ -174,21 +175,22 @@ def test_default_chunk_bounds_the_chunk_size():
 
 def test_variables_without_draw_are_written_once_per_scenario(tmp_path, monkeypatch):
     """A variable with no draw dimension (e.g. a per-scenario table) is each scenario's own."""
-    import simsend.scenarios as scenarios
+    from simsend.runner.plan import RunPlan
 
-    real = scenarios.finish_run
+    real = RunPlan.dataset
 
-    def with_table(ds, cfg, layout, scenario):
-        ds = real(ds, cfg, layout, scenario)
+    def with_table(self, k, out, attrs):
+        ds = real(self, k, out, attrs)
         name = ds.attrs["scenario"]
         ds["table"] = xr.DataArray(np.arange(3.0) * len(name), dims="x",
                                    attrs={"long_name": "per-scenario table"})
         return ds
 
-    monkeypatch.setattr(scenarios, "finish_run", with_table)
+    monkeypatch.setattr(RunPlan, "dataset", with_table)
     cfg = scenario_cfg(tmp_path, draws=3)
     ds = simsend.run(cfg, scenario="surge")
     assert not np.array_equal(ds["table"].sel(scenario="surge"),
                               ds["table"].sel(scenario="baseline"))
-    got = read_zarr(run_zarr(cfg, tmp_path / "t.zarr", scenario="surge", draw_chunk=2))
+    got = read_zarr(run_zarr(cfg, tmp_path / "t.zarr", scenario="surge",
+                             cluster=Cluster(draw_chunk=2)))
     assert_same(got, ds)

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from simsend.io import read_netcdf, write_netcdf
-from simsend.summary import DEFAULT_QUANTILES, summary
+from simsend.results.summary import DEFAULT_QUANTILES, summary
 
 
 def draws_dataset(rng):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from simsend.summary import variance_split
+from simsend.results.summary import variance_split
 
 
 def test_hand_example():

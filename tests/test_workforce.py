@@ -9,17 +9,19 @@ import xarray as xr
 from scipy import stats
 
 import simsend
-from simsend.config import PIPELINE_RATES, ConfigError, PipelineConfig, _Ctx, parse
-from simsend.kernels.pipeline import (
+from simsend.config import PIPELINE_RATES, ConfigError, PipelineConfig, parse
+from simsend.config.scenarios import Modifier
+from simsend.config.toml import Ctx as _Ctx
+from simsend.config.workforce import parse_workforce
+from simsend.kernels.statutory import (
     COVER_FLOOR,
     OUT,
     assessed_cells,
     pipeline_cells,
     pipeline_cells_cover,
 )
-from simsend.pipeline import _workforce, simulate_pipeline
-from simsend.scenarios import Modifier
-from simsend.workforce import Capacity, capacity, coverage, parse_workforce
+from simsend.statutory.ehc_pipeline import _workforce, simulate_pipeline
+from simsend.statutory.workforce import Capacity, capacity, coverage
 
 ROOT = Path(__file__).resolve().parents[1]
 EP = "educational_psychologist"

@@ -5,14 +5,26 @@ the engine's dims) -> :func:`build_model` (PyMC stock-and-flow model) ->
 :func:`calibrate` (NUTS, diagnostics gate, NetCDF artefact under ``models/``) ->
 :class:`PosteriorParameters` (one engine parameter set per posterior draw) ->
 :func:`backtest` (forecast scoring against what happened).
+
+PyMC and ArviZ are imported here and nowhere else in simsend: the forecast reads a posterior
+artefact with xarray alone (:mod:`simsend.rates.posterior`), so the core installs without them.
 """
 
-from simsend.calibration.backtest import backtest
-from simsend.calibration.fit import CalibrationError, calibrate
-from simsend.calibration.model import PriorConfig, build_model
-from simsend.calibration.posterior import PosteriorParameters
-from simsend.calibration.targets import make_targets, targets_from_baseline
-from simsend.summary import variance_split
+import warnings
+
+with warnings.catch_warnings():
+    # ArviZ announces its coming 1.0 refactor with a FutureWarning at import; a user of
+    # `simsend calibrate` has nothing to act on, so it is not printed before our output.
+    warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor",
+                            category=FutureWarning)
+    import arviz  # noqa: F401
+
+from simsend.calibration.backtest import backtest  # noqa: E402
+from simsend.calibration.fit import CalibrationError, calibrate  # noqa: E402
+from simsend.calibration.model import PriorConfig, build_model  # noqa: E402
+from simsend.calibration.targets import make_targets, targets_from_baseline  # noqa: E402
+from simsend.rates.posterior import PosteriorParameters  # noqa: E402
+from simsend.results.summary import variance_split  # noqa: E402
 
 __all__ = [
     "CalibrationError",

@@ -4,7 +4,7 @@ Two forecast paths:
 
 ``engine``
     The engine runs from the data layer's baseline of the origin year with
-    :class:`~simsend.calibration.posterior.PosteriorParameters` (one posterior draw per
+    :class:`~simsend.rates.posterior.PosteriorParameters` (one posterior draw per
     replicate).  Used when the data layer can build that baseline.
 ``aggregate``
     The calibration model's own posterior predictive: the origin's banded EHC plans are
@@ -20,6 +20,7 @@ through the last 5 years; the mean growth rate of the last 3 years compounded).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from pathlib import Path
@@ -32,7 +33,10 @@ from simsend import config as _config
 from simsend.calibration import scores
 from simsend.calibration.fit import calibrate, load_targets
 from simsend.calibration.model import PriorConfig
-from simsend.calibration.targets import band_matrix, band_of_age, restrict
+from simsend.calibration.targets import restrict
+from simsend.dims import band_matrix, band_of_age
+from simsend.runner.forecast import simulate_run
+from simsend.runner.plan import prepare
 
 LOG = logging.getLogger("simsend")
 
@@ -133,27 +137,25 @@ def engine_forecast(path: str | Path, cfg: _config.SimConfig, origin: int, horiz
                     draws: int = 200, progress=None) -> xr.Dataset:
     """Engine forecast from the data layer's origin-year baseline with posterior rates.
 
+    The run recipe of every forecast (:func:`simsend.runner.plan.prepare`) on the config with
+    the posterior at ``path``, the origin year as baseline, ``draws`` draws and the marginal
+    ``(tier, age_group, area)``; what did not exist at the origin is left out: the provision
+    plan, scenarios and the statutory pipeline (not scored).
+
     Returns ``ehcp`` (specialist-tier stock) and ``new_plans`` (escalations into the
     specialist tier) with dims ``(draw, year, age_group, area)``, as
     :func:`aggregate_forecast`.  ``progress(done, draws)`` is called after each draw.
     """
-    from simsend.api import load_baseline
-    from simsend.calibration.posterior import PosteriorParameters
-    from simsend.engine import simulate
-    from simsend.recorder import make_layout
-    from simsend.results import to_dataset
-
-    c = cfg.replace_run(start_year=origin, end_year=origin + horizon, draws=draws)
-    base = load_baseline(c)
-    areas = tuple(str(a) for a in base.areas)
-    src = PosteriorParameters(path, cfg.model, base.births, areas=areas, start_year=origin)
-    layout = make_layout(("tier", "age_group", "area"), areas)
+    c = dataclasses.replace(
+        cfg.replace_run(start_year=origin, end_year=origin + horizon, draws=draws)
+           .replace_outputs(by=("tier", "age_group", "area")),
+        model=dataclasses.replace(cfg.model, posterior=str(path)), provision=None,
+        scenarios=(), pipeline=dataclasses.replace(cfg.pipeline, enabled=False))
+    plan = prepare(c)
     tick = None if progress is None else (lambda k: progress(k, draws))
     if progress is not None:
         progress(0, draws)  # the forecast's own clock starts here, not at calibration
-    out = simulate(base.individuals, base.pool, src, range(draws), horizon + 1, c.run.seed,
-                   layout, progress=tick)
-    ds = to_dataset(out, layout, list(range(origin, origin + horizon + 1)), {})
+    ds = plan.dataset(0, simulate_run(plan, 0, plan.draws, progress=tick), {})
     ds = ds.sel(year=slice(origin + 1, None), tier="specialist")
     return xr.Dataset(
         {"ehcp": ds["n_pupils"].astype(float).transpose("draw", "year", "age_group", "area"),

@@ -31,6 +31,7 @@ from simsend import config as _config
 from simsend._version import __version__
 from simsend.calibration.model import PriorConfig, build_model, constants
 from simsend.calibration.targets import restrict, targets_from_baseline
+from simsend.data.configured import load_config_baseline
 from simsend.io import atomic_write
 
 LOG = logging.getLogger("simsend")
@@ -237,12 +238,10 @@ def load_targets(cfg: _config.SimConfig, origin: int | None = None,
     The baseline (for the age profiles of SEN support and EHC plans) is built for the origin
     year.  Returns ``(targets, provenance)``.
     """
-    from simsend.api import load_baseline
-
     origin = cfg.run.start_year if origin is None else int(origin)
     c = cfg if origin == cfg.run.start_year else cfg.replace_run(
         start_year=origin, end_year=max(cfg.run.end_year, origin + 1))
-    base = load_baseline(c)
+    base = load_config_baseline(c)
     t = targets_from_baseline(base, cfg.model, first_year=first_year, origin=origin)
     return t, dict(getattr(base, "provenance", {}) or {})
 

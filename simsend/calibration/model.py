@@ -1,7 +1,7 @@
 r"""PyMC model of the engine's specialist-tier stock and flows at aggregate level.
 
 The engine moves children between tiers once a year after ageing and leaving (see
-:mod:`simsend.engine`).  Summed over needs and single years of age, its expected dynamics for
+:mod:`simsend.engine.loop`).  Summed over needs and single years of age, its expected dynamics for
 the specialist tier (EHC plans) in area ``r`` over the year ending at census ``t`` are
 
 .. math::
@@ -296,7 +296,7 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
     -------
     pymc.Model
         Coordinates ``year`` (transition census years), ``age_group``, ``area``.  Posterior
-        quantities used by :class:`~simsend.calibration.posterior.PosteriorParameters`:
+        quantities used by :class:`~simsend.rates.posterior.PosteriorParameters`:
         ``escalation_multiplier`` and ``exit_multiplier`` (age_group, area) at the first year
         after the data (``ref_year``), ``escalation_trend``; also the interpretable rates
         ``escalation`` (expected new plans per targeted-tier child) and ``exit_specialist``.

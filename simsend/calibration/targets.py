@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from simsend.config import ModelConfig
-from simsend.dims import AGE_GROUPS, AGES, TIER
+from simsend.dims import AGE_GROUPS, AGES, TIER, band_matrix, band_of_age
 
 N_A = len(AGES)
 GROUPS = tuple(AGE_GROUPS)
@@ -57,26 +57,6 @@ NEW_PLANS_LAG = 1
 
 class TargetsError(ValueError):
     """Observed data cannot be turned into calibration targets (missing or malformed series)."""
-
-
-def band_matrix() -> np.ndarray:
-    """One-hot ``M[age, age_group]`` mapping single years of age onto SEN2 age bands.
-
-    Examples
-    --------
-    >>> band_matrix().sum(axis=0).tolist()
-    [5.0, 6.0, 5.0, 4.0, 6.0]
-
-    """
-    m = np.zeros((N_A, N_G))
-    for g, (lo, hi) in enumerate(AGE_GROUPS.values()):
-        m[lo:hi + 1, g] = 1.0
-    return m
-
-
-def band_of_age() -> np.ndarray:
-    """Index of the SEN2 age band of each single year of age, shape (26,)."""
-    return band_matrix().argmax(axis=1)
 
 
 def need_factor_from_mix(model: ModelConfig, mix: np.ndarray | None = None) -> np.ndarray:

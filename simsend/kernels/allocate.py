@@ -1,7 +1,7 @@
 """Allocation of places when demand for a placement exceeds the places available.
 
 After a year's moves (and before survivors and new pupils are merged), each pupil who asks for
-a placement with limited places this year joins a queue; see :mod:`simsend.provision` for the
+a placement with limited places this year joins a queue; see :mod:`simsend.rates.provision` for the
 rule in words.  Per pupil the state is one int8 ``alloc``:
 
 * bits 0-2: placement waited for, plus 1 (0 = not waiting);

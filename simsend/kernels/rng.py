@@ -13,7 +13,7 @@ where all arithmetic is modulo :math:`2^{64}`, :math:`M` is the SplitMix64 final
 are identical for any thread count, chunking or visiting order, and a pupil's numbers do not
 move when other pupils are added or removed.
 
-Keys come from :func:`derive_key` (or :func:`simsend.rng.draw_keys`) via
+Keys come from :func:`derive_key` (or :func:`simsend.engine.streams.draw_keys`) via
 ``numpy.random.SeedSequence``; counters are pupil ids or cell indices.  When one counter needs
 several numbers, fold the sub-stream index into the key with :func:`stream_key` rather than
 into the counter: counters are arbitrary 64-bit ids, so ``counter * 8 + sub`` could collide.
@@ -126,7 +126,7 @@ def uniform(key, counter):
     Parameters
     ----------
     key : uint64
-        Stream key (from :func:`derive_key`, :func:`simsend.rng.draw_keys` or
+        Stream key (from :func:`derive_key`, :func:`simsend.engine.streams.draw_keys` or
         :func:`stream_key`).
     counter : uint64
         Position in the stream, e.g. a pupil id (int64 ids are reinterpreted bitwise).

@@ -8,7 +8,7 @@ from simsend.calibration import backtest, scores
 from simsend.calibration.backtest import aggregate_forecast, score_points, summarise
 from simsend.calibration.fit import write_artefact
 from simsend.calibration.synthetic import synthetic_targets
-from simsend.calibration.targets import band_matrix, band_of_age
+from simsend.dims import band_matrix, band_of_age
 
 GROUPS = ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"]
 

@@ -6,7 +6,7 @@ from scipy import stats
 
 from simsend.calibration.model import PriorConfig, build_model, issue_matrix
 from simsend.calibration.synthetic import synthetic_targets
-from simsend.calibration.targets import band_matrix, band_of_age
+from simsend.dims import band_matrix, band_of_age
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from simsend.calibration.fit import write_artefact
 from simsend.calibration.synthetic import REF_ESC_T, REF_ESC_TP, REF_EXIT
 from simsend.calibration.targets import band_of_age
 from simsend.dims import TIER
-from simsend.params import FixedParameters
+from simsend.rates.sources import FixedParameters
 
 T, TP, S = TIER["targeted"], TIER["targeted_plus"], TIER["specialist"]
 
@@ -93,16 +93,16 @@ def test_area_selection_and_start_year(artefact, toy_config):
 
 def test_engine_runs_with_posterior_and_variance_splits(artefact, toy_config):
     from simsend.calibration import variance_split
-    from simsend.engine import simulate
-    from simsend.recorder import make_layout
-    from simsend.results import to_dataset
+    from simsend.engine.loop import Job, simulate
+    from simsend.engine.tally import make_layout
+    from simsend.results.dataset import to_dataset
     from simsend.testing import toy_baseline
 
     path, *_ = artefact
     ind, pool, births = toy_baseline(n_areas=2, scale=100, seed=4)
     src = PosteriorParameters(path, toy_config.model, births, replicates_per_draw=4)
     layout = make_layout(("tier", "area"), ("A", "B"))
-    out = simulate(ind, pool, src, range(24), 4, 1, layout)
+    out = simulate(Job(ind, pool, 4, 1, layout), src, range(24))
     ds = to_dataset(out, layout, [2022, 2023, 2024, 2025], {})
     assert ds["param_draw"].values.tolist() == [d // 4 % 6 for d in range(24)]
     split = variance_split(ds, "n_pupils")

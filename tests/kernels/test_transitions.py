@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from simsend import reference
-from simsend.kernels.layout import cell_of
+from simsend.engine.tally import make_layout
+from simsend.kernels.merge import cell_of
 from simsend.kernels.rng import fill_uniform
 from simsend.kernels.transitions import N_FLOW_ROWS, Pupils, step_pupils
-from simsend.recorder import make_layout
 
 N_A, N_N, N_P = 26, 13, 7
 

@@ -1,0 +1,433 @@
+r"""Costs with uncertainty: a run's simulated counts turned into spend in pounds.
+
+A cost file (TOML, parsed at the edge into frozen objects by :func:`load_costs`) names cost
+*items*.  Each item counts one result variable (``n_pupils`` for pupils at the January census,
+``n_assessed`` for assessments, ``n_appeals`` for tribunal appeals, ...), optionally restricted
+to some tiers and placements, and prices it with a unit cost that is a probability
+distribution, an optional share (e.g. the share of pupils eligible for home-to-school
+transport, also a distribution) and an inflation path.  Items are added up into output
+*categories*.  For Monte Carlo draw ``d``, census year ``y`` and category ``c``:
+
+.. math::
+
+    \mathrm{spend}_{d,y,c} = \sum_{i \in c} N_{i,d,y} \; s_{i,d} \; u_{i,d} \; I_{i,y},
+    \qquad I_{i,y} = \prod_{t = b + 1}^{y} (1 + r_{i,t}) \quad (y > b),
+
+where ``N`` is the item's count summed over the cells it selects, ``s`` and ``u`` are the
+share and unit cost drawn for draw ``d`` (at the prices of the price base), ``r`` the item's
+annual inflation rates and ``b`` the census year of the price base (``"2021-22"`` -> 2022: the
+financial year April 2021 - March 2022 holds the January 2022 census; census year ``y`` is
+priced as financial year ``y-1``-``y``).  For years before ``b`` the index divides instead.
+``[prices] basis = "nominal"`` reads the inflation path as cash growth and the output as
+nominal pounds; ``"constant"`` reads it as growth above general inflation (``0`` keeps unit
+costs flat) and the output as pounds at constant prices of the base.
+
+**Cost draws.** One cost draw per Monte Carlo draw: the unit cost and share of item ``i`` in
+draw ``d`` are the inverse CDF of one uniform each, taken from
+``numpy.random.SeedSequence(seed, spawn_key=(COSTS_SPAWN, d, key(i)))`` where ``key(i)`` is
+the first 8 bytes of the SHA-256 of the item's name and ``d`` is the draw's coordinate value
+(not its position).  They therefore depend only on (seed, draw, item name): not on the order
+or chunking of draws, on the other items, or on the scenario, so every scenario of a run
+prices draw ``d`` with the same costs and scenario differences in spend are paired.  Because
+each draw is a quantile of its uniform, changing a distribution's parameters moves every
+draw along its own quantile.  ``seed`` defaults to the run's root seed.  Draws of different
+items are independent (no correlation between unit costs is modelled).
+
+The budget line (``[budget]``, the high needs block allocation) and
+:func:`deficit_probability` give ``P(spend - budget > threshold)`` per year (and scenario)
+from the draws, over the categories marked ``in_budget``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from simsend._version import __version__
+from simsend.config.costs import CostConfig, CostItem, load_costs
+from simsend.config.toml import ConfigError
+from simsend.engine.tally import ALLOC_VARS
+
+COSTS_SPAWN = 0x636F737473
+"""First spawn-key word of every cost draw (ASCII ``costs``), apart from the engine's keys."""
+
+PIPELINE_VARIABLES = ("n_requests", "n_refused", "n_assessed", "n_not_issued", "n_issued",
+                      "n_within_20_weeks", "n_appeals", "n_appeals_upheld")
+"""Statutory-pipeline counts: an item counting one is skipped when the results lack it."""
+
+
+# --------------------------------------------------------------------------- cost draws
+
+
+def _item_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
+
+
+def cost_uniforms(seed: int, draws: Sequence[int], names: Sequence[str]) -> np.ndarray:
+    """Return the uniforms behind the cost draws, shape ``(len(draws), len(names), 2)``.
+
+    ``[..., 0]`` drives the unit cost and ``[..., 1]`` the share of item ``names[j]`` in draw
+    ``draws[i]``: 53-bit uniforms in (0, 1) from
+    ``SeedSequence(seed, spawn_key=(COSTS_SPAWN, draw, sha256(name)[:8]))``.
+
+    Examples
+    --------
+    >>> a = cost_uniforms(7, [0, 1, 2], ["x"])
+    >>> bool((cost_uniforms(7, [2], ["x"])[0] == a[2]).all())
+    True
+
+    """
+    out = np.empty((len(draws), len(names), 2))
+    keys = [_item_key(n) for n in names]
+    for i, d in enumerate(draws):
+        for j, k in enumerate(keys):
+            w = np.random.SeedSequence(int(seed), spawn_key=(COSTS_SPAWN, int(d), k)
+                                       ).generate_state(2, np.uint64)
+            out[i, j] = ((w >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    return out
+
+
+def cost_draws(costs: CostConfig, seed: int, draws: Sequence[int]) -> xr.Dataset:
+    """Draw every item's unit cost and share for each Monte Carlo draw.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``unit_cost`` and ``share`` over ``(draw, item)``; unit costs at the prices of the
+        price base, shares 1 for items without one.
+
+    """
+    names = [it.name for it in costs.items]
+    u = cost_uniforms(seed, draws, names)
+    unit = np.stack([it.unit.ppf(u[:, j, 0]) for j, it in enumerate(costs.items)], axis=1)
+    share = np.stack([np.ones(len(draws)) if it.share is None else it.share.ppf(u[:, j, 1])
+                      for j, it in enumerate(costs.items)], axis=1)
+    coords = {"draw": np.asarray(draws), "item": names,
+              "item_category": ("item", [it.category for it in costs.items])}
+    return xr.Dataset({
+        "unit_cost": (("draw", "item"), unit, {
+            "units": "GBP", "long_name": f"unit cost drawn ({costs.price_base} prices)"}),
+        "share": (("draw", "item"), share, {
+            "units": "1", "long_name": "share of the count that is costed (e.g. eligible)"}),
+    }, coords=coords)
+
+
+# --------------------------------------------------------------------------- spend
+
+
+def _root_seed(ds: xr.Dataset) -> int:
+    try:
+        return int(ds.attrs["root_seed"])
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError("results carry no root_seed attribute: pass seed=") from None
+
+
+def _counts(ds: xr.Dataset, it: CostItem, keep: list[str], where: str) -> xr.DataArray:
+    """Return the item's count, restricted to its tiers/placements, summed to ``keep`` (+ tier)."""
+    key = f"costs.{it.name}"
+    da = ds[it.count]
+    missing = [d for d in keep if d not in da.dims]
+    if missing:
+        raise ConfigError(f"{where}: [{key}.count] variable {it.count!r} of the results has no "
+                          f"{missing} dim; expected dims including {keep}")
+    for dim, vals in (("tier", it.tier), ("placement", it.placement)):
+        if vals is None:
+            continue
+        if dim not in da.dims:
+            raise ConfigError(f"{where}: [{key}.{dim}] variable {it.count!r} of the results has "
+                              f"no {dim!r} dim to select {list(vals)} from")
+        have = [str(v) for v in da[dim].values]
+        absent = [v for v in vals if v not in have]
+        if absent:
+            raise ConfigError(f"{where}: [{key}.{dim}] {absent} not in the results' {dim} "
+                              f"values {have}")
+        da = da.sel({dim: list(vals)})
+    out_dims = keep + (["tier"] if "tier" in da.dims else [])
+    # A cell the run did not simulate (flows in the baseline year) is NaN; a total over
+    # cells that are all NaN stays NaN rather than becoming 0.
+    da = da.astype(np.float64).sum([d for d in da.dims if d not in out_dims], min_count=1)
+    return da.transpose(*out_dims)
+
+
+def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = None,
+          budget: Any = None, threshold: float = 0.0) -> xr.Dataset:
+    r"""Spend in pounds by draw, year and category from a run's results and a cost file.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Results of :func:`simsend.run` (dims ``draw``, ``year``, and ``scenario``, ``tier``,
+        ``placement``, ``area``... as the run asked for).
+    costs : CostConfig or path
+        The cost file (:func:`load_costs`).
+    seed : int, optional
+        Seed of the cost draws (default: the run's root seed, ``ds.attrs["root_seed"]``).
+    budget : optional
+        Budget line overriding the cost file's ``[budget]`` (see :func:`deficit_probability`).
+    threshold : float
+        Deficit size in pounds for ``p_deficit`` (default 0: any overspend).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``spend`` over ``(scenario, draw, year, category, area)`` (dims the results have),
+        ``spend_total`` summed over categories, ``spend_by_tier`` with a ``tier`` dim (NaN
+        for categories whose count has no tier), the drawn ``unit_cost`` and ``share`` per
+        ``(draw, item)``, the ``price_index`` per ``(year, item)``, and with a budget
+        ``budget`` and ``p_deficit``.  Attrs: the results' manifest plus the cost file's
+        text and SHA-256, the seed, price base and basis.  Items that do not apply (a
+        placement item without a placement dim, an absent pipeline variable) are listed in
+        ``attrs["costs_skipped"]``.
+
+    Raises
+    ------
+    ConfigError
+        When the cost file asks for a variable, dim or value the results lack.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"n_pupils": (("draw", "year", "tier"), np.ones((2, 1, 4)))},
+    ...                 coords={"draw": [0, 1], "year": [2022], "tier": list(TIERS)})
+    >>> c = parse_costs('[prices]\nbase = "2021-22"\n[costs.sp]\ncount = "n_pupils"\n'
+    ...                 'tier = "specialist"\nunit = 20000')
+    >>> spend(ds, c, seed=1)["spend_total"].values.ravel().tolist()
+    [20000.0, 20000.0]
+
+    """
+    if not isinstance(costs, CostConfig):
+        costs = load_costs(costs)
+    where = costs.source_path
+    seed = _root_seed(ds) if seed is None else int(seed)
+    years = [int(y) for y in ds["year"].values]
+    has_pl = "placement" in ds.dims
+    keep = [d for d in ("scenario", "draw", "year") if d in ds.dims]
+    keep += ["area"] if "area" in ds.dims else []
+    active, skipped = [], {}
+    for it in costs.items:
+        if it.use == "with_placement" and not has_pl:
+            skipped[it.name] = "results have no placement dim"
+        elif it.use == "without_placement" and has_pl:
+            skipped[it.name] = "results have a placement dim (the by-placement items apply)"
+        elif it.count not in ds:
+            if it.count in ALLOC_VARS:
+                skipped[it.name] = f"results have no {it.count} (no provision plan)"
+                continue
+            if it.count not in PIPELINE_VARIABLES:
+                raise ConfigError(f"{where}: [costs.{it.name}.count] no variable {it.count!r} "
+                                  f"in the results (they have {sorted(ds.data_vars)})")
+            skipped[it.name] = f"results have no {it.count} (statutory pipeline off)"
+        else:
+            active.append(it)
+    if not active:
+        raise ConfigError(f"{where}: no cost item applies to these results ({skipped})")
+    sub = dataclasses.replace(costs, items=tuple(active))
+    draws = cost_draws(sub, seed, [int(d) for d in ds["draw"].values])
+    index = np.stack([(it.inflation or costs.inflation).index(years, costs.base_year, where)
+                      for it in active], axis=1)
+    price_index = xr.DataArray(index, dims=("year", "item"),
+                               coords={"year": ds["year"].values, "item": draws["item"].values})
+    tiers = [str(t) for t in ds["tier"].values] if "tier" in ds.dims else None
+    by_cat: dict[str, xr.DataArray] = {}
+    by_cat_tier: dict[str, xr.DataArray] = {}
+    for it in active:
+        n = _counts(ds, it, keep, where)
+        coef = (draws["share"] * draws["unit_cost"]).sel(item=it.name, drop=True)
+        val = n * coef * price_index.sel(item=it.name, drop=True)
+        if "tier" in val.dims:
+            flat = val.sum("tier", min_count=1)
+            wide = val.reindex(tier=tiers, fill_value=0.0)
+        else:
+            flat = val
+            wide = None if tiers is None else val.expand_dims(tier=tiers) * np.nan
+        flat = flat.transpose(*keep)
+        by_cat[it.category] = flat if it.category not in by_cat else by_cat[it.category] + flat
+        if wide is not None:
+            wide = wide.transpose(*keep, "tier")
+            by_cat_tier[it.category] = (wide if it.category not in by_cat_tier
+                                        else by_cat_tier[it.category] + wide)
+    cats = list(by_cat)
+    order = [d for d in keep if d != "area"] + ["category"] + (["area"] if "area" in keep else [])
+    cat_coords = {
+        "category": cats,
+        "in_budget": ("category", np.array([all(it.in_budget for it in active
+                                                if it.category == c) for c in cats])),
+        "category_items": ("category", [" + ".join(it.name for it in active
+                                                   if it.category == c) for c in cats]),
+    }
+    money = {"units": "GBP", "price_base": costs.price_base, "price_basis": costs.basis_label,
+             "cell_methods": "year: sum (financial year ending in the March after the January "
+                             "census)"}
+    sp = xr.concat([by_cat[c] for c in cats], dim="category", coords="minimal",
+                   compat="override").assign_coords(cat_coords).transpose(*order)
+    sp.attrs = {**money, "long_name": "spend by category"}
+    out = {"spend": sp}
+    tot = sp.sum("category", skipna=False)
+    tot.attrs = {**money, "long_name": "spend, all categories (NaN where a category is: "
+                                       "flows are not simulated in the baseline year)"}
+    out["spend_total"] = tot
+    if tiers is not None:
+        st = xr.concat([by_cat_tier[c] for c in cats], dim="category", coords="minimal",
+                       compat="override").assign_coords(cat_coords)
+        st = st.transpose(*[d for d in order if d != "area"], "tier",
+                          *(["area"] if "area" in keep else []))
+        st.attrs = {**money, "long_name": "spend by category and tier (NaN: the count has "
+                                          "no tier)"}
+        out["spend_by_tier"] = st
+    out["unit_cost"] = draws["unit_cost"]
+    out["share"] = draws["share"]
+    price_index.attrs = {"units": "1", "long_name": f"price index against {costs.price_base} "
+                                                    f"({costs.basis})"}
+    out["price_index"] = price_index
+    if "param_draw" in ds:
+        out["param_draw"] = ds["param_draw"]
+    res = xr.Dataset(out)
+    res = res.assign_coords(
+        item_category=("item", [it.category for it in active]),
+        item_unit=("item", [it.unit.describe() for it in active]),
+        item_share=("item", ["1" if it.share is None else it.share.describe() for it in active]),
+        financial_year=("year", [f"{y - 1}-{y % 100:02d}" for y in years]))
+    res.attrs = {
+        **ds.attrs,
+        "title": "simsend spend forecast",
+        "costs_path": str(where),
+        "costs_toml": costs.text,
+        "costs_sha256": costs.sha256,
+        "costs_seed": seed,
+        "costs_simsend_version": __version__,
+        "price_base": costs.price_base,
+        "price_basis": costs.basis_label,
+        "currency": "GBP",
+        "costs_skipped": json.dumps(skipped),
+        "costs_method": "one cost draw per Monte Carlo draw: inverse CDF of uniforms from "
+                        "SeedSequence(seed, spawn_key=(COSTS_SPAWN, draw, sha256(item)[:8])); "
+                        "common to every scenario",
+    }
+    line = _budget_line(costs, res, budget)
+    if line is not None:
+        res["budget"] = line
+        res["p_deficit"] = deficit_probability(res, line, threshold)
+    return res
+
+
+def _budget_line(costs: CostConfig | None, res: xr.Dataset,
+                 budget: Any) -> xr.DataArray | None:
+    """Return the budget as a DataArray over ``year``: ``budget`` if given, else the cost file's."""
+    years = [int(y) for y in res["year"].values]
+    if budget is None:
+        if costs is None or costs.budget is None:
+            return None
+        vals = costs.budget.series(years)
+        desc = costs.budget.description or "budget line"
+    elif isinstance(budget, xr.DataArray):
+        return budget
+    elif isinstance(budget, Mapping):
+        vals = np.array([float(budget.get(y, np.nan)) for y in years])
+        desc = "budget line"
+    elif np.ndim(budget) == 0:
+        vals = np.full(len(years), float(budget))
+        desc = "budget line"
+    else:
+        vals = np.asarray(budget, np.float64)
+        if vals.shape != (len(years),):
+            raise ValueError(f"budget: expected {len(years)} values (one per year), got "
+                             f"shape {vals.shape}")
+        desc = "budget line"
+    return xr.DataArray(vals, dims="year", coords={"year": res["year"].values}, attrs={
+        "units": "GBP", "long_name": desc, "price_basis": res.attrs.get("price_basis", "")})
+
+
+def deficit_probability(spend_ds: xr.Dataset, budget: Any = None,
+                        threshold: float = 0.0) -> xr.DataArray:
+    """Probability over draws that spend exceeds the budget by more than ``threshold``.
+
+    Spend is ``spend`` summed over the categories marked ``in_budget`` and over areas.
+
+    Parameters
+    ----------
+    spend_ds : xarray.Dataset
+        Output of :func:`spend`.
+    budget : optional
+        The budget per year in pounds: a number (every year), a mapping census year ->
+        value, an array with one value per year, or a DataArray over ``year``.  Default:
+        ``spend_ds["budget"]``.
+    threshold : float
+        Deficit size in pounds (``P(spend - budget > threshold)``).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``p_deficit`` over ``(scenario, year)`` or ``(year,)``; NaN where there is no budget
+        or no spend (a category not simulated that year).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> sp = xr.Dataset({"spend": (("draw", "year", "category"), [[[1.0]], [[3.0]]])},
+    ...                 coords={"draw": [0, 1], "year": [2022], "category": ["x"]})
+    >>> float(deficit_probability(sp, 2.0)[0])
+    0.5
+
+    """
+    if budget is None:
+        if "budget" not in spend_ds:
+            raise ValueError("no budget: the cost file has no [budget] and none was given")
+        line = spend_ds["budget"]
+    elif isinstance(budget, xr.DataArray):
+        line = budget
+    else:
+        line = _budget_line(None, spend_ds, budget)
+    sp = spend_ds["spend"]
+    if "in_budget" in sp.coords:
+        sp = sp.isel(category=np.flatnonzero(sp["in_budget"].values))
+    total = sp.sum([d for d in ("category", "area") if d in sp.dims], skipna=False)
+    over = ((total - line) > float(threshold)).astype(np.float64).where(total.notnull())
+    p = over.mean("draw", skipna=False).where(line.notnull())
+    p.name = "p_deficit"
+    p.attrs = {"units": "1", "long_name": f"probability that in-budget spend exceeds the budget "
+                                          f"by more than {float(threshold):,.0f} GBP",
+               "threshold_gbp": float(threshold), "cell_methods": "draw: mean"}
+    return p
+
+
+def spend_table(spend_ds: xr.Dataset, quantiles: Sequence[float] = (0.05, 0.5, 0.95)):
+    """Tabulate total spend per year (and scenario): median and 90% band, in £ million.
+
+    With a budget also the median of the in-budget categories, the budget and ``p_deficit``.
+    Returns a pandas DataFrame.
+    """
+    import pandas as pd
+
+    tot = spend_ds["spend_total"]
+    tot = tot.sum("area", skipna=False) if "area" in tot.dims else tot
+    q = tot.quantile(list(quantiles), dim="draw", skipna=False) / 1e6
+    inb = None
+    if "budget" in spend_ds:
+        sp = spend_ds["spend"]
+        sp = sp.isel(category=np.flatnonzero(sp["in_budget"].values))
+        inb = sp.sum([d for d in ("category", "area") if d in sp.dims],
+                     skipna=False).median("draw", skipna=False) / 1e6
+    rows = []
+    scen = [str(s) for s in spend_ds["scenario"].values] if "scenario" in tot.dims else [None]
+    for s in scen:
+        for y, fy in zip(spend_ds["year"].values, spend_ds["financial_year"].values,
+                         strict=True):
+            sel = {"year": y} if s is None else {"year": y, "scenario": s}
+            r = {} if s is None else {"scenario": s}
+            r.update({"year": int(y), "financial_year": str(fy)})
+            for qq in quantiles:
+                r[f"p{round(qq * 100):02d} £m"] = float(q.sel(quantile=qq, **sel))
+            if inb is not None:
+                r["in budget p50 £m"] = float(inb.sel(sel))
+                r["budget £m"] = float(spend_ds["budget"].sel(year=y)) / 1e6
+            if "p_deficit" in spend_ds:
+                r["P(deficit)"] = float(spend_ds["p_deficit"].sel(sel))
+            rows.append(r)
+    return pd.DataFrame(rows)

@@ -1,0 +1,145 @@
+"""Children identified before school age, which the school census does not count.
+
+The built-in baseline takes the targeted tiers from the school census (SEN support, ages 4-19),
+so it has no identified children aged 0-3.  The engine, however, identifies children from
+birth (``model.identification``), and most EHC plans issued under age 5 follow an early-years
+route.  Starting from zero there would make the first years of every run an artefact: no
+early-years child could move to the specialist tier until identification had refilled the
+ages, and the under-5 EHC plans would fall in every forecast whatever the rates.
+
+:func:`fill_early_years` therefore starts those ages in the engine's own steady state: a
+universal child of age ``a`` at the baseline census has been identified by then with
+probability ``1 - prod_{b <= a} (1 - identification[b])`` (the identification chances of the
+years it has lived), and that many children move from the universal pool to the targeted
+tiers, split targeted / targeted-plus by the baseline's ``targeted_plus_share`` and dealt over
+needs and placements by the config's ``need_mix`` and ``placement_new``.  The population by
+age and area is unchanged.  Only ages below the first age at which the area has any child
+in the targeted tiers are filled, so a council's own early-years counts are never overwritten.
+
+EHC plans of the SEN2 band ``under_5`` are spread by the data layer over ages 0-4 in
+proportion to population, which puts as many plans at age 0 as at age 4.  Plans follow
+identification, so the same steady state re-spreads them: within each (need, placement, area)
+cell the band's plans are dealt over ages 0-4 in proportion to population x identified share
+(band totals are exact).  Without it, calibration reads the ageing out of the band as exits.
+
+Both are assumptions of the model (recorded in ``Baseline.provenance``), not data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from simsend.config.model import ModelConfig
+from simsend.dims import AGE_GROUPS, TIER
+
+ASSUMPTION = ("early_years_fill: identified children aged under the first age with census SEN "
+              "support start in the engine's identification steady state: universal children "
+              "of age a x (1 - prod_{b<=a} (1 - identification[b])), moved from the universal "
+              "pool to the targeted tiers (split by targeted_plus_share), need by need_mix and "
+              "placement by placement_new of the config")
+ASSUMPTION_EHCP = ("early_years_ehcp_ages: EHC plans of the SEN2 band under_5 are dealt over ages "
+                   "0-4 in proportion to population x (1 - prod_{b<=a} (1 - identification[b])) "
+                   "within each need x placement x area cell (band totals exact)")
+
+
+def deal(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split the integer ``total`` over cells in proportion to ``weights`` (largest remainder).
+
+    Examples
+    --------
+    >>> deal(10, np.array([1.0, 1.0, 1.0])).tolist()
+    [4, 3, 3]
+
+    """
+    w = np.asarray(weights, float).ravel()
+    if total <= 0 or w.sum() <= 0:
+        return np.zeros(np.shape(weights), np.int64)
+    exact = total * w / w.sum()
+    out = np.floor(exact).astype(np.int64)
+    rest = int(total - out.sum())
+    if rest:
+        # ties go to the lower index, so the split is deterministic
+        order = np.lexsort((np.arange(len(w)), -(exact - out)))
+        out[order[:rest]] += 1
+    return out.reshape(np.shape(weights))
+
+
+def identified_share(identification: np.ndarray) -> np.ndarray:
+    """Share of children of each census age identified by then, ``1 - prod_{b<=a}(1 - p_b)``.
+
+    Examples
+    --------
+    >>> identified_share(np.array([0.5, 0.5, 0.0])).tolist()
+    [0.5, 0.75, 0.75]
+
+    """
+    return 1.0 - np.cumprod(1.0 - np.asarray(identification, float))
+
+
+def fill_early_years(baseline, model: ModelConfig):
+    """Return ``baseline`` with identified children added at ages the census does not cover.
+
+    Parameters
+    ----------
+    baseline : simsend.data.Baseline
+        As built by the data layer.
+    model : ModelConfig
+        Supplies ``identification``, ``need_mix`` and ``placement_new``.
+
+    Returns
+    -------
+    simsend.data.Baseline
+        A new baseline (the input is not modified); ``provenance["early_years"]`` records
+        the children moved per area, and the assumption is added to
+        ``provenance["assumptions"]``.  The baseline is returned unchanged when every area
+        already has targeted-tier children at age 0.
+
+    """
+    ind = np.array(baseline.individuals, dtype=np.int64, copy=True)
+    pool = np.array(baseline.pool, dtype=np.int64, copy=True)
+    share = identified_share(model.identification)
+    s_tp = float(baseline.targeted_plus_share)
+    # (age, area): children in the targeted tiers (EHC plans at young ages do not count:
+    # SEN2 records them at every age, the school census does not record SEN support)
+    ident = ind[TIER["targeted"]:TIER["specialist"]].sum(axis=(0, 2, 4))
+    moved = {}
+    for r, code in enumerate(baseline.areas):
+        has = np.flatnonzero(ident[:, r] > 0)
+        first = int(has[0]) if len(has) else 0  # an area with nobody identified: leave it
+        n_area = 0
+        for a in range(first):
+            n = int(np.floor(pool[a, r] * share[a] + 0.5))
+            if n <= 0:
+                continue
+            cells = deal(n, np.outer(model.need_mix[a], model.placement_new[a]))
+            tp = deal(int(np.floor(n * s_tp + 0.5)), cells.astype(float))
+            ind[TIER["targeted_plus"], a, :, r, :] += tp
+            ind[TIER["targeted"], a, :, r, :] += cells - tp
+            pool[a, r] -= n
+            n_area += n
+        if n_area:
+            moved[str(code)] = n_area
+    if not moved:
+        return baseline
+    # Re-spread the specialist tier within the under-5 band (population is pool + individuals).
+    lo, hi = AGE_GROUPS["under_5"]
+    s = TIER["specialist"]
+    pop = pool[lo:hi + 1] + ind[1:, lo:hi + 1].sum(axis=(0, 2, 4))  # (ages, area)
+    w_age = pop * share[lo:hi + 1, None]
+    spec = ind[s, lo:hi + 1]  # (ages, need, area, placement)
+    band = spec.sum(axis=0)
+    new_spec = np.zeros_like(spec)
+    for n, r, p in zip(*np.nonzero(band), strict=True):
+        new_spec[:, n, r, p] = deal(int(band[n, r, p]), w_age[:, r])
+    # Keep each age's population: the universal pool absorbs the difference.
+    pool[lo:hi + 1] -= (new_spec - spec).sum(axis=(1, 3))
+    if (pool < 0).any():  # not enough universal children at some age: keep the data's spread
+        pool[lo:hi + 1] += (new_spec - spec).sum(axis=(1, 3))
+    else:
+        ind[s, lo:hi + 1] = new_spec
+    prov = dict(baseline.provenance)
+    prov["assumptions"] = [*prov.get("assumptions", []), ASSUMPTION, ASSUMPTION_EHCP]
+    prov["early_years"] = {"moved_from_universal": moved, "documentation": __name__}
+    return dataclasses.replace(baseline, individuals=ind, pool=pool, provenance=prov)

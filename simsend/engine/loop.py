@@ -1,0 +1,375 @@
+"""The simulation loop: draws x years x ordered steps.
+
+Each simulated year runs census to census (January to January) in this order, declared once
+in :data:`STEPS`:
+
+1. ``age_and_leave``   every child ages one year; individuals past 25 age out and others leave
+                       by ``p_leave[tier, age]``; universal children past 25 age out and leave
+                       by ``p_leave[universal, age]`` (one binomial per age and area).
+2. ``entrants``        age-0 children join the universal pool (``births``).
+3. ``identification``  universal children are identified into the targeted tier, one binomial
+                       per (age, area); each new pupil's need and placement are drawn by age.
+                       New pupils take part in tier and placement moves from the next year.
+4. ``tier_moves``      individuals move between tiers by ``tier_cdf[age, need, area, tier]``;
+                       a move to universal returns the child to the pool.
+5. ``placement_moves`` individuals who stay identified move placement by
+                       ``place_cdf[tier, age, placement]`` (mostly at phase transfer).
+6. ``allocation``      with a provision plan, requests for placements with limited places
+                       are granted, redirected by overflow rules or left waiting
+                       (:mod:`simsend.rates.provision`); without one nothing happens.
+7. ``tallies``         survivors and new pupils are merged in cell order while the census
+                       stock is counted; flows were counted as they happened.
+
+The tables of each year come from :meth:`simsend.rates.parameters.ParameterSet.year_tables`,
+where the reform timeline (:mod:`simsend.rates.reform`) and a scenario's modifiers
+(:mod:`simsend.config.scenarios`) act; the loop is the same for every scenario.  The statutory
+pipeline (:mod:`simsend.statutory.ehc_pipeline`) is drawn from the tallies afterwards, on its
+own streams.
+
+Steps 1, 4 and 5 for individuals run fused in one kernel pass
+(:func:`simsend.kernels.transitions.step_pupils`); because each random number is a pure
+function of (seed, draw, stream, year, pupil id), fusing does not change any draw.
+Serial and parallel runs call the same per-draw function, :func:`run_draw`.  Several draws
+share the threads (:func:`draw_threads`: each draw on one thread, single-thread kernels); a lone
+draw runs its kernels in parallel instead.  Either way every draw is the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from simsend.dims import AGES, NEEDS, PLACEMENTS, PLAN
+from simsend.engine.population import Population
+from simsend.engine.streams import STREAM, draw_keys
+from simsend.engine.tally import FLOW, FLOWS, Layout
+from simsend.engine.threads import draw_threads, on_draw_threads
+from simsend.kernels.allocate import N_ALLOC_ROWS, allocate
+from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
+from simsend.kernels.merge import merge_and_tally, merge_and_tally_serial, sort_new
+from simsend.kernels.transitions import (
+    AGED_OUT,
+    DEESCALATED,
+    ESCALATED,
+    LEFT,
+    N_FLOW_ROWS,
+    TO_SPECIALIST,
+    step_pupils,
+    step_pupils_serial,
+)
+from simsend.rates.parameters import ParameterSet
+from simsend.rates.provision import kernel_places
+from simsend.rates.sources import ParameterSource
+
+STEPS = ("age_and_leave", "entrants", "identification", "tier_moves", "placement_moves",
+         "allocation", "tallies")
+"""The order of processes within a simulated year."""
+
+N_A, N_N = len(AGES), len(NEEDS)
+PARALLEL_MIN = 20_000
+"""Below this many individuals a year's kernels run on one thread: starting a parallel region
+costs more than the work (the results are the same either way).  Measured on the quiet 2-core
+machine: one council of about 40,000 individuals ran 150 draws in 2.5-2.8 s with two threads
+against 3.5-3.6 s with one."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every draw of a run shares: the baseline, the horizon, the seed and the marginal.
+
+    Attributes
+    ----------
+    individuals : int array (4, 26, 13, n_areas, 7)
+        Baseline pupils by (tier, age, need, area, placement).
+    pool : int array (26, n_areas)
+        Baseline universal-tier children.
+    n_years : int
+        Census years including the baseline.
+    seed : int
+        Root seed.
+    layout : Layout
+        The marginal to tally.
+    area_base, area_total : int
+        When ``individuals`` and ``pool`` hold a chunk of a run's areas: the run index of the
+        chunk's first area and the run's area count (see :class:`Population`); the chunk then
+        gives exactly the whole run's tallies for its areas (:mod:`simsend.runner.distributed`).
+
+    """
+
+    individuals: np.ndarray
+    pool: np.ndarray
+    n_years: int
+    seed: int
+    layout: Layout
+    area_base: int = 0
+    area_total: int | None = None
+
+
+@dataclass
+class Outputs:
+    """Raw tallies of a set of draws (the source of truth; summaries derive from these).
+
+    Attributes
+    ----------
+    draws : ndarray (D,)
+        Monte Carlo draw numbers.
+    param_draw : ndarray (D,)
+        Which parameter set fed each draw (-1 for fixed rates).
+    stock : int32 (D, Y, M)
+        Census stock per year over the flat marginal.
+    flows : int32 (D, Y, 4, M)
+        ``FLOWS`` during the year ending at each census (zero at the baseline year).
+    transitions : int32 (D, Y, 4, 4)
+        Individuals moving from tier ``i`` to tier ``j`` during the year (stays on the diagonal).
+    alloc : int32 (D, Y, 4, M) or None
+        With a provision plan, the allocation tallies
+        (:data:`simsend.engine.tally.ALLOC_VARS`); None without one.
+
+    """
+
+    draws: np.ndarray
+    param_draw: np.ndarray
+    stock: np.ndarray
+    flows: np.ndarray
+    transitions: np.ndarray
+    alloc: np.ndarray | None = None
+
+
+class _Scratch:
+    """Per-run buffers reused across years and draws (allocate once)."""
+
+    def __init__(self, n_areas: int, m: int, n_cells: int, serial: bool = False):
+        self.serial = serial  # one thread per draw: kernels never start a parallel region
+        # per-thread tallies: a draw thread's one-thread kernels use row 0 only
+        t = 1 if serial else numba.config.NUMBA_NUM_THREADS
+        self.flows = np.zeros((t, N_FLOW_ROWS, m), np.int64)
+        self.trans = np.zeros((t, 4, 4), np.int64)
+        self.to_pool = np.zeros((t, N_A, n_areas), np.int64)
+        self.stock = np.zeros((t, m), np.int64)
+        self.ident = np.zeros((t, m), np.int64)
+        self.surv = np.zeros(n_cells + N_N * n_areas, np.int64)
+        self.new_count = np.zeros(n_cells, np.int64)
+        self.new_start = np.zeros(n_cells, np.int64)
+        self.out_start = np.zeros(n_cells + 1, np.int64)
+        self.counts = np.zeros((N_A, n_areas), np.int64)
+        self.tmp = np.zeros((N_A, n_areas), np.int64)
+        self.order = np.zeros(1024, np.int64)
+        self.reformed = np.zeros(1, np.int8)
+        self.prev = np.zeros(1024, np.int8)
+        self.alloc = np.zeros((N_ALLOC_ROWS, m), np.int64)
+        self.spare = np.zeros((n_areas, len(PLACEMENTS)), np.int64)
+        self.work = np.zeros(1024, np.int64)
+
+    def zero(self) -> None:
+        for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv):
+            a[:] = 0
+
+
+def _chunks(starts: np.ndarray, n_parts: int) -> np.ndarray:
+    """Split cells into ``n_parts`` runs of about equal pupil counts (cell boundaries)."""
+    targets = np.arange(n_parts + 1, dtype=np.int64) * int(starts[-1]) // n_parts
+    cuts = np.searchsorted(starts, targets, side="left")
+    cuts[0], cuts[-1] = 0, len(starts) - 1
+    # sorted already: dropping repeats is all np.unique did (at a tenth of its cost)
+    return cuts[np.concatenate(([True], cuts[1:] != cuts[:-1]))].astype(np.int64)
+
+
+def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: int = 0) -> None:
+    """Add universal children (by age, area) to a flat tally; ``age_shift`` picks the age row."""
+    idx = layout.pool_index if age_shift == 0 else layout.pool_index[:-1]
+    vals = pool if age_shift == 0 else pool[1:]
+    out += np.bincount(idx.ravel(), weights=vals.ravel(), minlength=out.size).astype(np.int64)
+
+
+def _kernels(n: int, serial: bool = False):
+    """(identification, fused step, merge) kernels: one thread below :data:`PARALLEL_MIN`."""
+    if not serial and n >= PARALLEL_MIN and numba.get_num_threads() > 1:
+        return new_pupils, step_pupils, merge_and_tally
+    return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
+
+
+def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
+             sc: _Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans).
+
+    With a provision plan the allocation tallies of the year are left in ``sc.alloc``.
+    """
+    tab = ps.year_tables(yi)
+    m, n_areas = layout.marginal, pop.n_areas
+    sc.zero()
+    sc.reformed[0] = tab.reformed  # plan held by pupils moving into a targeted tier
+    n_parts = 8 * numba.config.NUMBA_NUM_THREADS
+    # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
+    left_pool = np.zeros(layout.size, np.int64)
+    aged_out = np.zeros((N_A, n_areas), np.int64)
+    aged_out[-1] = pop.pool[-1]
+    pool = pop.pool
+    pool[1:] = pool[:-1].copy()
+    pool[0] = 0
+    p_uleave = np.ascontiguousarray(np.broadcast_to(tab.p_leave[0][:, None], pool.shape))
+    thin_pool(pool, p_uleave, keys[STREAM["pool_leave"]], sc.tmp, pop.area_base, pop.area_total)
+    _pool_tally(layout, aged_out, left_pool)
+    aged_pool = left_pool.copy()  # universal children ageing past 25
+    _pool_tally(layout, sc.tmp, left_pool, age_shift=1)
+    # 2. entrants
+    pool[0] = tab.births
+    # 3. identification
+    thin_pool(pool, tab.p_identify, keys[STREAM["identify"]], sc.counts, pop.area_base,
+              pop.area_total)
+    n_new = int(sc.counts.sum())
+    offsets = (np.cumsum(sc.counts.ravel()) - sc.counts.ravel()).reshape(sc.counts.shape)
+    pop.reserve_staged(n_new)
+    k_new, k_step, k_merge = _kernels(pop.n, sc.serial)
+    k_new(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
+          np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
+          pop.staged, pop.area_base)
+    # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
+    serial = k_step is step_pupils_serial  # one thread walks every cell: one work chunk
+    whole = np.array([0, pop.n_cells], np.int64)
+    chunks = whole if serial else _chunks(pop.cell_start, n_parts)
+    if tab.places is not None:  # placements before the moves, for the allocation
+        if len(sc.prev) < pop.n:
+            sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
+        sc.prev[:pop.n] = pop.cur.placement[:pop.n]
+    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave),
+           np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
+                    np.uint64),
+           m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
+    pool += sc.to_pool.sum(axis=0)
+    # 6. allocation of places
+    if tab.places is not None:
+        sc.alloc[:] = 0
+        if len(sc.work) < pop.n + n_new:
+            sc.work = np.zeros(int((pop.n + n_new) * 1.5), np.int64)
+        r = tab.provision
+        allocate(pop.cur, pop.n, sc.prev, pop.staged, n_new, np.int8(new_plan_of(tab)),
+                 kernel_places(tab.places), r.chain, r.rank, keys[STREAM["allocate"]],
+                 (layout.marginal.strides, layout.marginal.age_map), r.wait_place, sc.alloc,
+                 sc.spare, sc.work)
+    # 7. tallies: merge survivors and new pupils in cell order, counting the stock
+    if len(sc.order) < n_new:
+        sc.order = np.zeros(max(n_new, int(len(sc.order) * 1.5)), np.int64)
+    sort_new(pop.staged, n_new, N_N, n_areas, sc.new_count, sc.new_start, sc.order)
+    per_cell = sc.new_count + sc.surv[:pop.n_cells]
+    sc.out_start[0] = 0
+    np.cumsum(per_cell, out=sc.out_start[1:])
+    n_out = int(sc.out_start[-1])
+    if n_out > pop.capacity:
+        pop.reserve(n_out)
+    out_chunks = whole if serial else _chunks(sc.out_start, n_parts)
+    new_plan = new_plan_of(tab)
+    k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan), sc.order,
+            (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
+            m, pop.nxt, (sc.stock, sc.ident))
+    pop.swap(n_out, sc.out_start)
+    stock = sc.stock.sum(axis=0)
+    _pool_tally(layout, pool, stock)
+    kernel_rows = sc.flows.sum(axis=0)  # (N_FLOW_ROWS, M), rows named in kernels.transitions
+    flows = np.empty((len(FLOWS), layout.size), np.int64)
+    flows[FLOW["n_identified"]] = sc.ident.sum(axis=0)
+    flows[FLOW["n_escalated"]] = kernel_rows[ESCALATED]
+    flows[FLOW["n_deescalated"]] = kernel_rows[DEESCALATED]
+    flows[FLOW["n_left"]] = kernel_rows[LEFT] + left_pool
+    flows[FLOW["n_to_specialist"]] = kernel_rows[TO_SPECIALIST]
+    flows[FLOW["n_aged_out"]] = kernel_rows[AGED_OUT] + aged_pool
+    return stock, flows, sc.trans.sum(axis=0)
+
+
+def new_plan_of(tab) -> int:
+    """Plan a newly identified pupil holds: an ISP after the reform, SEN support before."""
+    return PLAN["isp"] if tab.reformed else PLAN["sen_support"]
+
+
+def baseline_stock(pop: Population, layout: Layout) -> np.ndarray:
+    """Tally the census stock of the current state (used for the baseline year)."""
+    c = pop.cur
+    n = pop.n
+    idx = layout.index(c.tier[:n], c.plan[:n], c.age[:n], c.need[:n], c.area[:n],
+                       c.placement[:n])
+    stock = np.bincount(idx, minlength=layout.size).astype(np.int64)
+    _pool_tally(layout, pop.pool, stock)
+    return stock
+
+
+def run_draw(pop: Population, job: Job, ps: ParameterSet, draw: int, sc: _Scratch,
+             out: tuple[np.ndarray, np.ndarray, np.ndarray],
+             alloc: np.ndarray | None = None, base_stock: np.ndarray | None = None) -> None:
+    """Simulate one Monte Carlo draw from the baseline, writing into ``out`` views.
+
+    ``out`` is ``(stock (Y, M), flows (Y, F, M), transitions (Y, 4, 4))`` for this draw;
+    ``alloc`` (Y, 4, M) receives the allocation tallies when ``ps`` has a provision plan.
+    ``base_stock`` is the baseline census tally when already known (every draw starts from
+    the same baseline, so a run counts it once).
+    """
+    stock, flows, trans = out
+    pop.load_counts(job.individuals, job.pool)
+    keys = draw_keys(job.seed, draw, job.n_years)
+    stock[0] = baseline_stock(pop, job.layout) if base_stock is None else base_stock
+    flows[0] = 0
+    trans[0] = 0
+    if alloc is not None:
+        alloc[0] = 0  # nobody waits or is placed out of area at the baseline census
+    for yi in range(1, job.n_years):
+        stock[yi], flows[yi], trans[yi] = run_year(pop, ps, yi, keys[yi], job.layout, sc)
+        if alloc is not None:
+            alloc[yi] = sc.alloc
+
+
+def simulate(job: Job, source: ParameterSource, draws: Sequence[int],
+             progress: Callable[[int], None] | None = None) -> Outputs:
+    """Run the given Monte Carlo draws and return their raw tallies.
+
+    Parameters
+    ----------
+    job : Job
+        The baseline, horizon, seed and marginal every draw shares.
+    source : ParameterSource
+        Hands out the parameter set of each draw.
+    draws : sequence of int
+        Draw numbers to run (any subset: results of a draw do not depend on the others).
+    progress : callable, optional
+        Called with the number of draws finished so far.
+
+    """
+    draws = np.asarray(list(draws), dtype=np.int64)
+    n_areas, n_years = job.pool.shape[1], job.n_years
+    d, m = len(draws), job.layout.size
+    res = Outputs(draws=draws, param_draw=np.full(d, -1, np.int64),
+                  stock=np.zeros((d, n_years, m), np.int32),
+                  flows=np.zeros((d, n_years, len(FLOWS), m), np.int32),
+                  transitions=np.zeros((d, n_years, 4, 4), np.int32))
+    if d == 0:
+        return res
+    if source.get(int(draws[0])).places is not None:
+        res.alloc = np.zeros((d, n_years, N_ALLOC_ROWS, m), np.int32)
+    n_ind = int(np.asarray(job.individuals).sum())
+    workers = draw_threads(d)
+    done = [0]
+    lock = threading.Lock()
+
+    def run_some(js: range, stop: threading.Event) -> None:
+        # Each thread owns its state and buffers; draws write disjoint slices of ``res``.
+        pop = Population(n_areas, int(n_ind * 1.3) + 1024, job.area_base, job.area_total)
+        sc = _Scratch(n_areas, m, pop.n_cells, serial=workers > 1)
+        stock0 = None
+        for j in js:
+            if stop.is_set():
+                return
+            draw = int(draws[j])
+            ps = source.get(draw)
+            res.param_draw[j] = ps.label
+            run_draw(pop, job, ps, draw, sc,
+                     (res.stock[j], res.flows[j], res.transitions[j]),
+                     None if res.alloc is None else res.alloc[j], stock0)
+            stock0 = res.stock[j, 0]
+            if progress is not None:
+                with lock:
+                    done[0] += 1
+                    progress(done[0])
+
+    on_draw_threads(run_some, d, workers, "simsend-draws")
+    return res

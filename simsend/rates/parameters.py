@@ -1,0 +1,268 @@
+"""Parameter sets: one set of rate tables per Monte Carlo draw.
+
+The engine asks a :class:`ParameterSource` for the set that feeds draw ``d``
+(:meth:`ParameterSource.get`) and then, year by year, for the kernel-ready cumulative tables
+(:meth:`ParameterSet.year_tables`).  Fixed rates from a config give the same set for every
+draw; a calibrated posterior (see :mod:`simsend.calibration`) gives one set per posterior draw
+through the same interface.
+
+Rates are indexed by the age a child reaches at the census that closes the year (the age
+after ageing), so ``identification[a]`` is the chance that a universal child aged ``a`` at this
+census was identified during the year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from simsend.config.model import ModelConfig
+from simsend.config.reform import ReformConfig
+from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
+from simsend.kernels.tables import cdf_rows
+from simsend.rates.modifiers import Compiled, apply_modifiers, hold_places
+from simsend.rates.reform import apply_reform, is_reformed
+
+N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
+
+
+class YearTables(NamedTuple):
+    """Kernel-ready tables for one simulated year (all C-contiguous float64).
+
+    Attributes
+    ----------
+    p_identify : (26, n_areas)
+    p_leave : (4, 26)
+    tier_cdf : (26, 13, n_areas, 4, 4) cumulative over the destination tier
+    place_cdf : (4, 26, 7, 7) cumulative over the destination placement
+    need_cdf : (26, 13)
+    place_new_cdf : (26, 7)
+    births : (n_areas,) int64 age-0 entrants
+    reformed : int
+        1 in a year after the reform's legislation year (targeted tiers then hold ISPs).
+    pipeline : (K,) or None
+        Statutory pipeline rates (:data:`simsend.config.PIPELINE_RATES` order), if recorded.
+    places : (n_areas, 7) float or None
+        Places per area and placement this year (``inf`` = unlimited); None = no provision
+        plan (nothing is allocated).
+    provision : ProvisionRules or None
+        The allocation rule when ``places`` is given.
+
+    """
+
+    p_identify: np.ndarray
+    p_leave: np.ndarray
+    tier_cdf: np.ndarray
+    place_cdf: np.ndarray
+    need_cdf: np.ndarray
+    place_new_cdf: np.ndarray
+    births: np.ndarray
+    reformed: int = 0
+    pipeline: np.ndarray | None = None
+    places: np.ndarray | None = None
+    provision: ProvisionRules | None = None
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    """Cumulative sum along the last axis, with the last entry forced to exactly 1."""
+    c = np.cumsum(p, axis=-1)
+    c[..., -1] = 1.0
+    return np.ascontiguousarray(c)
+
+
+@dataclass(frozen=True)
+class ProvisionRules:
+    """Kernel-ready allocation rules of a provision plan.
+
+    See :func:`simsend.kernels.allocate.allocate`; built by :func:`simsend.rates.provision.rules`.
+    """
+
+    chain: np.ndarray  # int64 (P, K)
+    rank: np.ndarray  # int64 (4, 13)
+    wait_place: int
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """Rate tables for one draw.
+
+    Attributes
+    ----------
+    identification : ndarray (26, n_areas)
+    leaving : ndarray (4, 26)
+    tiers : ndarray (4, 4, 26, 13, n_areas)
+        ``tiers[src, dst, age, need, area]``, rows (over ``dst``) sum to 1.
+    need_mix : ndarray (26, 13)
+    placement_new : ndarray (26, 7)
+    placement : ndarray (4, 26, 7, 7)
+        ``placement[tier, age, src, dst]``, rows sum to 1.
+    births : ndarray (n_areas,)
+        Age-0 entrants in the first simulated year.
+    births_growth : float
+        Annual growth factor of entrants.
+    identification_trend : float
+        Log-linear annual trend of identification (0 = constant rates).
+    escalation_trend : float or ndarray (26,)
+        Log-linear annual trend of moves into the specialist tier (new EHC plans), one for
+        every age or one per age.
+    label : int
+        Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
+    start_year : int
+        Census year of year index 0 (needed by ``reform`` and ``modifiers``).
+    reform : ReformConfig or None
+        The reform timeline (:mod:`simsend.rates.reform`); None = current law throughout.
+    modifiers : tuple of simsend.rates.modifiers.Compiled
+        A scenario's modifiers, applied to each year's tables after trends and reform.
+    pipeline : ndarray (K,) or None
+        Statutory pipeline rates handed on in :class:`YearTables`.
+    places : ndarray (Y, n_areas, 7) or None
+        Places per census year, area and placement from a provision plan (``inf`` =
+        unlimited); see :mod:`simsend.rates.provision`.
+    provision : ProvisionRules or None
+        The allocation rule that goes with ``places``.
+
+    """
+
+    identification: np.ndarray
+    leaving: np.ndarray
+    tiers: np.ndarray
+    need_mix: np.ndarray
+    placement_new: np.ndarray
+    placement: np.ndarray
+    births: np.ndarray
+    births_growth: float = 1.0
+    identification_trend: float = 0.0
+    escalation_trend: float | np.ndarray = 0.0
+    label: int = -1
+    start_year: int = 0
+    reform: ReformConfig | None = None
+    modifiers: tuple[Compiled, ...] = ()
+    pipeline: np.ndarray | None = None
+    places: np.ndarray | None = None
+    provision: ProvisionRules | None = None
+
+    @property
+    def n_areas(self) -> int:
+        """Number of areas the tables cover."""
+        return self.identification.shape[1]
+
+    def year_tables(self, year_index: int) -> YearTables:
+        """Tables for the year that ends at census ``start_year + year_index`` (index >= 1).
+
+        Built once per set and year, then handed out again (the engine asks for them every
+        draw; a fixed-rate run uses one set for all draws).  Treat them as read-only.
+        """
+        cache = self.__dict__.get("_tables")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_tables", cache)  # a memo, not a field: frozen holds
+        tab = cache.get(year_index)
+        if tab is None:
+            tab = cache[year_index] = self._build_year_tables(year_index)
+        return tab
+
+    def __getstate__(self):
+        """Pickle the fields only (a worker rebuilds the year tables it needs)."""
+        state = self.__dict__.copy()
+        state.pop("_tables", None)
+        return state
+
+    def _build_year_tables(self, year_index: int) -> YearTables:
+        """Build :meth:`year_tables`' tables.
+
+        Trends multiply identification by ``exp(identification_trend * (year_index - 1))``
+        and every move into the specialist tier by ``exp(escalation_trend * (year_index - 1))``,
+        capped so that rows stay probability distributions.  Then the reform timeline
+        (:func:`simsend.rates.reform.apply_reform`) and a scenario's modifiers
+        (:func:`simsend.rates.modifiers.apply_modifiers`) act on the year's tables; a table nothing
+        changes is passed on untouched, so a no-op scenario gives bit-identical tables.
+        """
+        t = year_index - 1
+        year = self.start_year + year_index
+        p_id = np.clip(self.identification * np.exp(self.identification_trend * t), 0.0, 1.0)
+        tiers = self.tiers
+        if np.any(np.asarray(self.escalation_trend) != 0.0) and t > 0:
+            tiers = _scale_escalation(tiers, np.exp(np.asarray(self.escalation_trend) * t))
+        reformed = 0
+        if self.reform is not None:
+            tiers = apply_reform(self.reform, year, tiers)
+            reformed = int(is_reformed(self.reform, year))
+        births = self.births * self.births_growth ** t
+        leaving, placement, pipeline = self.leaving, self.placement, self.pipeline
+        places = None if self.places is None else self.places[year_index]
+        if self.modifiers:
+            if places is not None:
+                places = hold_places(self.modifiers, year, self.places, self.start_year)
+            tabs = apply_modifiers(self.modifiers, year, {
+                "identification": p_id, "leaving": leaving, "tiers": tiers,
+                "placement": placement, "births": births, "pipeline": pipeline,
+                "places": places})
+            p_id, leaving, tiers = tabs["identification"], tabs["leaving"], tabs["tiers"]
+            placement, births, pipeline = tabs["placement"], tabs["births"], tabs["pipeline"]
+            places = tabs["places"]
+        # (src, dst, age, need, area) -> (age, need, area, src, dst)
+        n_t = tiers.shape[0]
+        tier_cdf = np.empty(tiers.shape[2:] + (n_t, n_t))
+        cdf_rows(np.ascontiguousarray(tiers, dtype=np.float64).reshape(n_t, n_t, -1),
+                 tier_cdf.reshape(-1, n_t, n_t))
+        return YearTables(
+            p_identify=np.ascontiguousarray(p_id),
+            p_leave=np.ascontiguousarray(leaving),
+            tier_cdf=tier_cdf,
+            place_cdf=_cdf(placement),
+            need_cdf=_cdf(self.need_mix),
+            place_new_cdf=_cdf(self.placement_new),
+            births=np.rint(births).astype(np.int64),
+            reformed=reformed,
+            pipeline=pipeline,
+            places=places,
+            provision=self.provision,
+        )
+
+
+def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:
+    """Multiply moves into the specialist tier by ``factor`` (scalar or per age, shape (26,)).
+
+    That is the flow the calibration's trend describes (new EHC plans); moves between the
+    targeted tiers keep their rates.  The stay probability absorbs the change, and a move
+    that would push a row over 1 is capped.
+    """
+    out = tiers.copy()
+    factor = np.asarray(factor, float)
+    factor = factor[:, None, None] if factor.ndim == 1 else factor  # (age, need, area)
+    top = N_T - 1
+    for s in range(1, top):
+        up = out[s, top] * factor
+        other = out[s].sum(axis=0) - out[s, s] - out[s, top]
+        out[s, top] = np.minimum(up, 1.0 - other)
+        out[s, s] = 1.0 - other - out[s, top]
+    return out
+
+
+def expand_tiers(model: ModelConfig, n_areas: int) -> np.ndarray:
+    """Broadcast the config's tier profiles over needs and areas, applying need multipliers.
+
+    Returns ``tiers[src, dst, age, need, area]`` with rows summing to 1.
+    """
+    base = model.tiers  # (src, dst, age)
+    out = np.broadcast_to(base[:, :, :, None, None], (N_T, N_T, N_A, N_N, n_areas)).copy()
+    mult = model.need_multiplier[None, None, :, None]
+    for s in range(1, N_T):
+        out[s, s + 1:] = out[s, s + 1:] * mult
+        out[s, s] = 1.0 - out[s, :s].sum(axis=0) - out[s, s + 1:].sum(axis=0)
+    out[0] = 0.0
+    out[0, 0] = 1.0
+    return out
+
+
+def placement_matrix(model: ModelConfig) -> np.ndarray:
+    """Build ``placement[tier, age, src, dst]`` (rows sum to 1) from the config's rules."""
+    m = np.zeros((N_T, N_A, N_P, N_P))
+    for r in model.placement_rules:
+        t, s, d = TIERS.index(r.tier), PLACEMENTS.index(r.src), PLACEMENTS.index(r.dst)
+        m[t, r.ages[0]:r.ages[1] + 1, s, d] += r.p
+    idx = np.arange(N_P)
+    m[:, :, idx, idx] = 1.0 - m.sum(axis=3)
+    return m

@@ -1,0 +1,236 @@
+"""One run recipe: a config prepared once into a :class:`RunPlan`, then executed anywhere.
+
+:func:`prepare` applies the overrides, loads the baseline, picks the runs (the baseline and
+the scenarios asked for), builds each run's parameter source and the tally layout.  Every
+execution path uses the same plan and the same :meth:`RunPlan.dataset` to turn any subset of
+one run's draws into results:
+
+- :func:`simsend.runner.forecast.run_forecast`: every draw in this process or as Dask tasks;
+- :func:`simsend.runner.stream.run_zarr`: chunks of draws streamed into a Zarr store;
+- :func:`simsend.calibration.backtest.engine_forecast`: a forecast from a backtest origin.
+
+A draw's results depend only on (seed, draw), never on which draws share its chunk or
+process, so every path gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time as _time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+import xarray as xr
+
+from simsend.config import SimConfig, load
+from simsend.config.scenarios import BASELINE, BASELINE_RUN, Scenario, is_baseline
+from simsend.data import Baseline
+from simsend.data.configured import load_config_baseline
+from simsend.engine.loop import Job, Outputs
+from simsend.engine.tally import Layout, make_layout
+from simsend.io import file_sha256
+from simsend.rates.posterior import PosteriorParameters
+from simsend.rates.provision import plan_hash, provision_source
+from simsend.rates.scenario import scenario_source
+from simsend.rates.sources import FixedParameters, ParameterSource, innermost
+from simsend.results.dataset import places_variable, to_dataset
+from simsend.results.manifest import run_attrs, with_total_time
+from simsend.runner.scenarios import select, stack_runs
+from simsend.statutory.ehc_pipeline import statutory_variables
+
+ScenarioArg = str | Sequence[str] | Scenario | None
+"""Which scenarios to run: None (every scenario of the config), names, or one
+:class:`~simsend.config.scenarios.Scenario` object run alone (no ``scenario`` dimension)."""
+
+
+def as_config(cfg: SimConfig | str | Path) -> SimConfig:
+    """Return ``cfg`` parsed (a path is loaded)."""
+    return cfg if isinstance(cfg, SimConfig) else load(cfg)
+
+
+def with_overrides(cfg: SimConfig | str | Path, draws: int | None = None,
+                   seed: int | None = None, areas: Sequence[str] | None = None) -> SimConfig:
+    """Return the config with ``run.draws``, ``run.seed`` and ``data.areas`` overridden."""
+    cfg = as_config(cfg)
+    if draws is not None:
+        cfg = cfg.replace_run(draws=draws)
+    if seed is not None:
+        cfg = cfg.replace_run(seed=seed)
+    if areas is not None:
+        cfg = cfg.replace_data(areas=tuple(areas))
+    return cfg
+
+
+def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
+    """Return the source of one parameter set per draw.
+
+    ``model.posterior`` names a calibrated artefact: each Monte Carlo draw then takes one
+    posterior draw (rates not calibrated come from ``[model]``).  Without it every draw uses
+    the fixed ``[model]`` rates.
+    """
+    if cfg.model.posterior:
+        return PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
+                                   cfg.model.replicates_per_draw,
+                                   areas=tuple(str(a) for a in baseline.areas),
+                                   start_year=cfg.run.start_year)
+    return FixedParameters(cfg.model, baseline.births)
+
+
+def run_source(cfg: SimConfig, baseline: Baseline,
+               scenario: Scenario | None = None) -> ParameterSource:
+    """Return one run's parameter source: its rates, then ``scenario``, then the provision plan."""
+    areas = tuple(str(a) for a in baseline.areas)
+    source = scenario_source(parameter_source(cfg, baseline), cfg, areas, scenario)
+    return provision_source(source, cfg, areas)
+
+
+@dataclass
+class RunPlan:
+    """Everything a run's draws share, prepared once (see :func:`prepare`).
+
+    Attributes
+    ----------
+    cfg : SimConfig
+        The config with overrides applied.
+    baseline : Baseline
+        The baseline census every draw starts from.
+    layout : Layout
+        The marginal tallied (``outputs.by``).
+    years : list of int
+        Census years, baseline first.
+    runs : tuple of (Scenario or None)
+        The runs: None is the baseline.
+    sources : tuple of ParameterSource
+        One parameter source per run.
+    stacked : bool
+        Whether the results carry a ``scenario`` dimension.
+    clock : dict
+        ``started`` (datetime), ``t0`` and ``baseline_s`` for the provenance timings.
+
+    """
+
+    cfg: SimConfig
+    baseline: Baseline
+    layout: Layout
+    years: list[int]
+    runs: tuple[Scenario | None, ...]
+    sources: tuple[ParameterSource, ...]
+    stacked: bool
+    clock: dict = field(default_factory=dict)
+
+    @property
+    def draws(self) -> np.ndarray:
+        """Every Monte Carlo draw number of the run."""
+        return np.arange(self.cfg.run.draws, dtype=np.int64)
+
+    @property
+    def job(self) -> Job:
+        """What the engine shares between this plan's draws (baseline, years, seed, marginal)."""
+        return Job(np.asarray(self.baseline.individuals), np.asarray(self.baseline.pool),
+                   len(self.years), self.cfg.run.seed, self.layout)
+
+    @property
+    def areas(self) -> tuple[str, ...]:
+        """The run's area codes."""
+        return tuple(str(a) for a in self.baseline.areas)
+
+    def provenance(self, k: int, timings: dict) -> dict[str, str | int]:
+        """Return the provenance attrs of run ``k`` (config, inputs, versions, ``timings``)."""
+        cfg, base = self.cfg, self.baseline
+        inputs = {name: file_sha256(p) for name, p in cfg.data.files.items()}
+        if cfg.model.posterior:
+            inputs["posterior"] = file_sha256(cfg.model.posterior)
+        inputs.update(plan_hash(cfg.provision))
+        return {
+            "config_path": cfg.source_path,
+            "config_toml": cfg.text,
+            "config_sha256": cfg.sha256,
+            "root_seed": cfg.run.seed,
+            "draws": cfg.run.draws,
+            "areas": json.dumps(list(base.areas)),
+            "area_names": json.dumps(list(base.area_names)),
+            "input_sha256": json.dumps(inputs),
+            "data_provenance": json.dumps(dict(base.provenance), default=str),
+            **self._posterior_attrs(k),
+            **run_attrs(timings),
+        }
+
+    def _posterior_attrs(self, k: int) -> dict[str, str | int]:
+        """Which calibrated posterior fed the run, and which of its areas each run area used."""
+        cfg = self.cfg
+        if not cfg.model.posterior:
+            return {"parameters": "fixed rates of [model]"}
+        inner = innermost(self.sources[k])  # under the scenario and provision wrappers
+        return {"parameters": "calibrated posterior (one posterior draw per replicate; "
+                              "variable param_draw)",
+                "posterior_file": Path(cfg.model.posterior).name,
+                "replicates_per_draw": int(cfg.model.replicates_per_draw),
+                "posterior_area_source": json.dumps(getattr(inner, "area_source", {}))}
+
+    def timings(self, simulate_s: float, **extra) -> dict:
+        """Return the provenance timings of a run whose draws took ``simulate_s`` seconds."""
+        return {"started_at": self.clock["started"].isoformat(timespec="seconds"),
+                "baseline_s": self.clock["baseline_s"],
+                "simulate_s": round(simulate_s, 3),
+                "threads": numba.get_num_threads(), **extra}
+
+    def dataset(self, k: int, out: Outputs, attrs: dict) -> xr.Dataset:
+        """Return run ``k``'s results Dataset for the draws in ``out`` (any subset).
+
+        The tallies (:func:`simsend.results.dataset.to_dataset`), the provision plan's
+        places, the statutory pipeline (keyed by draw, so a chunk of draws gives exactly those
+        draws of the whole run) and the scenario's name.
+        """
+        ds = to_dataset(out, self.layout, self.years, attrs)
+        if self.cfg.provision is not None:
+            ds["places"] = places_variable(self.sources[k], self.areas, self.years)
+        scenario = self.runs[k]
+        ds = statutory_variables(ds, self.cfg, self.layout, scenario)
+        ds.attrs["scenario"] = BASELINE if is_baseline(scenario) else scenario.name
+        return ds
+
+    def combine(self, datasets: list[xr.Dataset]) -> xr.Dataset:
+        """Return the run's results from each run's Dataset (stacked along ``scenario``)."""
+        if not self.stacked:
+            return datasets[0]
+        ds = stack_runs(self.runs, datasets)
+        return with_total_time(ds, _time.perf_counter() - self.clock["t0"])
+
+
+def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
+            seed: int | None = None, areas: Sequence[str] | None = None,
+            scenario: ScenarioArg = None) -> RunPlan:
+    """Prepare a run: overrides, threads, baseline, runs, parameter sources and layout.
+
+    Parameters
+    ----------
+    cfg : SimConfig or path
+    draws, seed : int, optional
+        Override ``run.draws`` / ``run.seed``.
+    areas : sequence of str, optional
+        Override ``data.areas`` (area codes, or ``("all",)``).
+    scenario : str, sequence of str, Scenario or None
+        See :data:`ScenarioArg`.  A config with scenarios, or any name given, runs the
+        baseline first and stacks the runs along ``scenario``.
+
+    """
+    cfg = with_overrides(cfg, draws, seed, areas)
+    stacked = not isinstance(scenario, Scenario) and (bool(cfg.scenarios)
+                                                      or scenario is not None)
+    if stacked:
+        runs = tuple(s or BASELINE_RUN for s in select(cfg, scenario))
+    else:
+        runs = (scenario if isinstance(scenario, Scenario) else None,)
+    if cfg.run.threads:
+        numba.set_num_threads(min(cfg.run.threads, numba.config.NUMBA_NUM_THREADS))
+    t0, started = _time.perf_counter(), _dt.datetime.now(_dt.UTC)
+    base = load_config_baseline(cfg)
+    clock = {"t0": t0, "started": started, "baseline_s": round(_time.perf_counter() - t0, 3)}
+    return RunPlan(cfg=cfg, baseline=base, layout=make_layout(cfg.outputs.by, base.areas),
+                   years=list(range(cfg.run.start_year, cfg.run.end_year + 1)), runs=runs,
+                   sources=tuple(run_source(cfg, base, s) for s in runs), stacked=stacked,
+                   clock=clock)

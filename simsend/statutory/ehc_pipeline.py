@@ -1,0 +1,285 @@
+"""The statutory EHC pipeline, simulated around the plans the engine issues.
+
+Design: a plan issued is a move into the specialist tier in the engine (an escalation from
+targeted or targeted-plus, tallied as ``n_to_specialist`` by the tier moved from).  Around
+each year's plans issued, per output cell (the run's marginals, ``tier`` being the tier the
+child was in when the request was made), the pipeline draws on its own random streams
+(``pipeline_*`` in :data:`simsend.engine.streams.STREAMS`, counter = cell index):
+
+* assessments that ended in a decision not to issue, and requests refused an assessment
+  (negative binomial: the failures of trials stopped at the plans issued; see
+  :mod:`simsend.kernels.statutory`), giving requests, refusals and assessments;
+* plans issued within 20 weeks (binomial) and the weeks taken: ``mean_weeks_within`` for
+  each timely plan (ASSUMPTION), 20 weeks plus an exponential excess of mean
+  ``mean_weeks_over`` for each late one (ASSUMPTION);
+* tribunal appeals against refusals, decisions not to issue and plan contents (binomial),
+  and appeals decided in the appellant's favour.
+
+A request surge is a scenario that raises moves into the specialist tier (more requests
+assessed and issued at the same rates), so requests, assessments and plans rise together in
+the years it applies; a scenario may also change any pipeline rate (``pipeline.p_refuse``).
+Appeals upheld do not feed back into plans issued (a simplification).  Ceased plans come
+from the engine: ``n_ceased_needs_met`` (moves out of the specialist tier, by draw and year
+only, as ``n_transitions`` has no other dimension) and ``n_ceased_left`` (specialist-tier
+leavers), split into ``n_ceased_aged_out`` (past 25) and ``n_ceased_moved`` (moved away or
+moved on before 26).
+
+Default rates (``[pipeline]``; :class:`simsend.config.PipelineConfig`): refusals 22.3% of
+initial requests (20,830 of 93,302), decisions not to issue 5.9% of assessments (3,903 of
+66,083) and 59.9% of plans issued within 20 weeks are England's figures for calendar 2021 in
+DfE's SEN2 2022 release (the first two are in the shipped extract).  The appeal rates, the
+share upheld (MoJ tribunal statistics report well over 90% of SEND appeals decided at least
+partly for the appellant) and the weeks are ASSUMPTIONS of the published size, not fitted.
+
+Random numbers depend on (seed, draw, stream, year, cell index) with cells of the run's
+marginal: a different ``outputs.by`` gives different (equally valid) pipeline draws.
+
+With ``[workforce]`` (:mod:`simsend.statutory.workforce`) the assessments are drawn first, the
+assessing professions' hours needed are set against the hours available per area (or for the
+whole run), and where staff are short the 20-week share falls and late plans take longer;
+the variables ``dur_workforce_hours_needed``, ``dur_workforce_hours_available`` (by
+``profession``) and ``rel_workforce_coverage`` are added.  Without it, or with staff to spare,
+every pipeline variable is the same bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from simsend.config.loader import SimConfig
+from simsend.config.scenarios import Scenario, is_baseline
+from simsend.config.statutory import PIPELINE_RATES
+from simsend.config.workforce import WorkforceConfig
+from simsend.dims import TIER
+from simsend.engine.streams import STREAM, draw_keys
+from simsend.engine.tally import Layout
+from simsend.engine.threads import draw_threads, on_draw_threads
+from simsend.kernels.statutory import (
+    OUT,
+    assessed_cells,
+    pipeline_cells,
+    pipeline_cells_cover,
+    pipeline_cells_serial,
+)
+from simsend.rates.modifiers import apply_modifiers, compile_modifiers
+from simsend.statutory.workforce import capacity, coverage, run_areas, workforce_dataset
+
+PARALLEL_MIN_PLANS = 20_000
+"""Below this many plans issued in a year's cells the pipeline is drawn on one thread
+(the draws are the same either way)."""
+
+_KEYS = ("pipeline_not_issued", "pipeline_refused", "pipeline_weeks", "pipeline_appeal",
+         "pipeline_upheld")
+
+LONG_NAMES = {
+    "n_requests": "initial requests for an EHC needs assessment during the year",
+    "n_refused": "requests refused an assessment during the year",
+    "n_assessed": "EHC needs assessments completed during the year",
+    "n_not_issued": "assessments ending in a decision not to issue a plan",
+    "n_issued": "new EHC plans issued during the year (moves into the specialist tier)",
+    "n_within_20_weeks": "new EHC plans issued within 20 weeks of the request",
+    "dur_weeks_total": "weeks from request to plan, summed over plans issued (divide by"
+                       " n_issued for the mean)",
+    "n_appeals": "SEND tribunal appeals registered (refusal, not issued, plan content)",
+    "n_appeals_upheld": "tribunal appeals decided at least partly for the appellant",
+}
+
+
+def _ceased(ds: xr.Dataset) -> dict:
+    """Plans ceased: needs met (moves out of the specialist tier), left, and left's two parts."""
+    sp = str(ds["tier"].values[TIER["specialist"]])
+    below = [str(t) for t in ds["tier"].values[:TIER["specialist"]]]
+    met = ds["n_transitions"].sel(tier_from=sp, tier=below).sum("tier", min_count=1)
+    met = met.drop_vars("tier_from", errors="ignore")
+    met.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because needs are met "
+                 "(moves out of the specialist tier)", "cell_methods": "year: sum"}
+    left = ds["n_left"].sel(tier=sp).drop_vars("tier", errors="ignore")
+    left.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
+                  "left (moved away, moved on, or aged out past 25), by state at the previous "
+                  "census", "cell_methods": "year: sum"}
+    aged = ds["n_aged_out"].sel(tier=sp).drop_vars("tier", errors="ignore")
+    aged.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
+                  "aged past 25, by state at the previous census", "cell_methods": "year: sum"}
+    moved = left - aged
+    moved.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the child or "
+                   "young person moved away or moved on (left before 26), by state at the "
+                   "previous census", "cell_methods": "year: sum"}
+    return {"n_ceased_needs_met": met, "n_ceased_left": left, "n_ceased_aged_out": aged,
+            "n_ceased_moved": moved}
+
+
+def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
+                   n_years: int) -> np.ndarray:
+    """Pipeline rates of each simulated year, ``(n_years, K)``, after a scenario's modifiers."""
+    out = np.empty((n_years, len(PIPELINE_RATES)))
+    mods = [c for c in modifiers if c.mod.rate.startswith("pipeline.")]
+    for yi in range(n_years):
+        out[yi] = apply_modifiers(mods, start_year + yi, {"pipeline": base})["pipeline"]
+    return out
+
+
+def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
+                      seed: int, cover: np.ndarray | None = None) -> np.ndarray:
+    """Draw the pipeline around plans issued.
+
+    Parameters
+    ----------
+    issued : int array (D, Y, M)
+        Plans issued per draw, year and cell (year 0, the baseline, is not simulated).
+    rates : float array (Y, K)
+        :data:`simsend.config.PIPELINE_RATES` per year.
+    draws : sequence of int
+        Monte Carlo draw numbers (for the keys).
+    seed : int
+        Root seed.
+    cover : float array (D, Y, M), optional
+        Workforce coverage of each cell (:func:`simsend.statutory.workforce.coverage`); None = 1.
+
+    Returns
+    -------
+    float32 array (D, Y, len(OUT), M)
+        NaN in the baseline year (float32, like the engine's flows: counts are exact).
+
+    """
+    d, y, m = issued.shape
+    # Every year after the baseline is written below: only the baseline is filled first
+    # (a NaN fill of the whole array cost 0.4 s per 9 draws of every council).
+    out = np.empty((d, y, len(OUT), m), np.float32)
+    out[:, 0] = np.nan
+    workers = draw_threads(d)  # as the engine: draws side by side, one-thread kernels
+
+    def run_some(js: range, stop) -> None:
+        ones = np.ones(m)
+        buf = np.empty((len(OUT), m))
+        for j in js:
+            if stop.is_set():
+                return
+            keys = draw_keys(seed, int(draws[j]), y)
+            for yi in range(1, y):
+                k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
+                buf[:] = 0.0
+                n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
+                r = np.ascontiguousarray(rates[yi])
+                if workers > 1 or n_i.sum() < PARALLEL_MIN_PLANS:  # same draws either way
+                    c = ones if cover is None else np.ascontiguousarray(cover[j, yi],
+                                                                        dtype=np.float64)
+                    pipeline_cells_serial(n_i, c, r, k, buf)
+                elif cover is None:
+                    pipeline_cells(n_i, r, k, buf)
+                else:
+                    pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi],
+                                                                   dtype=np.float64), r, k, buf)
+                out[j, yi] = buf
+
+    on_draw_threads(run_some, d, workers, "simsend-pipeline")
+    return out
+
+
+def simulate_assessed(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
+                      seed: int) -> np.ndarray:
+    """Assessments per draw, year and cell, ``(D, Y, M)`` int64: the pipeline's own draws.
+
+    The same numbers :func:`simulate_pipeline` reports as ``n_assessed`` (same stream and
+    counters), drawn first so that the workforce coverage can depend on them.  Zero in the
+    baseline year.
+    """
+    d, y, m = issued.shape
+    out = np.zeros((d, y, m), np.int64)
+    ni = PIPELINE_RATES.index("p_not_issue")
+    for j, draw in enumerate(draws):
+        keys = draw_keys(seed, int(draw), y)
+        for yi in range(1, y):
+            assessed_cells(np.ascontiguousarray(issued[j, yi], dtype=np.int64),
+                           float(rates[yi, ni]), keys[yi, STREAM["pipeline_not_issued"]],
+                           out[j, yi])
+    return out
+
+
+def _workforce(ds: xr.Dataset, issued: np.ndarray, rates: np.ndarray, seed: int,
+               wf: WorkforceConfig,
+               mods: Sequence) -> tuple[np.ndarray, dict]:
+    """Coverage of every cell ``(D, Y, M)`` and the workforce variables of a run."""
+    esc = ds["n_to_specialist"]
+    d, y = issued.shape[:2]
+    assessed = simulate_assessed(issued, rates, ds["draw"].values, seed)
+    has_area = "area" in esc.dims
+    pop = ds["n_pupils"].isel(draw=0, year=0).astype(np.float64)  # baseline residents 0-25
+    if has_area:  # each cell's area; assessments summed over every other axis of the marginal
+        units = [str(a) for a in esc["area"].values]
+        ax = esc.dims.index("area") - 2
+        cell_unit = np.broadcast_to(
+            np.arange(len(units)).reshape([-1 if i == ax else 1
+                                           for i in range(esc.ndim - 2)]),
+            esc.shape[2:]).ravel()
+        per_unit = assessed.reshape(d, y, *esc.shape[2:]).sum(
+            axis=tuple(2 + i for i in range(esc.ndim - 2) if i != ax))
+        pop = pop.sum([k for k in pop.dims if k != "area"]).sel(area=esc["area"]).values
+    else:
+        units = ["all"]
+        cell_unit = np.zeros(issued.shape[2], np.int64)
+        per_unit = assessed.sum(-1, keepdims=True)
+        pop = np.array([float(pop.sum())])
+    cap = capacity(wf, mods, [int(v) for v in ds["year"].values], run_areas(ds), units, pop)
+    needed, available, cover = coverage(per_unit, cap)
+    coords = {"draw": ds["draw"], "year": ds["year"], "profession": list(cap.professions)}
+    if has_area:
+        coords["area"] = esc["area"]
+    return cover[:, :, cell_unit], workforce_dataset(needed, available, cover, coords, has_area)
+
+
+def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
+                     seed: int, *, workforce: WorkforceConfig | None = None,
+                     workforce_modifiers: Sequence = ()
+                     ) -> xr.Dataset:
+    """Return the pipeline variables of a run's results (the run's dims).
+
+    Plans issued are ``n_to_specialist``: moves into the specialist tier, by the tier the child
+    moved from, so requests, assessments and plans are by that tier too (universal and
+    specialist rows are zero: the engine escalates into the specialist tier only from the
+    targeted tiers).  The ceased-plan variables have no ``tier`` (they are specialist-tier
+    flows).
+
+    ``workforce`` (a :class:`simsend.config.workforce.WorkforceConfig`, used when enabled) limits
+    the 20-week share by the assessing staff available, with the scenario's ``workforce.*``
+    ``workforce_modifiers`` applied, and adds the workforce variables.
+    """
+    esc = ds["n_to_specialist"]
+    dims = esc.dims
+    vals = np.nan_to_num(esc.values).astype(np.int64)
+    d, y = vals.shape[:2]
+    issued = vals.reshape(d, y, -1)
+    out = _ceased(ds)
+    cover = None
+    if workforce is not None and workforce.enabled:
+        cover, wvars = _workforce(ds, issued, rates, seed, workforce, workforce_modifiers)
+        out.update(wvars)
+    res = simulate_pipeline(issued, rates, ds["draw"].values, seed, cover=cover)
+    for k, name in enumerate(OUT):
+        units = "week" if name.startswith("dur_") else "1 year-1"
+        out[name] = xr.DataArray(res[:, :, k].reshape(vals.shape), dims=dims,
+                                 coords=esc.coords,
+                                 attrs={"units": units, "long_name": LONG_NAMES[name],
+                                        "cell_methods": "year: sum (census to census)"})
+    return xr.Dataset(out)
+
+
+def statutory_variables(ds: xr.Dataset, cfg: SimConfig, layout: Layout,
+                        scenario: Scenario | None) -> xr.Dataset:
+    """Return one run's results with the statutory pipeline (and workforce) variables added.
+
+    Nothing is added when ``[pipeline] enabled = false``.  A scenario's ``pipeline.*`` and
+    ``workforce.*`` modifiers act here; the baseline (``scenario`` None or named
+    ``"baseline"``) runs the config's rates.
+    """
+    if not cfg.pipeline.enabled:
+        return ds
+    base = is_baseline(scenario)
+    mods = () if base else compile_modifiers(
+        [m for m in scenario.modifiers if m.rate.startswith("pipeline.")], [])
+    rates = pipeline_rates(cfg.pipeline.rates, mods, cfg.run.start_year, ds.sizes["year"])
+    wmods = () if base else [m for m in scenario.modifiers if m.rate.startswith("workforce.")]
+    return ds.merge(pipeline_dataset(ds, layout, rates, int(ds.attrs["root_seed"]),
+                                     workforce=cfg.workforce, workforce_modifiers=wmods))
