@@ -170,8 +170,8 @@ def apply_modifiers(compiled: Sequence[Compiled], year: int, tables: dict) -> di
         key = {"tier": "tiers", "escalation": "tiers"}.get(rate, rate)
         if rate.startswith("pipeline."):
             key = "pipeline"
-            if out["pipeline"] is None:
-                continue
+            if out.get("pipeline") is None:
+                continue  # the statutory pipeline's rates are changed where it is drawn
         if rate == "places" and (out.get("places") is None or c.mod.op == "hold"):
             continue  # no provision plan; "hold" acts in hold_places
         old = out[key]

@@ -42,8 +42,6 @@ class YearTables(NamedTuple):
     births : (n_areas,) int64 age-0 entrants
     reformed : int
         1 in a year after the reform's legislation year (targeted tiers then hold ISPs).
-    pipeline : (K,) or None
-        Statutory pipeline rates (:data:`simsend.config.PIPELINE_RATES` order), if recorded.
     places : (n_areas, 7) float or None
         Places per area and placement this year (``inf`` = unlimited); None = no provision
         plan (nothing is allocated).
@@ -60,7 +58,6 @@ class YearTables(NamedTuple):
     place_new_cdf: np.ndarray
     births: np.ndarray
     reformed: int = 0
-    pipeline: np.ndarray | None = None
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
 
@@ -115,8 +112,6 @@ class ParameterSet:
         The reform timeline (:mod:`simsend.rates.reform`); None = current law throughout.
     modifiers : tuple of simsend.rates.modifiers.Compiled
         A scenario's modifiers, applied to each year's tables after trends and reform.
-    pipeline : ndarray (K,) or None
-        Statutory pipeline rates handed on in :class:`YearTables`.
     places : ndarray (Y, n_areas, 7) or None
         Places per census year, area and placement from a provision plan (``inf`` =
         unlimited); see :mod:`simsend.rates.provision`.
@@ -139,7 +134,6 @@ class ParameterSet:
     start_year: int = 0
     reform: ReformConfig | None = None
     modifiers: tuple[Compiled, ...] = ()
-    pipeline: np.ndarray | None = None
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
 
@@ -190,17 +184,17 @@ class ParameterSet:
             tiers = apply_reform(self.reform, year, tiers)
             reformed = int(is_reformed(self.reform, year))
         births = self.births * self.births_growth ** t
-        leaving, placement, pipeline = self.leaving, self.placement, self.pipeline
+        leaving, placement = self.leaving, self.placement
         places = None if self.places is None else self.places[year_index]
         if self.modifiers:
             if places is not None:
                 places = hold_places(self.modifiers, year, self.places, self.start_year)
             tabs = apply_modifiers(self.modifiers, year, {
                 "identification": p_id, "leaving": leaving, "tiers": tiers,
-                "placement": placement, "births": births, "pipeline": pipeline,
+                "placement": placement, "births": births,
                 "places": places})
             p_id, leaving, tiers = tabs["identification"], tabs["leaving"], tabs["tiers"]
-            placement, births, pipeline = tabs["placement"], tabs["births"], tabs["pipeline"]
+            placement, births = tabs["placement"], tabs["births"]
             places = tabs["places"]
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
         n_t = tiers.shape[0]
@@ -216,7 +210,6 @@ class ParameterSet:
             place_new_cdf=_cdf(self.placement_new),
             births=np.rint(births).astype(np.int64),
             reformed=reformed,
-            pipeline=pipeline,
             places=places,
             provision=self.provision,
         )
