@@ -75,7 +75,7 @@ def test_hash_changes_with_text(toy_text):
 def test_posterior_names_a_shipped_artefact_or_an_existing_file(tmp_path, value, msg):
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "configs" / "base.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "configs" / "base.toml").read_text()
     text = text.replace('posterior = "england_2022"', f"posterior = {value}")
     with pytest.raises(ConfigError, match=re.escape(msg)):
         parse(text, "c.toml", tmp_path)

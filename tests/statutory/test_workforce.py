@@ -23,7 +23,7 @@ from simsend.kernels.statutory import (
 from simsend.statutory.ehc_pipeline import _workforce, simulate_pipeline
 from simsend.statutory.workforce import Capacity, capacity, coverage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EP = "educational_psychologist"
 RATE = dict(zip(PIPELINE_RATES, PipelineConfig().rates, strict=True))
 

@@ -16,7 +16,7 @@ from simsend.io import write_netcdf
 from simsend.publish import disclosure
 from simsend.publish.export import ExportError, default_disclosure, export, tidy
 
-BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
+BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
 
 

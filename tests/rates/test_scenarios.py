@@ -15,7 +15,7 @@ from simsend.engine.tally import make_layout
 from simsend.rates.modifiers import apply_modifiers, compile_modifiers
 from simsend.rates.scenario import ScenarioSource
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_YEARS = 6
 
 

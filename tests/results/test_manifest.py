@@ -24,7 +24,7 @@ from simsend.results.manifest import (
     read_results,
 )
 
-BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
+BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_run_attrs_carry_the_manifest(results):
 def test_git_commit_matches_the_checkout():
     import subprocess
 
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()

@@ -18,7 +18,7 @@ from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.report import headline_table, render, scenario_table
 
-BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
+BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 
 
 @pytest.fixture(scope="module")

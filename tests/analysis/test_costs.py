@@ -25,7 +25,7 @@ from simsend.config.costs import load_costs, parse_costs
 from simsend.dims import PLACEMENTS, TIERS
 from simsend.io import write_netcdf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENGLAND = ROOT / "configs" / "costs" / "england_2021_22.toml"
 AGE_GROUPS = ("under_5", "5_to_10", "11_to_15")
 

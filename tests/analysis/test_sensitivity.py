@@ -20,7 +20,7 @@ from simsend.analysis.sensitivity import (
 from simsend.cli import main
 from simsend.config.costs import parse_costs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COSTS = ROOT / "configs" / "costs" / "england_2021_22.toml"
 
 

@@ -20,7 +20,7 @@ from simsend.io import read_zarr, write_zarr
 from simsend.runner.distributed import Cluster
 from simsend.runner.stream import CHUNK_BYTES, default_draw_chunk, run_zarr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WALL_TIMES = ("created_at", "timings")
 AREAS = '["E06000017", "E06000001"]'  # Rutland, Hartlepool: small, with places in the plan
 

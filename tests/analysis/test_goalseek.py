@@ -11,7 +11,7 @@ from simsend.analysis.goalseek import goal_seek, goal_seek_scenario, share_under
 from simsend.config import parse
 from simsend.config.scenarios import early_intervention
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("prob, limit", [(0.9, 2.0), (0.5, 0.7), (0.99, 10.0)])

@@ -14,7 +14,7 @@ from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.plot import PlotError, fan_chart, history_for, load_history, panel_draws, plot
 
-BASE = Path(__file__).resolve().parents[1] / "configs" / "base.toml"
+BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
 
 

@@ -11,7 +11,7 @@ from simsend.config import PIPELINE_RATES, PipelineConfig, parse
 from simsend.engine.streams import STREAMS, draw_keys
 from simsend.kernels.statutory import OUT, negbin_failures, pipeline_cells
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_first_seven_stream_keys_unchanged_by_appended_streams():

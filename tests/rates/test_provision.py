@@ -12,7 +12,7 @@ import simsend
 from simsend.cli import main
 from simsend.config import ConfigError, parse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AREA = "E06000017"  # Rutland: 44 pupils in state special schools in January 2022
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import simsend
 from simsend import api
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_fixed_rates_hand_out_one_set_and_tables_once():
