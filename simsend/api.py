@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simsend.config import SimConfig
-from simsend.data import Baseline, Report, validate_data
+from simsend.config import ConfigError, SimConfig
+from simsend.data import Baseline, DataError, Finding, Report, validate_data
 from simsend.data.configured import data_spec, load_config_baseline
 from simsend.runner.distributed import Cluster
 from simsend.runner.forecast import run_forecast as run
 from simsend.runner.plan import as_config, parameter_source, run_source
+from simsend.runner.scenarios import select
 from simsend.runner.stream import run_zarr
 
 __all__ = ["Cluster", "data_spec", "load_baseline", "parameter_source", "run", "run_source",
@@ -30,7 +31,19 @@ def load_baseline(cfg: SimConfig | str | Path) -> Baseline:
 
 
 def validate(cfg: SimConfig | str | Path) -> Report:
-    """Check a config and every data file it names.
+    """Check a config and every data file it names, with every check ``simsend run`` makes.
+
+    First each data file on its own (:func:`simsend.data.validate_data`: findings by file and
+    row); then, when those hold no error, what a run does before its first draw, with the same
+    code: the baseline (:func:`simsend.data.configured.load_config_baseline`) and each run's
+    parameter source (:func:`simsend.runner.plan.run_source`: the posterior, the scenarios'
+    modifiers against the run's areas, the provision plan).  What would stop a run is reported
+    as error findings instead of raised, so that every problem is listed.
+
+    Parameters
+    ----------
+    cfg : SimConfig or path
+        The config (a path is loaded).
 
     Returns
     -------
@@ -43,4 +56,35 @@ def validate(cfg: SimConfig | str | Path) -> Report:
         When the config itself is invalid.
 
     """
-    return validate_data(data_spec(as_config(cfg)))
+    cfg = as_config(cfg)
+    report = validate_data(data_spec(cfg))
+    if not report.ok:
+        parts = ["the baseline", *(["the scenarios"] if cfg.scenarios else []),
+                 *(["the provision plan"] if cfg.provision is not None else [])]
+        listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+        report.add("warning", cfg.source_path, None, None, None,
+                   f"{listed} {'were' if len(parts) > 1 else 'was'} not checked: fix the "
+                   "errors above first")
+        return report
+    try:
+        base = load_config_baseline(cfg)
+    except (ConfigError, DataError) as exc:
+        _add_failure(report, cfg, exc)
+        return report
+    for scenario in select(cfg, None):
+        try:
+            run_source(cfg, base, scenario)
+        except ValueError as exc:  # ConfigError, DataError, and the posterior's area checks
+            _add_failure(report, cfg, exc)
+    return report
+
+
+def _add_failure(report: Report, cfg: SimConfig, exc: ValueError) -> None:
+    """Add what stopped a run's preparation to ``report`` (once; its own findings if it has any)."""
+    findings = getattr(exc, "findings", ())
+    if not findings:
+        findings = (Finding("error", cfg.source_path, None, None, None,
+                            f"simsend run stops here: {exc}"),)
+    for f in findings:
+        if f.format() not in {g.format() for g in report.findings}:
+            report.findings.append(f)

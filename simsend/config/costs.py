@@ -161,12 +161,14 @@ class Budget:
 
     Values are pounds in the same basis as the spend (nominal, or constant prices of the
     base).  Years without a value (before the first, or after the last without ``growth``)
-    have no budget (NaN).
+    have no budget (NaN).  ``areas`` are the area codes whose spend the budget covers (None:
+    not stated, taken as England, ``E92000001``).
     """
 
     values: Mapping[int, float]
     growth: float | None = None
     description: str = ""
+    areas: tuple[str, ...] | None = None
 
     def series(self, years: Sequence[int]) -> np.ndarray:
         """Return the budget of each census year in ``years`` (NaN where there is none)."""
@@ -350,7 +352,7 @@ def _item(ctx: toml.Ctx, name: str, raw: Any) -> CostItem:
 
 def _budget(ctx: toml.Ctx, raw: Any) -> Budget:
     raw = toml.table(ctx, raw, "budget")
-    toml.check_keys(ctx, raw, "budget", ("description", "values", "growth"))
+    toml.check_keys(ctx, raw, "budget", ("description", "values", "growth", "areas"))
     vals_raw = toml.table(ctx, raw.get("values", {}), "budget.values")
     if not vals_raw:
         raise ctx.fail("budget.values", 'expected at least one value, e.g. { "2021-22" = 7.9e9 }')
@@ -359,7 +361,14 @@ def _budget(ctx: toml.Ctx, raw: Any) -> Budget:
         k = f'budget.values."{fy}"'
         values[_fy(ctx, fy, k)] = _num(ctx, v, k, 0.0, None, "pounds >= 0")
     growth = raw.get("growth")
-    return Budget(values=values,
+    areas = raw.get("areas")
+    if areas is not None:
+        areas = [areas] if isinstance(areas, str) else areas
+        if not isinstance(areas, list) or not areas:
+            raise ctx.fail("budget.areas", "expected an area code or a non-empty list of codes "
+                                           "(the areas whose spend the budget covers)")
+        areas = tuple(_str(ctx, a, f"budget.areas[{i}]") for i, a in enumerate(areas))
+    return Budget(values=values, areas=areas,
                   growth=None if growth is None else _num(ctx, growth, "budget.growth", -0.5, 1.0,
                                                           "an annual rate"),
                   description=_str(ctx, raw.get("description", ""), "budget.description"))
@@ -381,6 +390,7 @@ def parse_costs(text: str, source_path: str = "<string>") -> CostConfig:
 
     """
     ctx = toml.Ctx(source_path)
+    text = text.removeprefix(toml.BOM)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -37,7 +37,7 @@ from simsend.config.run import (
     parse_outputs,
     parse_run,
 )
-from simsend.config.scenarios import Scenario, parse_scenarios
+from simsend.config.scenarios import Scenario, check_years, parse_scenarios
 from simsend.config.statutory import PipelineConfig, parse_pipeline
 from simsend.config.toml import ConfigError, read_text
 from simsend.config.workforce import WorkforceConfig, check_modifiers, parse_workforce
@@ -97,7 +97,7 @@ def resolve_extends(ctx: toml.Ctx, raw: dict, text: str, base: Path,
         raise ctx.fail("extends", f"circular extends through {parent}")
     if not parent.is_file():
         raise ctx.fail("extends", f"file not found: {parent}")
-    ptext = parent.read_text(encoding="utf-8")
+    ptext = read_text(parent, "config file (extends)")
     try:
         praw = tomllib.loads(ptext)
     except tomllib.TOMLDecodeError as exc:
@@ -129,6 +129,7 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
     """
     ctx = toml.Ctx(source_path)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    text = text.removeprefix(toml.BOM)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -151,8 +152,9 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         reform=reform,
         pipeline=parse_pipeline(ctx, toml.table(ctx, raw.get("pipeline", {}), "pipeline")),
-        scenarios=check_modifiers(ctx, workforce, parse_scenarios(
+        scenarios=check_years(ctx, check_modifiers(ctx, workforce, parse_scenarios(
             ctx, toml.table(ctx, raw.get("scenarios", {}), "scenarios"), reform)),
+            cfg_run.start_year, cfg_run.end_year),
         workforce=workforce,
         provision=parse_provision(ctx, raw.get("provision"), base),
     )

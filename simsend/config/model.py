@@ -138,6 +138,26 @@ def _parse_placement_rules(ctx: toml.Ctx, raw: Any) -> tuple[PlacementRule, ...]
     return tuple(rules)
 
 
+def _check_escalation(ctx: toml.Ctx, tiers: np.ndarray, nm: np.ndarray) -> None:
+    """Escalation scaled by need must leave each tier row a distribution, age by age.
+
+    At each age, a tier's escalation (moves to a higher tier) at that age times the largest
+    need multiplier, plus its moves down at that age, must be at most 1.
+    """
+    n = len(TIERS)
+    up = (tiers * np.triu(np.ones((n, n)), 1)[:, :, None]).sum(axis=1)  # (src, age)
+    down = (tiers * np.tril(np.ones((n, n)), -1)[:, :, None]).sum(axis=1)
+    worst = up * nm.max() + down
+    if np.any(worst > 1.0 + 1e-12):
+        s, a = np.unravel_index(int(np.argmax(worst)), worst.shape)
+        raise ctx.fail("model.need_multiplier",
+                       f"at age {a}, escalation from {TIERS[s]!r} ({up[s, a]:.6g}) times the "
+                       f"largest need multiplier ({NEEDS[int(np.argmax(nm))]} = {nm.max():.6g}) "
+                       f"plus the moves down ({down[s, a]:.6g}) sums to {worst[s, a]:.6g}; "
+                       "expected at most 1 (lower the multiplier or the tier's rates at that "
+                       "age)")
+
+
 def parse_model(ctx: toml.Ctx, raw: dict, base: Path) -> ModelConfig:
     """Parse the ``[model]`` table (``base``: the config's folder, for the posterior path)."""
     toml.check_keys(ctx, raw, "model", _MODEL_KEYS)
@@ -160,13 +180,7 @@ def parse_model(ctx: toml.Ctx, raw: dict, base: Path) -> ModelConfig:
                                         "model.posterior", SHIPPED_MODELS, ".nc", base,
                                         "posterior"))
     tiers = _parse_tiers(ctx, raw["tiers"])
-    # Escalation scaled by need must still leave each row a probability distribution.
-    up = np.triu(np.ones((len(TIERS), len(TIERS))), 1).astype(bool)
-    worst = (tiers * up[:, :, None]).sum(axis=1).max(axis=1) * nm.max()
-    down = (tiers * np.tril(np.ones((len(TIERS), len(TIERS))), -1)[:, :, None]).sum(axis=1)
-    if np.any(worst[:, None] + down > 1.0 + 1e-12):
-        raise ctx.fail("model.need_multiplier",
-                       "escalation times the largest need multiplier makes a tier row sum over 1")
+    _check_escalation(ctx, tiers, nm)
     return ModelConfig(
         identification=toml.age_profile(ctx, raw["identification"], "model.identification"),
         leaving=leaving,

@@ -337,6 +337,32 @@ def parse_scenarios(ctx: toml.Ctx, raw: dict, base_reform: ReformConfig) -> tupl
     return tuple(_parse_one(ctx, name, r, raw, base_reform) for name, r in raw.items())
 
 
+def check_years(ctx: toml.Ctx, scenarios: tuple[Scenario, ...], start_year: int,
+                end_year: int) -> tuple[Scenario, ...]:
+    """Return ``scenarios`` once every modifier's years meet the run's census years.
+
+    A modifier whose ``years`` lie wholly outside ``start_year``-``end_year`` (``[run]``)
+    would never be in force, so the scenario would silently equal the baseline.
+
+    Raises
+    ------
+    ConfigError
+        Naming the modifier's ``years`` key path, its years and the run's years.
+
+    """
+    for s in scenarios:
+        for m in s.modifiers:
+            if m.years is not None and (m.years[1] < start_year or m.years[0] > end_year):
+                lo, hi = m.years
+                span = str(lo) if lo == hi else f"{lo}-{hi}"
+                raise ctx.fail(f"{m.key}.years",
+                               f"years {span} lie wholly outside the run's years "
+                               f"{start_year}-{end_year} (run.start_year-run.end_year), so "
+                               "the modifier would never act; expected years that overlap "
+                               "the run")
+    return scenarios
+
+
 BASELINE = "baseline"
 """Name of the run without modifiers in a results file's ``scenario`` coordinate."""
 BASELINE_RUN = Scenario(BASELINE, "no modifiers")

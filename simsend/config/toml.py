@@ -165,11 +165,19 @@ def shipped_or_path(ctx: Ctx, name: str, key: str, folder: Path, suffix: str, ba
     return p
 
 
+BOM = "\ufeff"
+"""The byte-order mark some editors (Notepad, Excel) write at the start of a UTF-8 file."""
+
+
 def read_text(path: Path, what: str) -> str:
-    """Read a UTF-8 file the user named; a missing or unreadable one is a :class:`ConfigError`."""
+    """Read a UTF-8 file the user named; a missing or unreadable one is a :class:`ConfigError`.
+
+    A leading byte-order mark (:data:`BOM`) is dropped: TOML does not allow one, and an editor
+    that writes it means no more than UTF-8.
+    """
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").removeprefix(BOM)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc}") from None

@@ -6,6 +6,7 @@ copied into ``Baseline.provenance["assumptions"]`` (with details such as imputed
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from simsend.data.errors import DataError, Report
+from simsend.data.checks import check_within_population, population_findings, raise_findings
+from simsend.data.errors import DataError, Finding, Report
 from simsend.data.geography import AreaSelection, resolve_areas
+from simsend.data.readers import family_of
 from simsend.data.rounding import controlled_round, ipf, largest_remainder, split_rank_one
 from simsend.data.tidy import ALL, read_tidy
 from simsend.dims import AGE_GROUPS, AGES, NEEDS, PLACEMENTS, TIER, TIERS
@@ -206,15 +209,15 @@ def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
     Returns the tables and the report (with findings); does not raise on findings.
     """
     report = Report() if report is None else report
-    unknown = [k for k in paths if k not in FILE_KINDS]
-    for k in unknown:
-        report.add("error", "spec", None, "files", k,
-                   f"unknown file kind; expected keys {list(FILE_KINDS)}")
+    for k in paths:
+        if k not in FILE_KINDS:
+            report.add("error", "spec", None, "files", k, unknown_file_key(k, paths[k]))
     if "population" not in paths:
         report.add("error", "spec", None, "files", None,
                    "a 'population' file is required (year, area, age, count)")
         return Tables(*(pd.DataFrame() for _ in range(5)), {}, report, {}, [])
     pop, _ = read_tidy(paths["population"], "population", report)
+    _no_rows(pop, paths["population"], "one row per year, area and age 0-25", report)
     known = set(pop["area"]) if len(pop) else None
     areas = None
     if "areas" in paths:
@@ -227,6 +230,10 @@ def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
                                         known_areas=known if kind != "need_mix" else None)
         else:
             frames[kind] = pd.DataFrame()
+    if "stock" in paths:
+        _no_rows(frames["stock"], paths["stock"], "children by year, area and plan", report)
+        check_within_population(frames["stock"], pop, Path(paths["stock"]).name,
+                                Path(paths["population"]).name, report)
     if areas is None:
         names = {}
         for df in (pop, frames["stock"]):
@@ -240,6 +247,24 @@ def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
     return Tables(frames["stock"], frames["flows"], pop, frames["need_mix"], areas,
                   {k: str(p) for k, p in paths.items()}, report,
                   {"sha256": sha}, [])
+
+
+def unknown_file_key(key: str, path: Path) -> str:
+    """Message for a ``[data.files]`` key that is not a tidy file kind (:data:`FILE_KINDS`)."""
+    close = difflib.get_close_matches(key, FILE_KINDS, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    fam = family_of(path)
+    raw = (f"; {Path(path).name} is a published {fam.name} file, which a run does not read: "
+           "convert it to a tidy file (docs/data.md)") if fam is not None else ""
+    return (f"[data.files.{key}] unknown key{hint}; expected one of {list(FILE_KINDS)}{raw}")
+
+
+def _no_rows(df: pd.DataFrame, path: Path, expected: str, report: Report) -> None:
+    """Report a required tidy file without a usable row (header only, or every row bad)."""
+    if df.empty and not any(f.file == Path(path).name and f.row == 1 for f in report.errors):
+        report.add("error", Path(path).name, None, None, None,
+                   f"no usable data rows (only a header, or every row has an error); "
+                   f"expected {expected}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -569,6 +594,20 @@ def _year_check(tables: Tables, year: int) -> None:
                         f"{FIRST_BASELINE_YEAR}-{max(pop_years)}")
 
 
+def _no_ehcp_total(tables: Tables, code: str, year: int, rows: pd.DataFrame) -> None:
+    """Raise: area ``code`` has no usable EHC plan total at the baseline census."""
+    file = Path(tables.files.get("stock", "stock")).name
+    if rows.empty:
+        msg = (f"no EHC plan rows (plan=ehcp) for area {code} at census {year}, an area of the "
+               "run; expected its total (every breakdown 'all'), or leave the area out of "
+               "data.areas")
+    else:
+        msg = (f"no usable EHC plan total for area {code} at census {year} (suppressed or "
+               "partial rows); expected a row with plan=ehcp and every breakdown 'all', or "
+               "complete breakdown rows")
+    raise_findings([Finding("error", file, None, "area", code, msg)], file)
+
+
 def _span(years) -> str:
     return f"{min(years)}-{max(years)}" if len(years) else "no years"
 
@@ -613,12 +652,13 @@ def load_baseline(spec: DataSpec) -> Baseline:
         applied.add("merged_area")
     if tables.provenance.get("source") == "builtin":
         applied.add("boundary_changes")
+    pop_file = Path(tables.files.get("population", "population")).name
+    raise_findings(population_findings(tables.population, list(zip(sel.codes, sel.members,
+                                                                   strict=True)),
+                                       year, pop_file),
+                   f"{pop_file}: population incomplete at census {year}")
     population = _population(tables, sel, year)
     pop_y = population.sel(year=year).transpose("age", "area").values
-    if np.isnan(pop_y).any():
-        bad = [sel.codes[i] for i in np.flatnonzero(np.isnan(pop_y).any(axis=0))]
-        raise DataError(f"population file: no estimate at census {year} for every age 0-25 in "
-                        f"area(s) {bad}")
     stock = _select(tables.stock, sel)
     n_r = len(sel.codes)
     ind = np.zeros((len(TIERS), N_A, N_N, n_r, N_P), np.int64)
@@ -635,9 +675,7 @@ def load_baseline(spec: DataSpec) -> Baseline:
         e_rows = rows[rows["plan"] == "ehcp"]
         t = _total(e_rows, "ehcp")
         if not np.isfinite(t):
-            raise DataError(f"stock: no EHC plan total for area {code} at census {year} "
-                            "(row with plan=ehcp and every breakdown 'all', or complete "
-                            "breakdown rows, expected)")
+            _no_ehcp_total(tables, code, year, e_rows)
         ns = _need_shares(tables.need_mix, rows, "ehcp", year, notes, applied)
         ind[TIER["specialist"], :, :, r, :] = _plan_cells(
             e_rows, int(round(t)), pop, np.ones(N_A), EHCP_PLACEMENT_PRIOR, ns, ref["ehcp"],

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 
 class DataError(ValueError):
-    """A user mistake in data: the message names file, row, column, value and expectation."""
+    """A user mistake in data: the message names file, row, column, value and expectation.
+
+    Parameters
+    ----------
+    message : str
+        The whole message (what the command line prints).
+    findings : sequence of Finding, optional
+        The same problems one by one, for a :class:`Report` (``simsend validate`` lists them
+        instead of stopping at the first).
+
+    """
+
+    def __init__(self, message: str, findings: Sequence[Finding] = ()):
+        super().__init__(message)
+        self.findings = tuple(findings)
 
 
 @dataclass(frozen=True)
@@ -109,4 +124,4 @@ class Report:
             head = f"{context}: " if context else ""
             more = f"\n... and {len(errs) - 10} more errors" if len(errs) > 10 else ""
             raise DataError(head + "invalid data:\n" + "\n".join(f.format() for f in errs[:10])
-                            + more)
+                            + more, errs)

@@ -31,6 +31,9 @@ _NUM = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 TOTAL_TOLERANCE = (5, 0.005)
 """A total disagrees with its breakdown when they differ by more than max(5, 0.5 %)."""
+MAX_COUNT = 100_000_000
+"""No count of children can exceed this: England's population aged 0-25 is under 20 million,
+so a larger count is a typing or unit mistake (and would exhaust memory when dealt out)."""
 
 
 def family_of(path: str | Path) -> ReleaseFamily | None:
@@ -57,7 +60,7 @@ def parse_counts(values: pd.Series, file: str, column: str, report: Report,
 
     Markers of :data:`MISSING_MARKERS` give NaN and their flag (a warning for suppressed /
     low cells); any other non-number is an error finding.  Negative values are errors, and so
-    are non-integers when ``integer``.
+    are non-integers and values above :data:`MAX_COUNT` when ``integer``.
 
     Returns
     -------
@@ -89,6 +92,11 @@ def parse_counts(values: pd.Series, file: str, column: str, report: Report,
         bad = np.flatnonzero(np.isfinite(out) & (np.abs(out - np.round(out)) > 1e-9))
         for i in bad:
             report.add("error", file, line0 + i, column, s.iloc[i], "expected a whole number")
+        for i in np.flatnonzero(np.isfinite(out) & (out > MAX_COUNT)):
+            report.add("error", file, line0 + i, column, s.iloc[i],
+                       f"count above {MAX_COUNT:,}, more than England's whole population aged "
+                       "0-25 (under 20 million); expected a count of children (a typing or "
+                       "unit mistake?)")
     return out, flags
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from simsend.data.errors import DataError, Report
 from simsend.data.geography import INCONSISTENT_FLAG
-from simsend.data.readers import TOTAL_TOLERANCE, parse_counts
+from simsend.data.readers import MAX_COUNT, TOTAL_TOLERANCE, parse_counts
 from simsend.dims import AGE_GROUPS, MAX_AGE, NEEDS, PLACEMENTS, PLANS, TIERS, age_group_of
 
 ALL = "all"
@@ -221,8 +221,8 @@ def read_tidy(path: str | Path, kind: str, report: Report | None = None,
         marker = df["flag"].str.strip().map(quiet)
         df["count"] = df["count"].where(~(empty & marker.notna()), marker)
     cnt, flag = parse_counts(df["count"], file, "count", report)
-    bad |= (flag == "invalid") | (cnt < 0) | (np.isfinite(cnt) & (np.abs(cnt - np.round(cnt))
-                                                                 > 1e-9))
+    bad |= (flag == "invalid") | (cnt < 0) | (cnt > MAX_COUNT) | (
+        np.isfinite(cnt) & (np.abs(cnt - np.round(cnt)) > 1e-9))
     df["count"] = cnt
     if "flag" in df:
         given = df["flag"].str.strip()

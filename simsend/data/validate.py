@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simsend.data.baseline import FILE_KINDS, DataSpec, builtin_paths, read_tables
+from simsend.data.checks import population_findings
 from simsend.data.errors import DataError, Report
 from simsend.data.geography import resolve_areas
 from simsend.data.readers import family_of, read_ees
@@ -18,7 +19,11 @@ def validate_data(spec: DataSpec) -> Report:
     ``sen2_age_caseload``).  Checks: required columns, types, unknown codes (need, placement,
     tier, plan, age band, ages outside 0-25), negative or non-integer counts, duplicate rows,
     year gaps and order, totals that disagree with their breakdowns, unknown or merged areas,
-    suppressed cells (warnings, read as NaN), and whether the baseline year is covered.
+    suppressed cells (warnings, read as NaN), and whether the baseline year is covered; across
+    files: a stock above the population of its area, year and ages, counts above
+    :data:`~simsend.data.readers.MAX_COUNT`, empty population or stock files, unknown
+    ``[data.files]`` keys, and every area of the run lacking a population estimate (a missing
+    row or a suppressed cell) at an age 0-25 at the baseline year.
 
     Parameters
     ----------
@@ -57,11 +62,13 @@ def validate_data(spec: DataSpec) -> Report:
             report.add("error", p.name, None, None, None, str(exc))
     if raw and "population" not in paths:
         return report
+    unknown = [k for k in paths if k not in FILE_KINDS]  # a typo: reported by read_tables
     try:
         tables = read_tables(paths, report)
     except DataError as exc:
         report.add("error", "spec", None, None, None, str(exc))
         return report
+    sel = None
     if tables.areas is not None and len(tables.areas):
         try:
             sel = resolve_areas(tuple(spec.areas), tables.areas)
@@ -75,12 +82,16 @@ def validate_data(spec: DataSpec) -> Report:
             report.add("error", "spec", None, "baseline_year", spec.baseline_year,
                        f"no population at census {spec.baseline_year}; population covers "
                        f"{min(years)}-{max(years)}")
+        elif sel is not None:
+            report.findings.extend(population_findings(
+                tables.population, list(zip(sel.codes, sel.members, strict=True)),
+                spec.baseline_year, Path(paths["population"]).name))
     if len(tables.stock):
         e = tables.stock[tables.stock["plan"] == "ehcp"]
         if spec.baseline_year not in set(e["year"]):
             report.add("error", "spec", None, "baseline_year", spec.baseline_year,
                        "no EHC plan stock (plan=ehcp) at the baseline census year")
-    elif spec.source == "files":
+    elif spec.source == "files" and "stock" not in spec.files and not unknown:
         report.add("error", "spec", None, "files", None,
                    "a 'stock' file with EHC plans (plan=ehcp) is needed for a baseline")
     return report
