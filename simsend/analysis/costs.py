@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ from simsend._version import __version__
 from simsend.config.costs import CostConfig, CostItem, load_costs
 from simsend.config.toml import ConfigError
 from simsend.engine.tally import ALLOC_VARS
+
+LOG = logging.getLogger("simsend")
+ENGLAND = "E92000001"
+"""England's area code: a budget that names no areas is taken as England's."""
 
 COSTS_SPAWN = 0x636F737473
 """First spawn-key word of every cost draw (ASCII ``costs``), apart from the engine's keys."""
@@ -310,11 +315,40 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
                         "SeedSequence(seed, spawn_key=(COSTS_SPAWN, draw, sha256(item)[:8])); "
                         "common to every scenario",
     }
-    line = _budget_line(costs, res, budget)
+    skip = budget_mismatch(costs, ds) if budget is None else None
+    if skip is not None:
+        LOG.warning("%s", skip)
+        res.attrs["budget_skipped"] = skip
+    line = None if skip is not None else _budget_line(costs, res, budget)
     if line is not None:
         res["budget"] = line
         res["p_deficit"] = deficit_probability(res, line, threshold)
     return res
+
+
+def budget_mismatch(costs: CostConfig, ds: xr.Dataset) -> str | None:
+    """Why the cost file's budget cannot be compared with these results, or None if it can.
+
+    The budget covers ``[budget] areas`` (England when not stated); the results' areas are
+    their ``areas`` attribute (every simsend run records it; results without one are not
+    checked).  England's budget against a council's spend would give P(deficit) = 0 and say
+    nothing.
+    """
+    if costs.budget is None:
+        return None
+    try:
+        have = tuple(str(a) for a in json.loads(ds.attrs["areas"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    want = costs.budget.areas or (ENGLAND,)
+    if set(have) == set(want):
+        return None
+    shown = ", ".join(have[:5]) + (f" and {len(have) - 5} more" if len(have) > 5 else "")
+    stated = ("is for " + ", ".join(want) if costs.budget.areas
+              else f"does not say which areas it covers (taken as England, {ENGLAND})")
+    return (f"{costs.source_path}: [budget] {stated}, but the results are for {shown}; "
+            "P(deficit) is not computed. Give the budget of the results' areas in [budget] "
+            "(with areas = [...]) to compare spend with it")
 
 
 def _budget_line(costs: CostConfig | None, res: xr.Dataset,

@@ -489,3 +489,20 @@ def test_out_of_area_item_prices_n_out_of_area_and_is_skipped_without_a_plan():
     out = spend(ds.drop_vars("n_out_of_area"), c, seed=1)
     assert "ooa" in out.attrs["costs_skipped"]
     np.testing.assert_array_equal(out["spend_total"].values, np.full((2, 2), 100.0))
+
+
+def test_a_budget_for_other_areas_is_not_compared(tiny_run, caplog):
+    """England's budget against Rutland's spend gave P(deficit) = 0 with no warning."""
+    eng = spend(tiny_run, load_costs(ENGLAND))
+    assert "p_deficit" not in eng and "budget" not in eng
+    assert "E06000017" in eng.attrs["budget_skipped"] and "E92000001" in eng.attrs["budget_skipped"]
+    assert any("P(deficit) is not computed" in r.getMessage() for r in caplog.records)
+    text = ENGLAND.read_text().replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
+    own = spend(tiny_run, parse_costs(text, "rutland.toml"))
+    assert "budget_skipped" not in own.attrs
+    assert own["p_deficit"].sel(year=2023).item() == 0.0  # compared now (GBP 7.9bn: never over)
+    # no areas stated: taken as England's, so not compared with Rutland either
+    bare = parse_costs(text.replace('areas = ["E06000017"]', ""), "bare.toml")
+    assert "taken as England" in spend(tiny_run, bare).attrs["budget_skipped"]
+    with pytest.raises(ConfigError, match=r"\[budget.areas\]"):
+        parse_costs(text.replace('areas = ["E06000017"]', "areas = []"), "bad.toml")
