@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from simsend.config.model import ModelConfig
+from simsend.config.toml import ConfigError
 from simsend.dims import TIER, band_of_age
 from simsend.rates.parameters import ParameterSet
 from simsend.rates.sources import FixedParameters, LastMemo
@@ -110,7 +111,7 @@ class PosteriorParameters(LastMemo):
             self.area_source = {str(a): NATIONAL for a in areas}
             sel = dict(area=[NATIONAL] * len(areas))
         elif missing:
-            raise ValueError(f"areas {missing} are not in the posterior {self.path} "
+            raise ConfigError(f"areas {missing} are not in the posterior {self.path} "
                              f"(it covers {post_areas}); calibrate a config naming them "
                              f"(simsend calibrate) or use a national (E92000001) posterior")
         else:

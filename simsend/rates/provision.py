@@ -89,7 +89,7 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
     areas = tuple(str(a) for a in areas)
     rows: dict[tuple[int, int], dict[int, float]] = {}
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a leading BOM is dropped
             kept = [(i, line) for i, line in enumerate(f.read().splitlines(), start=1)
                     if not line.startswith("#")]
             reader = csv.DictReader(line for _, line in kept)
