@@ -20,11 +20,19 @@ import pandas as pd
 import xarray as xr
 
 from simsend.config.scenarios import BASELINE
-from simsend.io import read_netcdf
+from simsend.results.manifest import ResultsError, read_results
 
 
 class CompareError(ValueError):
     """Results that cannot be compared (missing baseline, unpaired draws, unknown names)."""
+
+
+def _read(path: str | Path) -> xr.Dataset:
+    """Read a results file; one that cannot be read is a :class:`CompareError` naming it."""
+    try:
+        return read_results(path)
+    except ResultsError as exc:
+        raise CompareError(str(exc)) from None
 
 
 def combine(results: xr.Dataset | str | Path | Sequence) -> xr.Dataset:
@@ -43,7 +51,7 @@ def combine(results: xr.Dataset | str | Path | Sequence) -> xr.Dataset:
     items = [results] if isinstance(results, xr.Dataset | str | Path) else list(results)
     dss = []
     for r in items:
-        ds = r if isinstance(r, xr.Dataset) else read_netcdf(r)
+        ds = r if isinstance(r, xr.Dataset) else _read(r)
         if "scenario" not in ds.dims:
             name = str(ds.attrs.get("scenario", BASELINE))
             ds = ds.expand_dims(scenario=[name])
@@ -142,6 +150,10 @@ def compare(results, variable: str = "n_pupils", by: Sequence[str] = ("year",),
     if baseline not in names:
         raise CompareError(f"no scenario {baseline!r} in the results; they hold {names}")
     wanted = [s for s in names if s != baseline] if scenarios is None else list(scenarios)
+    if not wanted:
+        raise CompareError(f"the results hold only the {baseline!r} run, so there is nothing to "
+                           "compare it with: run a config with [scenarios] (or --scenario), or "
+                           "give several results files")
     for s in wanted:
         if s not in names:
             raise CompareError(f"no scenario {s!r} in the results; they hold {names}")

@@ -84,3 +84,17 @@ def test_cli_compare_table_csv_and_errors(rng, tmp_path):
     assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["compare", str(p), "--select", "tier"])
     assert res.exit_code == 2
+
+
+def test_cli_compare_baseline_only_and_garbage_are_user_errors(rng, tmp_path):
+    """Both gave tracebacks ("No objects to concatenate"; h5py's file-signature error)."""
+    ds = synthetic(rng).sel(scenario=["baseline"])
+    p = tmp_path / "base_only.nc"
+    write_netcdf(ds, p)
+    res = CliRunner().invoke(main, ["compare", str(p)])
+    assert res.exit_code == 2 and "nothing to compare" in res.output, res.output
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not a results file")
+    res = CliRunner().invoke(main, ["compare", str(junk)])
+    assert res.exit_code == 2 and "junk.nc: not a readable results file" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
