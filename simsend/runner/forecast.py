@@ -58,6 +58,7 @@ def run_forecast(cfg: SimConfig | str | Path, *, draws: int | None = None,
 
     """
     plan = prepare(cfg, draws=draws, seed=seed, areas=areas, scenario=scenario)
+    plan.check_memory()  # every draw is held here: refuse before simulating what cannot fit
     total = plan.cfg.run.draws
     tick = None if progress is None else (lambda done: progress(done, total))
     results = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import xarray as xr
 
 from simsend.config import SimConfig, load
 from simsend.config.scenarios import BASELINE, BASELINE_RUN, Scenario, is_baseline
+from simsend.config.toml import ConfigError
 from simsend.data import Baseline
 from simsend.data.configured import load_config_baseline
 from simsend.engine.loop import Job, Outputs
@@ -41,6 +43,12 @@ from simsend.results.dataset import places_variable, to_dataset
 from simsend.results.manifest import run_attrs, with_total_time
 from simsend.runner.scenarios import select, stack_runs
 from simsend.statutory.ehc_pipeline import statutory_variables
+
+BYTES_PER_CELL = 4 * 24
+"""Bytes held per (draw, year, marginal cell) while a chunk is built: about 17 float32/int32
+result variables per cell (census stock, flows, pipeline, ceased plans), the engine's raw
+tallies and the conversion temporaries, rounded up (allocation tallies add four more)."""
+
 
 ScenarioArg = str | Sequence[str] | Scenario | None
 """Which scenarios to run: None (every scenario of the config), names, or one
@@ -138,6 +146,34 @@ class RunPlan:
         """The run's area codes."""
         return tuple(str(a) for a in self.baseline.areas)
 
+    def result_bytes(self, n_draws: int | None = None) -> int:
+        """Return about how many bytes the results of ``n_draws`` draws (default: all) take."""
+        d = self.cfg.run.draws if n_draws is None else n_draws
+        return len(self.runs) * d * len(self.years) * self.layout.size * BYTES_PER_CELL
+
+    def check_memory(self, total: int | None = None) -> None:
+        """Refuse a run whose results would not fit in memory, before anything is allocated.
+
+        Raises
+        ------
+        ConfigError
+            With the estimate and what shrinks it (streaming to Zarr, fewer draws or
+            marginals), when the in-memory results would exceed ``total`` bytes (default:
+            this machine's physical memory).
+
+        """
+        total = machine_memory() if total is None else total
+        need = self.result_bytes()
+        if total and need > total:
+            cfg = self.cfg
+            raise ConfigError(
+                f"{cfg.source_path}: the results of {len(self.runs)} run(s) x "
+                f"{cfg.run.draws:,} draws x {len(self.years)} years x {self.layout.size:,} "
+                f"cells need about {need / 2**30:,.1f} GiB in memory, more than this "
+                f"machine's {total / 2**30:,.1f} GiB; stream them to a Zarr store instead "
+                "(--out results.zarr), or ask for fewer draws (--draws) or fewer marginals "
+                "([outputs] by)")
+
     def provenance(self, k: int, timings: dict) -> dict[str, str | int]:
         """Return the provenance attrs of run ``k`` (config, inputs, versions, ``timings``)."""
         cfg, base = self.cfg, self.baseline
@@ -199,6 +235,14 @@ class RunPlan:
             return datasets[0]
         ds = stack_runs(self.runs, datasets)
         return with_total_time(ds, _time.perf_counter() - self.clock["t0"])
+
+
+def machine_memory() -> int:
+    """Physical memory of this machine in bytes (0 when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,

@@ -57,7 +57,7 @@ from simsend.runner.distributed import (
     spans,
 )
 from simsend.runner.forecast import simulate_run
-from simsend.runner.plan import RunPlan, ScenarioArg, prepare
+from simsend.runner.plan import BYTES_PER_CELL, RunPlan, ScenarioArg, prepare
 
 CHUNK_BYTES = 512 * 2**20
 """Target size of one chunk's results in memory (the default draws per chunk aim at it).
@@ -65,12 +65,6 @@ CHUNK_BYTES = 512 * 2**20
 Every council: 9 draws a chunk, 1.3 GiB peak in all for 20 or 40 draws (4 draws a chunk:
 0.96 GiB, but about 1 s more per chunk, mostly the engine rebuilding its state per call;
 ``benchmarks/results_stream.json``)."""
-
-_BYTES_PER_CELL = 4 * 24
-"""Bytes held per (draw, year, marginal cell) while a chunk is built: about 17 float32/int32
-result variables per cell (census stock, flows, pipeline, ceased plans), the engine's raw
-tallies and the conversion temporaries, rounded up (allocation tallies add four more)."""
-
 
 def default_draw_chunk(n_draws: int, n_years: int, n_cells: int,
                        n_threads: int | None = None, multiple_of: int = 1) -> int:
@@ -92,7 +86,7 @@ def default_draw_chunk(n_draws: int, n_years: int, n_cells: int,
     8
 
     """
-    per_draw = max(1, n_years * n_cells * _BYTES_PER_CELL)
+    per_draw = max(1, n_years * n_cells * BYTES_PER_CELL)
     c = max(1, min(n_draws, CHUNK_BYTES // per_draw))
     if n_threads is not None:
         c = min(c, max(1, math.ceil(n_draws / (4 * n_threads))))

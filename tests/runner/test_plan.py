@@ -50,3 +50,21 @@ def test_plan_dataset_of_a_draw_subset_is_that_slice_of_the_whole_run():
         if "draw" in part[name].dims:
             np.testing.assert_array_equal(part[name].values, whole[name].isel(draw=[2, 3]).values,
                                           err_msg=name)
+
+
+def test_results_that_cannot_fit_in_memory_are_refused_before_simulating():
+    """--draws 10000001 used to allocate 146 GiB and die; now it is refused with an estimate."""
+    import pytest
+
+    from simsend.config import ConfigError
+    from simsend.runner.plan import BYTES_PER_CELL, machine_memory
+
+    cfg = load(ROOT / "configs" / "council.toml")
+    plan = prepare(cfg, draws=10_000_000, areas=("E06000017",))
+    assert plan.result_bytes() == 10_000_000 * 14 * plan.layout.size * BYTES_PER_CELL
+    assert machine_memory() > 2**30
+    with pytest.raises(ConfigError, match=r"GiB in memory.*--out results.zarr.*--draws"):
+        plan.check_memory()
+    plan.check_memory(total=plan.result_bytes())  # exactly what fits is allowed
+    with pytest.raises(ConfigError, match="draws"):
+        run_forecast(cfg, draws=10_000_000, areas=("E06000017",))
