@@ -45,6 +45,7 @@ so the same results and seed give bit-identical indices.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ from simsend.config import SHIPPED_MODELS
 from simsend.io import atomic_write, file_sha256
 from simsend.results.manifest import identity
 
+LOG = logging.getLogger("simsend")
 OUTPUTS = ("specialist", "spend")
 """Outputs: specialist-tier pupils at the January census, total spend in the year."""
 
@@ -574,11 +576,37 @@ def sensitivity(ds: xr.Dataset, costs: CostConfig | str | Path | None = None,
         "caveat": "first-order indices of correlated inputs (posterior draws) overlap: they "
                   "need not add up to the explained share",
     })
+    notes = noise_warnings(res)
+    for note in notes:
+        LOG.warning("%s", note)
+    res.attrs["warnings"] = json.dumps(notes)
     if sp is not None:
         res.attrs.update({"costs_path": sp.attrs["costs_path"],
                           "costs_sha256": sp.attrs["costs_sha256"],
                           "price_basis": sp.attrs["price_basis"]})
     return res
+
+
+MIN_DRAWS = 100
+"""Below this many draws the indices are too imprecise to rank inputs (a warning says so)."""
+
+
+def noise_warnings(res: xr.Dataset, alpha: float = 0.05) -> list[str]:
+    """Return warnings for rankings that are noise: too few draws, or no input beats no effect.
+
+    An output none of whose inputs has a permutation ``p_value`` below ``alpha`` has no input
+    distinguishable from one with no effect, so its ranking says nothing.
+    """
+    n = int(res.attrs.get("draws", 0))
+    out = []
+    if n < MIN_DRAWS:
+        out.append(f"only {n} draws: the indices are too imprecise to rank the inputs; run "
+                   f"{MIN_DRAWS} or more")
+    for o in [str(v) for v in res["output"].values]:
+        if not (res["p_value"].sel(output=o).values < alpha).any():
+            out.append(f"{o}: no input is distinguishable from one with no effect (every "
+                       f"permutation p-value >= {alpha}); its ranking is noise")
+    return out
 
 
 def to_table(res: xr.Dataset):

@@ -1,5 +1,6 @@
 """Variance-based sensitivity: estimators against known truths, a real run, the CLI."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from simsend.analysis.sensitivity import (
     SensitivityError,
     first_order,
     first_order_bootstrap,
+    noise_warnings,
     null_first_order,
     sensitivity,
     to_table,
@@ -244,3 +246,19 @@ def test_cli_bad_input_exits_2_and_writes_nothing(run_ds, tmp_path, case):
             "costs": "cost file not found", "chart": "expected a .png or .svg"}[case]
     assert want in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
+
+
+def test_noise_rankings_are_flagged(run_ds):
+    """20-40 draws ranked noise as drivers with no warning; now the result says so."""
+    res = sensitivity(run_ds, parse_costs(PLANTED, "planted.toml"), year=2025, seed=1,
+                      delta=False)
+    notes = json.loads(res.attrs["warnings"])
+    assert any("only 40 draws" in n for n in notes)
+    # the planted cost is distinguishable on spend, so spend is not called noise
+    assert not any(n.startswith("spend:") for n in notes)
+    fake = res.copy()
+    fake["p_value"] = fake["p_value"] * 0 + 0.5  # nothing beats an input with no effect
+    fake.attrs["draws"] = 500
+    assert noise_warnings(fake) == [
+        f"{o}: no input is distinguishable from one with no effect (every permutation "
+        "p-value >= 0.05); its ranking is noise" for o in ("specialist", "spend")]
