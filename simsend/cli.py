@@ -10,10 +10,23 @@ import click
 
 from simsend import api
 from simsend.config import ConfigError
-from simsend.io import write_netcdf
+from simsend.io import OutputPathError, check_output, write_netcdf
 from simsend.progress import Progress, configure_logging
 
 USER_ERROR = 2
+
+
+def _check_outputs(inputs, *outputs) -> None:
+    """Refuse output paths that would destroy an input or cannot be written, before any work.
+
+    One line naming the path and exit status 2 (through :func:`_user_errors` and
+    :func:`_output_errors`).  ``outputs`` are ``(option, path)`` pairs; ``None`` paths are
+    skipped; a ``.zarr`` path may be an existing store.  The rules are
+    :func:`simsend.io.check_output`'s.
+    """
+    for option, path in outputs:
+        if path is not None:
+            check_output(path, inputs, option=option, store=Path(path).suffix == ".zarr")
 
 
 def _user_errors(fn):
@@ -25,7 +38,7 @@ def _user_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError) as exc:
+        except (ConfigError, DataError, OutputPathError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(USER_ERROR)
 
@@ -84,6 +97,7 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
         raise click.UsageError("give --workers or --scheduler, not both")
     cfg = load(config)
     path = out or Path(cfg.outputs.path)
+    _check_outputs([config], ("--out" if out else "outputs.path", path))
     zarr, cluster = path.suffix == ".zarr", workers is not None or scheduler is not None
     if area_chunk and not cluster or draw_chunk and not (cluster or zarr):
         raise click.UsageError("--area-chunk needs --workers or --scheduler; --draw-chunk "
@@ -135,7 +149,7 @@ def _with_areas(config: Path, areas):
 
 @main.command("calibrate")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="Artefact path (default models/<areas>_<year>.nc).")
 @click.option("--origin", type=int, help="Last census year used (default run.start_year).")
 @click.option("--area", "areas", multiple=True,
@@ -151,6 +165,7 @@ def _with_areas(config: Path, areas):
 def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
                   allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
+    _check_outputs([config], ("--out", out))
     _need_calibration("calibrate")
     from simsend.calibration import CalibrationError, calibrate
     from simsend.calibration.targets import TargetsError
@@ -177,7 +192,7 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
               help="Forecast replicates per origin.")
 @click.option("--area", "areas", multiple=True,
               help="Area code(s) instead of data.areas ('all' = every council).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="CSV of the score table (default results/backtest_<origins>.csv); the "
                    "scored points go to <out>_points.csv and the chart to <out>.png.")
 @click.option("--allow-failed-diagnostics", is_flag=True,
@@ -187,6 +202,11 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
 def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
                  allow_failed_diagnostics, quiet=False, verbose=False) -> None:
     """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
+    tag = "_".join(str(o) for o in origins)
+    path = out or Path("results") / f"backtest_{tag}.csv"
+    _check_outputs([config], ("--out", path),
+                   ("--out", path.with_name(f"{path.stem}_points.csv")),
+                   ("--out", path.with_suffix(".png")))
     _need_calibration("backtest")
     import pandas as pd
 
@@ -208,8 +228,6 @@ def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
     except ValueError as exc:  # e.g. no recorded year after the origin
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
-    tag = "_".join(str(o) for o in origins)
-    path = out or Path("results") / f"backtest_{tag}.csv"
     _write_csv(table, path)
     _write_csv(table.attrs["points"], path.with_name(f"{path.stem}_points.csv"))
     targets, _ = load_targets(cfg)
@@ -278,13 +296,14 @@ def _write_csv(table, path: Path) -> None:
 @click.option("--baseline", default="baseline", show_default=True,
               help="Scenario the others are compared with.")
 @click.option("--scenario", "scenarios", multiple=True, help="Scenario to compare (repeatable).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Also write the table as CSV.")
 @_user_errors
 def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -> None:
     """Differences scenario minus baseline per draw in RESULTS, with bands (paired draws)."""
     from simsend.analysis.compare import CompareError, compare
 
+    _check_outputs(results, ("--csv", csv_path))
     try:
         table = compare(list(results), variable=variable, by=tuple(by) or ("year",),
                         select=_parse_selects(selects), baseline=baseline,
@@ -301,7 +320,7 @@ def compare_cmd(results, variable, by, selects, baseline, scenarios, csv_path) -
 @click.option("--counterfactual", default="baseline", show_default=True,
               help="Scenario standing for 'no reform' (observed minus its draws).")
 @click.option("--forecast", help="Scenario to rank the records in (default: counterfactual).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Also write the table as CSV.")
 @_user_errors
 def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
@@ -309,6 +328,7 @@ def monitor_cmd(results, actuals, counterfactual, forecast, csv_path) -> None:
     from simsend.analysis.compare import CompareError
     from simsend.analysis.monitor import monitor
 
+    _check_outputs([results, actuals], ("--csv", csv_path))
     try:
         table = monitor(results, actuals, forecast=forecast, counterfactual=counterfactual)
     except CompareError as exc:
@@ -332,7 +352,7 @@ def _output_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (ResultsError, ExportError, PlotError) as exc:
+        except (ResultsError, ExportError, PlotError, OutputPathError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(USER_ERROR)
 
@@ -347,6 +367,14 @@ def _results_arg(fn):
 def _split(items) -> list[str]:
     """``("tier,need", "area")`` -> ``["tier", "need", "area"]``."""
     return [x.strip() for item in items for x in item.split(",") if x.strip()]
+
+
+def _chart_paths(out: Path, formats) -> list[Path]:
+    """Return the files ``plot`` writes for ``--out`` (without suffix, or with the format's)."""
+    base = Path(out)
+    fmts = formats or ("png",)
+    base = base.with_suffix("") if base.suffix.lower().lstrip(".") in ("png", "svg") else base
+    return [base.with_name(f"{base.name}.{f}") for f in fmts]
 
 
 @main.command("plot")
@@ -367,13 +395,17 @@ def plot_cmd(results, quiet, verbose, variable, facet, selects, formats, out, no
     from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
-    ds = read_results(results)
     sel = _parse_selects(selects)
+    if out is not None:
+        _check_outputs([results], *(("--out", p) for p in _chart_paths(out, formats)))
+    ds = read_results(results)
     if facet is None and variable in ds and "tier" in ds[variable].dims and "tier" not in sel:
         facet = "tier"
     name = "_".join([variable, *(f"{k}-{'+'.join(v)}" for k, v in sel.items())]
                     + ([f"by_{facet}"] if facet else []))
-    out = out or Path(results).with_name(f"{Path(results).stem}_{name}")
+    if out is None:
+        out = Path(results).with_name(f"{Path(results).stem}_{name}")
+        _check_outputs([results], *(("--out", p) for p in _chart_paths(out, formats)))
     for p in plot(ds, out, variable, facet=facet, select=sel, formats=formats or ("png",),
                   history=not no_history):
         if not quiet:
@@ -384,47 +416,63 @@ def plot_cmd(results, quiet, verbose, variable, facet, selects, formats, out, no
 @_results_arg
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xlsx"]), default="csv",
               show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="Output file (default beside RESULTS with the format's suffix).")
 @click.option("--variable", "variables", multiple=True, help="Variable (repeatable; default all).")
 @click.option("--by", "by", multiple=True,
-              help="Marginals to keep, e.g. tier,area (default all); others are summed.")
+              help="Marginals to keep, e.g. tier,area; the others are summed ('all' keeps every "
+                   "one). Default: every marginal for a single run; for results with scenarios, "
+                   "scenario x year x tier (x area when there are several areas).")
 @click.option("--quantile", "quantiles", multiple=True, type=click.FloatRange(0, 1),
               help="Quantile to report beside the mean (repeatable; default .05 .25 .5 .75 .95).")
 @click.option("--suppress", type=click.FloatRange(min=0),
               help="Suppress values between 0 and N, with secondary suppression (default 5 for "
-                   "area-level tables, else 0).")
+                   "results of any area below England, whatever --by keeps; else 0).")
 @click.option("--round", "round_base", type=click.FloatRange(min=0),
               help="Round published values to the nearest multiple (e.g. 5).")
 @click.option("--no-disclosure", is_flag=True,
-              help="No suppression or rounding, even for area-level tables (not for sharing).")
+              help="No suppression or rounding, even for council tables (not for sharing).")
 @click.option("--no-totals", is_flag=True, help="Leave out the 'total' rows.")
+@click.option("--max-gib", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True,
+              help="Refuse an export whose table would take more memory than this (estimated "
+                   "before any row is built; CSV and Parquet are written in chunks).")
 @_output_errors
 def export_cmd(results, quiet, verbose, fmt, out, variables, by, quantiles, suppress,
-               round_base, no_disclosure, no_totals):
-    """Tidy long tables of the bands in RESULTS for Excel, Power BI and R."""
-    from simsend.publish.export import tidy, write
+               round_base, no_disclosure, no_totals, max_gib):
+    """Tidy long tables of the bands in RESULTS for Excel, Power BI and R.
+
+    By default a single run's table keeps every marginal; results with scenarios keep
+    scenario x year x tier (and area when they hold several areas): use --by to choose.
+    """
+    from simsend.publish.export import ExportError, plan, write_plan
     from simsend.results.manifest import read_results
     from simsend.results.summary import DEFAULT_QUANTILES
 
     log = configure_logging(quiet, verbose)
     if no_disclosure and (suppress or round_base):
         raise click.UsageError("--no-disclosure cannot be combined with --suppress/--round")
-    ds = read_results(results)
-    exp = tidy(ds, variables=_split(variables) or None, by=_split(by) or None,
-               quantiles=quantiles or DEFAULT_QUANTILES,
-               suppress=0 if no_disclosure else suppress,
-               round_base=0 if no_disclosure else round_base, totals=not no_totals)
-    log.info("%s", exp.disclosure.describe())
     out = out or Path(results).with_suffix(f".{fmt}")
-    for p in write(exp, out, fmt):
+    _check_outputs([results], ("--out", out), ("--out", out.with_name(
+        f"{out.stem}.manifest.json") if fmt == "csv" else None))
+    ds = read_results(results)
+    try:
+        p = plan(ds, variables=_split(variables) or None, by=_split(by) or None,
+                 quantiles=quantiles or DEFAULT_QUANTILES,
+                 suppress=0 if no_disclosure else suppress,
+                 round_base=0 if no_disclosure else round_base, totals=not no_totals)
+        p.check(max_gib * 2**30)
+    except ExportError as exc:
+        raise ExportError(f"{results}: {exc}") from None
+    log.info("%s", p.disclosure.describe())
+    for path in write_plan(p, out, fmt):
         if not quiet:
-            click.echo(f"wrote {p}")
+            click.echo(f"wrote {path}")
 
 
 @main.command("report")
 @_results_arg
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="HTML file (default beside RESULTS, .html).")
 @click.option("--backtest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Backtest score CSV (simsend backtest) to show as forecast skill.")
@@ -436,9 +484,10 @@ def report_cmd(results, quiet, verbose, out, backtest, no_history):
     from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
+    out = out or Path(results).with_suffix(".html")
+    _check_outputs([results, backtest], ("--out", out))
     ds = read_results(results)
-    path = report(ds, out or Path(results).with_suffix(".html"), backtest=backtest,
-                  history=not no_history)
+    path = report(ds, out, backtest=backtest, history=not no_history)
     if not quiet:
         click.echo(f"wrote {path}")
 
@@ -513,7 +562,7 @@ def goalseek_cmd(config, event, years, variable, selects, target_year, limit, pr
 @main.command("costs")
 @_results_arg
 @click.argument("costs_toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="NetCDF of the spend draws (default beside RESULTS, <name>_costs.nc).")
 @click.option("--seed", type=click.IntRange(min=0),
               help="Seed of the cost draws (default: the run's root seed).")
@@ -527,11 +576,13 @@ def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
     from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
+    out = out or Path(results).with_name(f"{Path(results).stem}_costs.nc")
+    _check_outputs([results, costs_toml], ("--out", out))
     costs = load_costs(costs_toml)
     if budget_threshold is not None and costs.budget is None:
         raise click.UsageError(f"--budget-threshold needs a [budget] table in {costs_toml}")
     ds = spend(read_results(results), costs, seed=seed, threshold=budget_threshold or 0.0)
-    path = write_netcdf(ds, out or Path(results).with_name(f"{Path(results).stem}_costs.nc"))
+    path = write_netcdf(ds, out)
     if not quiet:
         click.echo(f"total spend, {ds.attrs['price_basis']}:")
         table = spend_table(ds)
@@ -556,9 +607,9 @@ def costs_cmd(results, costs_toml, quiet, verbose, out, seed, budget_threshold):
 @click.option("--no-delta", is_flag=True, help="Skip SALib's delta index (faster).")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Inputs per output in the chart.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(path_type=Path), required=True,
               help="CSV of the indices, one row per output and input.")
-@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--chart", type=click.Path(path_type=Path),
               help="Ranked bar chart (.png or .svg).")
 @_output_errors
 @_user_errors
@@ -571,6 +622,7 @@ def sensitivity_cmd(results, quiet, verbose, costs_toml, year, scenario, posteri
     configure_logging(quiet, verbose)
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise click.BadParameter(f"{chart}: expected a .png or .svg path", param_hint="--chart")
+    _check_outputs([results, costs_toml, posterior], ("--out", out), ("--chart", chart))
     try:
         res = sensitivity(read_results(results), costs_toml, year=year, scenario=scenario,
                           posterior=posterior, seed=seed, delta=not no_delta)
@@ -591,7 +643,7 @@ def sensitivity_cmd(results, quiet, verbose, costs_toml, year, scenario, posteri
 @_results_arg
 @click.option("--by", "by", multiple=True, help="Result dims to keep, e.g. --by area.")
 @click.option("--years", help="Census years to show, comma-separated (default: all).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               help="CSV of the bands (5%, median, 95%) per indicator, scenario and year.")
 @_output_errors
 @_user_errors
@@ -601,6 +653,7 @@ def indicators_cmd(results, quiet, verbose, by, years, out):
     from simsend.results.manifest import read_results
 
     configure_logging(quiet, verbose)
+    _check_outputs([results], ("--out", out))
     try:
         yrs = None if not years else [int(y) for y in _split([years])]
     except ValueError:

@@ -122,3 +122,133 @@ def test_backtest_without_a_later_record_exits_2_and_writes_nothing(tmp_path):
     assert "no recorded year after origin 2022" in res.output
     assert "Traceback" not in res.output
     assert not out.exists() and not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- output paths
+# Every command that writes a file refuses, before any work, an output path that is one of its
+# inputs, a directory, or a path whose parent is a file or not writable (simsend.io.check_output).
+
+COSTS = BASE.parent / "costs" / "england_2021_22.toml"
+
+
+@pytest.fixture(scope="module")
+def results_file(tmp_path_factory):
+    from simsend.io import write_netcdf
+
+    tmp = tmp_path_factory.mktemp("outputs")
+    ds = simsend.run(small_config(tmp, end_year=2023, draws=2))
+    return write_netcdf(ds, tmp / "R.nc")
+
+
+def writers(r: Path, out: Path) -> dict[str, list]:
+    """Each command that writes a file, reading ``r`` and writing ``out``."""
+    return {
+        "export": ["export", r, "--by", "tier", "--out", out],
+        "report": ["report", r, "--out", out, "--no-history"],
+        "indicators": ["indicators", r, "--out", out],
+        "compare": ["compare", r, "--csv", out],
+        "monitor": ["monitor", r, COSTS, "--csv", out],
+        "costs": ["costs", r, COSTS, "--out", out],
+        "sensitivity": ["sensitivity", r, "--out", out],
+        "plot": ["plot", r, "--out", out],
+    }
+
+
+def no_work(monkeypatch):
+    """Make reading results or running a forecast fail loudly: a refusal must come first."""
+    import simsend.api
+    import simsend.results.manifest
+
+    def boom(*_, **__):
+        raise AssertionError("work started before the output path was checked")
+
+    monkeypatch.setattr(simsend.results.manifest, "read_results", boom)
+    monkeypatch.setattr(simsend.api, "run", boom)
+    monkeypatch.setattr(simsend.api, "run_zarr", boom)
+
+
+def refused(res, path, why: str) -> None:
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("error: ") and str(path) in lines[0] and why in lines[0]
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("command", list(writers(Path("r"), Path("o"))))
+def test_writers_refuse_their_input_as_output(results_file, tmp_path, monkeypatch, command):
+    before = results_file.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(results_file)
+    no_work(monkeypatch)
+    if command == "plot":  # plot writes <out>.png: results named R.png, --out R
+        r = tmp_path / "R.png"
+        r.write_bytes(b"results")
+        refused(invoke(*writers(r, tmp_path / "R")[command]), r, "is the input")
+        assert r.read_bytes() == b"results"
+        return
+    for out in (results_file, link, tmp_path / ".." / tmp_path.name / "link.csv"):
+        refused(invoke(*writers(results_file, out)[command]), out, "is the input")
+    assert results_file.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", list(writers(Path("r"), Path("o"))))
+def test_writers_refuse_directories_and_unwritable_parents(results_file, tmp_path,
+                                                           monkeypatch, command):
+    import os
+
+    no_work(monkeypatch)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    if command != "plot":  # plot's --out is a name without suffix: folder -> folder.png
+        refused(invoke(*writers(results_file, folder)[command]), folder, "is a directory")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out in (a_file / "x.csv", a_file / "deeper" / "x.csv"):
+        refused(invoke(*writers(results_file, out)[command]), out, f"parent {a_file} is a file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked
+                        else real_access(p, mode, **kw))
+    out = locked / "new" / "x.csv"
+    refused(invoke(*writers(results_file, out)[command]), out, f"cannot write in {locked}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder", "locked"]
+
+
+def test_default_output_beside_results_is_checked_too(tmp_path, monkeypatch):
+    """``export R.csv`` (a results file named .csv) would overwrite R.csv with its CSV."""
+    r = tmp_path / "R.csv"
+    r.write_bytes(b"results")
+    no_work(monkeypatch)
+    refused(invoke("export", r), r, "is the input")
+    refused(invoke("report", r.with_suffix(".html")), r.with_suffix(".html"), "is the input")
+    assert r.read_bytes() == b"results"
+
+
+def test_run_refuses_a_bad_output_before_simulating(tmp_path, monkeypatch):
+    cfg = small_config(tmp_path)
+    no_work(monkeypatch)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    refused(invoke("run", cfg, "--out", cfg), cfg, "is the input")
+    refused(invoke("run", cfg, "--out", folder), folder, "is a directory")
+    refused(invoke("run", cfg, "--out", cfg / "x.nc"), cfg / "x.nc", "is a file")
+    not_store = tmp_path / "data.zarr"
+    not_store.mkdir()
+    (not_store / "keep.txt").write_text("mine")
+    refused(invoke("run", cfg, "--out", not_store), not_store, "not a Zarr store")
+    assert (not_store / "keep.txt").read_text() == "mine"
+    # outputs.path in the config is checked the same way
+    cfg.write_text(cfg.read_text().replace(f'path = "{(tmp_path / "out.nc").as_posix()}"',
+                                           f'path = "{folder.as_posix()}"'))
+    refused(invoke("run", cfg), folder, "is a directory")
+    assert "outputs.path" in invoke("run", cfg).output
+
+
+def test_calibrate_and_backtest_refuse_their_config_as_output(tmp_path, monkeypatch):
+    cfg = small_config(tmp_path)
+    before = cfg.read_text()
+    refused(invoke("calibrate", cfg, "--out", cfg), cfg, "is the input")
+    refused(invoke("backtest", cfg, "--origin", 2022, "--out", cfg), cfg, "is the input")
+    assert cfg.read_text() == before

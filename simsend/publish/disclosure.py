@@ -23,6 +23,14 @@ such a dimension is a *line*: its cells add up to its total.
 :func:`feasible_ranges` solves for each suppressed cell by linear programming (the attacker's
 view: the smallest and largest value consistent with everything published); :func:`round_to`
 rounds to a base as DfE does (halves away from zero).
+
+Which tables get suppression by default is decided here too, and only here:
+:func:`default_suppression` looks at what the rows describe (the areas of the results, read by
+:func:`results_areas` from the ``area`` coordinate and the ``areas`` attribute), never at which
+columns a table keeps: anything below England (a region, a council, a smaller area, or areas
+the file does not state) is suppressed at :data:`DEFAULT_SUPPRESS`; England alone is not.  The
+sentence it returns names the rule and the areas that triggered it, for the log line, the
+README sheet and the export's manifest.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import null_space
 from scipy.sparse.csgraph import connected_components
+
+from simsend.data.releases import ENGLAND, REGION_PREFIX
 
 #: The DfE symbol for a confidential (suppressed) value.
 SUPPRESSED = "c"
@@ -95,8 +105,8 @@ def _complete_lines(values: np.ndarray, mask: np.ndarray, has_total: Sequence[bo
         for k, tot in enumerate(has_total):
             if not tot:
                 continue
-            m = np.moveaxis(mask, k, -1)
-            v = np.moveaxis(values, k, -1)
+            m = np.moveaxis(mask, k, -1)[None]  # a leading axis: a 1-d table has lines too
+            v = np.moveaxis(values, k, -1)[None]
             one = m.sum(axis=-1) == 1
             if not one.any():
                 continue
@@ -299,3 +309,128 @@ def _last_index_cells(shape: Sequence[int], has_total: Sequence[bool]) -> np.nda
         if tot:
             n += grids[k] == shape[k] - 1
     return n.ravel()
+
+
+# ----------------------------------------------------------------------------- which tables
+# The one place that decides whether a table gets disclosure control by default.
+
+#: Default primary-suppression threshold for tables below England.
+DEFAULT_SUPPRESS = 5
+#: GSS code prefixes of England's geographies, coarsest first (for the audit line only: the
+#: decision is "England or not").
+_LEVELS = ((ENGLAND[:3], "England"), (REGION_PREFIX, "region"), ("E10", "council"),
+           ("E06", "council"), ("E08", "council"), ("E09", "council"), ("E07", "council"),
+           ("E05", "area smaller than a council"), ("E02", "area smaller than a council"),
+           ("E01", "area smaller than a council"), ("E00", "area smaller than a council"))
+
+
+def results_areas(ds) -> tuple[tuple[str, ...], str]:
+    """Return the area codes a results file describes, and where they were read.
+
+    Both sources count (their union): the ``area`` coordinate (what the rows hold) and the
+    ``areas`` attribute (a JSON list of the codes the run simulated), so a table summed over
+    ``area``, or a file written without the ``area`` dimension, still knows its areas.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Results as written by ``simsend run``.
+
+    Returns
+    -------
+    codes : tuple of str
+        Area codes in order of first appearance (empty when neither source names any).
+    source : str
+        ``"coordinate 'area'"``, ``"attribute 'areas'"``, both joined by ``and``, or ``"none"``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> results_areas(xr.Dataset(attrs={"areas": '["E06000017"]'}))
+    (('E06000017',), "attribute 'areas'")
+
+    """
+    import json
+
+    codes: list[str] = []
+    sources = []
+    if "area" in getattr(ds, "coords", {}):
+        codes += [str(a) for a in ds["area"].values]
+        sources.append("coordinate 'area'")
+    raw = ds.attrs.get("areas")
+    if raw is not None and raw != "":
+        try:
+            listed = json.loads(raw) if isinstance(raw, str) else list(raw)
+        except (TypeError, ValueError):
+            listed = [str(raw)]
+        listed = [listed] if isinstance(listed, str) else listed
+        codes += [str(a) for a in listed]
+        sources.append("attribute 'areas'")
+    return tuple(dict.fromkeys(codes)), " and ".join(sources) or "none"
+
+
+def area_level(code: str) -> str:
+    """Name the geography of a GSS code (``England``, ``region``, ``council`` ...).
+
+    Examples
+    --------
+    >>> area_level("E06000017"), area_level("E92000001"), area_level("X1")
+    ('council', 'England', 'unrecognised area')
+
+    """
+    for prefix, level in _LEVELS:
+        if code.startswith(prefix):
+            return level
+    return "unrecognised area"
+
+
+def default_suppression(areas: Sequence[str], source: str = "the results") -> tuple[float, str]:
+    """Decide the default suppression threshold of a table from the areas its rows describe.
+
+    The rule, applied whatever marginals a table keeps (a council's table by tier alone still
+    describes that council): suppression at :data:`DEFAULT_SUPPRESS` for every table whose
+    areas include anything other than England (``E92000001``): a region, a council, a smaller
+    area, an unrecognised code, or no stated area at all (fail safe); none for England-only
+    tables.
+
+    Parameters
+    ----------
+    areas : sequence of str
+        Area codes the results describe (see :func:`results_areas`).
+    source : str
+        Where the codes were read, for the audit sentence.
+
+    Returns
+    -------
+    threshold : float
+        ``DEFAULT_SUPPRESS`` or ``0``.
+    reason : str
+        The rule that applied and why, for logs, README sheets and manifests.
+
+    Examples
+    --------
+    >>> default_suppression(["E92000001"], "coordinate 'area'")[0]
+    0.0
+    >>> t, why = default_suppression(["E06000017"], "attribute 'areas'")
+    >>> t, why.split(":")[0]
+    (5.0, 'default for council-level results')
+
+    """
+    areas = [str(a) for a in areas]
+    if not areas:
+        return float(DEFAULT_SUPPRESS), (
+            "default when the areas are unknown: the results name no area (no 'area' "
+            "coordinate, no 'areas' attribute), so they are treated as below England")
+    below = [a for a in areas if a != ENGLAND]
+    if not below:
+        return 0.0, (f"default for England-level results: the only area in {source} is "
+                     f"England ({ENGLAND})")
+    rank = {lv: k for k, (_, lv) in enumerate(_LEVELS)}
+    finest = max((area_level(a) for a in below), key=lambda lv: rank.get(lv, len(rank)))
+    level = {"area smaller than a council": "small-area", "unrecognised area": "sub-England"
+             }.get(finest, finest)
+    shown = ", ".join(below[:3]) + (f" and {len(below) - 3} more" if len(below) > 3 else "")
+    return float(DEFAULT_SUPPRESS), (
+        f"default for {level}-level results: the areas in {source} include {shown} "
+        f"({finest}), and every table of areas below England is suppressed whatever --by "
+        "keeps")

@@ -5,18 +5,33 @@ One row per (``scenario`` when the results have one, ``variable``, ``year``, eac
 each marginal also has a ``total`` level (the sum over that dimension, with its bands computed
 from the summed draws, so a total's quantile is not the sum of its cells' quantiles).
 
+Which marginals: ``by`` keeps some and sums the draws over the others.  Its default
+(:func:`default_by`) is every marginal for a single run, and ``tier`` (with ``area`` when the
+results hold several areas) for results with a ``scenario`` dimension, whose every-marginal
+table would be scenarios x statistics x every combination of the marginals with their totals.
+
+Size: before a row is built, :func:`plan` estimates the rows (the product of the kept
+marginals' sizes with their totals, times years, scenarios, statistics and variables) and the
+memory they take as a table (:attr:`Plan.nbytes`); :func:`tidy` and :func:`export` refuse one
+over ``max_bytes`` (:data:`DEFAULT_MAX_BYTES`, 2 GiB) with a message that says how to shrink it.
+CSV and Parquet are written a variable (and, for big variables, a scenario) at a time, so
+memory does not grow with the table.
+
 Disclosure control (:mod:`simsend.publish.disclosure`) suppresses small counts (``status = "c"``,
 ``value`` empty) and can round to a base.  It is applied per (variable, scenario, year) table:
 a cell is suppressed if any of its statistics lies strictly between 0 and the threshold, and
 secondary suppression is decided on the cell means (which add up exactly), treating every
-total as published.  By default it is on (threshold 5) when the table is *area-level*: it keeps
-the ``area`` dimension and holds an area other than England (``E92000001``).
+total as published.  Whether it is on by default is decided by what the rows describe, in one
+place (:func:`simsend.publish.disclosure.default_suppression`): on (threshold 5) for every
+results file whose areas include anything below England, whatever ``by`` keeps; off for
+England-only results.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +41,36 @@ import pandas as pd
 import xarray as xr
 
 from simsend.io import atomic_write
-from simsend.publish.disclosure import SUPPRESSED, protect, round_to
+from simsend.publish.disclosure import (
+    DEFAULT_SUPPRESS,
+    ENGLAND,
+    SUPPRESSED,
+    default_suppression,
+    protect,
+    results_areas,
+    round_to,
+)
 from simsend.results.manifest import manifest
 from simsend.results.summary import DEFAULT_QUANTILES
 
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_SUPPRESS", "ENGLAND", "Disclosure", "Export",
+           "ExportError", "Plan", "default_by", "default_disclosure", "export",
+           "export_variables", "marginals", "plan", "tidy", "write", "write_plan"]
+
 FORMATS = ("csv", "parquet", "xlsx")
 TOTAL = "total"
-ENGLAND = "E92000001"
-#: Default primary-suppression threshold for area-level exports.
-DEFAULT_SUPPRESS = 5
+#: ``by`` value that keeps every marginal (``--by all``).
+ALL = "all"
+#: Largest table an export builds or writes by default: 2 GiB as an in-memory table.
+DEFAULT_MAX_BYTES = 2 * 2**30
+#: Bytes one field (one column of one row) takes in a pandas table, about: 8 for numbers,
+#: a pointer plus a share of a Python string for the labels; rounded up.
+BYTES_PER_FIELD = 32
 _NOT_MARGINAL = ("draw", "year", "scenario", "chain")
 _XLSX_ROWS = 1_048_575
+#: A variable with more rows than this is built and written one scenario at a time.
+_CHUNK_ROWS = 500_000
+_FLOAT_COLUMNS = ("quantile", "value")
 
 
 class ExportError(ValueError):
@@ -54,7 +88,7 @@ class Disclosure:
     round : float
         Round published values to the nearest multiple (0 = off).
     reason : str
-        Why these settings apply (default or asked for).
+        Why these settings apply (the default rule and its grounds, or asked for).
 
     """
 
@@ -79,7 +113,8 @@ class Disclosure:
         if self.round > 0:
             parts.append(f"published values rounded to the nearest {self.round:g} (halves up); "
                          "rounded cells need not add up to their rounded totals")
-        return "; ".join(parts).capitalize() + f" ({self.reason})."
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + f" ({self.reason})."
 
 
 @dataclass
@@ -104,29 +139,45 @@ def export_variables(ds: xr.Dataset) -> list[str]:
     return [v for v, da in ds.data_vars.items() if {"draw", "year"} <= set(da.dims)]
 
 
-def is_area_level(ds: xr.Dataset, by: Sequence[str] | None = None) -> bool:
-    """Whether an export keeps areas below England (disclosure control on by default)."""
-    if "area" not in ds.dims or (by is not None and "area" not in by):
-        return False
-    return any(str(a) != ENGLAND for a in ds["area"].values)
+def default_by(ds: xr.Dataset) -> list[str] | None:
+    """Return the marginals an export keeps when none are asked for (``None`` = every one).
 
+    Results with a ``scenario`` dimension keep ``tier``, and ``area`` when they hold several
+    areas: scenario x year x tier (x area) stays a table a person can read, where every
+    marginal with its totals would be millions of rows.  A single run keeps every marginal.
 
-def default_disclosure(ds: xr.Dataset, by: Sequence[str] | None = None,
-                       suppress: float | None = None, round_base: float | None = None
-                       ) -> Disclosure:
-    """Resolve the disclosure settings of an export.
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"n_pupils": (("scenario", "draw", "year", "tier", "need"),
+    ...                               np.zeros((2, 1, 1, 2, 3)))})
+    >>> default_by(ds), default_by(ds.isel(scenario=0))
+    (['tier'], None)
 
-    Explicit ``suppress`` / ``round_base`` win; otherwise suppression at
-    :data:`DEFAULT_SUPPRESS` is on for area-level tables (:func:`is_area_level`) and off for
-    England-only ones; rounding is off unless asked for.
     """
-    area = is_area_level(ds, by)
+    if "scenario" not in ds.dims:
+        return None
+    known = {d for v in export_variables(ds) for d in marginals(ds, v)}
+    keep = ["tier"] + (["area"] if ds.sizes.get("area", 1) > 1 else [])
+    return [d for d in keep if d in known]
+
+
+def default_disclosure(ds: xr.Dataset, suppress: float | None = None,
+                       round_base: float | None = None) -> Disclosure:
+    """Resolve the disclosure settings of an export of ``ds``.
+
+    Explicit ``suppress`` / ``round_base`` win; otherwise the default threshold comes from the
+    areas the results describe, whatever marginals the table keeps
+    (:func:`simsend.publish.disclosure.default_suppression`: on for anything below England,
+    off for England-only results); rounding is off unless asked for.
+    """
+    codes, source = results_areas(ds)
+    default, why = default_suppression(codes, source)
     if suppress is None:
-        suppress = DEFAULT_SUPPRESS if area else 0
-        why = ("default for area-level tables" if area else
-               "default for England-level tables")
+        suppress = default
     else:
-        why = "as requested"
+        why = ("as requested" if suppress >= default else
+               f"as requested, below the default of {default:g}, {why}")
     rb = 0 if round_base is None else round_base
     if suppress < 0 or rb < 0:
         raise ExportError("--suppress and --round must be >= 0")
@@ -158,21 +209,196 @@ def _with_totals(da: xr.DataArray, dims: Sequence[str]) -> tuple[xr.DataArray, l
     return da, has
 
 
-def _variable_table(ds: xr.Dataset, v: str, by: Sequence[str] | None,
-                    quantiles: Sequence[float], disc: Disclosure,
-                    totals: bool) -> pd.DataFrame:
-    da = ds[v].astype(np.float64)
-    dims = marginals(ds, v)
+@dataclass(frozen=True)
+class Plan:
+    """What an export will hold, resolved and sized before any row is built.
+
+    Attributes
+    ----------
+    ds : xarray.Dataset
+        The results.
+    variables : tuple of str
+        Variables exported, in order.
+    by : tuple of str or None
+        Marginals kept (``None`` = every marginal).
+    quantiles : tuple of float
+        Quantiles reported beside the mean.
+    disclosure : Disclosure
+        Disclosure control applied.
+    totals : bool
+        Whether the ``total`` rows are kept.
+    columns : tuple of str
+        Columns of the table, in order.
+    rows : int
+        Rows the table will have at most (flows have none at the baseline year).
+    sizes : dict
+        Per kept marginal of the largest variable, its levels with the total.
+
+    """
+
+    ds: xr.Dataset
+    variables: tuple[str, ...]
+    by: tuple[str, ...] | None
+    quantiles: tuple[float, ...]
+    disclosure: Disclosure
+    totals: bool
+    columns: tuple[str, ...]
+    rows: int
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Estimated memory of the whole table in pandas (rows x columns x bytes a field)."""
+        return self.rows * len(self.columns) * BYTES_PER_FIELD
+
+    def check(self, max_bytes: float | None = DEFAULT_MAX_BYTES) -> None:
+        """Refuse a table over ``max_bytes`` (``None`` = no limit) with how to shrink it.
+
+        Raises
+        ------
+        ExportError
+            One sentence with the estimate and the options that shrink it.
+
+        """
+        if max_bytes is None or self.nbytes <= max_bytes:
+            return
+        scen = self.ds.sizes.get("scenario", 1)
+        cells = " x ".join(f"{d} {n}" for d, n in self.sizes.items()) or "no marginal"
+        kept = ",".join(self.by) if self.by is not None else "every marginal"
+        raise ExportError(
+            f"the export would have {self.rows:,} rows, about {self.nbytes / 2**30:,.1f} GiB "
+            f"as a table, over the {max_bytes / 2**30:g} GiB limit ({len(self.variables)} "
+            f"variables x {scen} scenario{'s' if scen > 1 else ''} x "
+            f"{self.ds.sizes['year']} years x {1 + len(self.quantiles)} statistics x up to "
+            f"{cells} with totals); shrink it with --by (keep fewer marginals, e.g. --by "
+            f"tier,area; now {kept}), --variable (fewer variables; now {len(self.variables)}), "
+            f"fewer --quantile values (now {len(self.quantiles)}) or --no-totals, or raise "
+            "--max-gib")
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Yield the table a variable at a time (a scenario at a time for big variables).
+
+        Every chunk has :attr:`columns`; disclosure control is applied within each
+        (variable, scenario, year) table, which a chunk never splits.
+        """
+        names = manifest(self.ds).get("area_names")
+        codes = [str(a) for a in self.ds["area"].values] if "area" in self.ds.coords else []
+        lookup = dict(zip(codes, names, strict=False)) if isinstance(names, list) else {}
+        lookup[TOTAL] = TOTAL
+        for v in self.variables:
+            da = self.ds[v]
+            if "scenario" in da.dims and _rows(self.ds, v, self.by, len(self.quantiles),
+                                               self.totals) > _CHUNK_ROWS:
+                parts = [da.isel(scenario=[i]) for i in range(da.sizes["scenario"])]
+            else:
+                parts = [da]
+            for part in parts:
+                yield self._finish(_variable_table(part, self, v), lookup)
+
+    def _finish(self, df: pd.DataFrame, lookup: dict) -> pd.DataFrame:
+        if "area_name" in self.columns:
+            df["area_name"] = (df["area"].map(lookup) if "area" in df.columns
+                               else pd.Series(None, index=df.index, dtype=object))
+        for c in self.columns:
+            if c not in df.columns:
+                df[c] = ""
+        df = df[list(self.columns)]
+        for d in self.columns[self.columns.index("year") + 1:]:
+            if d in ("area_name", "statistic"):
+                break
+            df[d] = df[d].astype(object).where(df[d].notna(), "")
+        df["year"] = df["year"].astype(int)
+        return df.reset_index(drop=True)
+
+
+def _kept(ds: xr.Dataset, v: str, by: Sequence[str] | None) -> list[str]:
+    return [d for d in marginals(ds, v) if by is None or d in by]
+
+
+def _level_counts(ds: xr.Dataset, v: str, by: Sequence[str] | None,
+                  totals: bool) -> dict[str, int]:
+    """Levels per kept marginal of ``v`` with its total row (when it gets one)."""
+    add = totals and not v.startswith("rel_")
+    return {d: ds.sizes[d] + (1 if add and ds.sizes[d] > 1 else 0) for d in _kept(ds, v, by)}
+
+
+def _rows(ds: xr.Dataset, v: str, by: Sequence[str] | None, n_q: int, totals: bool) -> int:
+    """Rows of ``v``'s table at most: years x scenarios x statistics x cells with totals."""
+    n = ds.sizes["year"] * (ds.sizes["scenario"] if "scenario" in ds[v].dims else 1) * (1 + n_q)
+    return n * math.prod(_level_counts(ds, v, by, totals).values())
+
+
+def plan(ds: xr.Dataset, variables: Sequence[str] | None = None,
+         by: Sequence[str] | None = None, quantiles: Sequence[float] = DEFAULT_QUANTILES,
+         suppress: float | None = None, round_base: float | None = None,
+         totals: bool = True) -> Plan:
+    """Resolve and size an export without building it (see :func:`tidy` for the arguments).
+
+    ``by=None`` takes :func:`default_by`; ``by=["all"]`` keeps every marginal.
+
+    Returns
+    -------
+    Plan
+        The variables, marginals, disclosure settings, columns and the row estimate.
+
+    Raises
+    ------
+    ExportError
+        Unknown variables or dimensions, or negative disclosure settings.
+
+    """
+    if "draw" not in ds.dims:
+        raise ExportError("results have no 'draw' dimension (export the raw results file)")
+    avail = export_variables(ds)
+    variables = list(avail if variables is None else variables)
+    for v in variables:
+        if v not in avail:
+            raise ExportError(f"unknown variable {v!r}; expected one of {', '.join(avail)}")
+    if by is None:
+        by = default_by(ds)
+    elif list(by) == [ALL]:
+        by = None
     if by is not None:
-        drop = [d for d in dims if d not in by]
+        by = list(by)
+        known = {d for v in variables for d in marginals(ds, v)}
+        for d in by:
+            if d not in known:
+                raise ExportError(f"unknown dimension {d!r} in --by; expected one of "
+                                  f"{', '.join(sorted(known))} (or {ALL!r} for every one)")
+    disc = default_disclosure(ds, suppress, round_base)
+    qs = tuple(float(q) for q in quantiles)
+    dims_order: list[str] = []
+    for v in variables:
+        for d in _kept(ds, v, by):
+            if d not in dims_order:
+                dims_order.append(d)
+    lead = ["scenario"] if any("scenario" in ds[v].dims for v in variables) else []
+    cols = (*lead, "variable", "year", *dims_order,
+            *(["area_name"] if "area" in dims_order else []),
+            "statistic", "quantile", "value", "status", "units")
+    rows = {v: _rows(ds, v, by, len(qs), totals) for v in variables}
+    big = max(rows, key=rows.get) if rows else None
+    sizes = _level_counts(ds, big, by, totals) if big else {}
+    return Plan(ds, tuple(variables), None if by is None else tuple(by), qs, disc, totals,
+                cols, sum(rows.values()), sizes)
+
+
+def _variable_table(da: xr.DataArray, p: Plan, v: str) -> pd.DataFrame:
+    """Build the rows of one variable (all of its scenarios, or the one ``da`` holds)."""
+    units = da.attrs.get("units", "")
+    da = da.astype(np.float64)
+    dims = [d for d in da.dims if d not in _NOT_MARGINAL]
+    disc = p.disclosure
+    if p.by is not None:
+        drop = [d for d in dims if d not in p.by]
         if drop:
             da = da.sum(drop, skipna=False)
-        dims = [d for d in dims if d in by]
+        dims = [d for d in dims if d in p.by]
     if v.startswith("rel_"):  # a ratio (e.g. workforce coverage): its sum means nothing
         da, has_total = da.assign_coords({d: _labels(da[d]) for d in dims}), [False] * len(dims)
     else:
         da, has_total = _with_totals(da, dims)
-    qs = [float(q) for q in quantiles]
+    qs = list(p.quantiles)
     stats = xr.concat([da.mean("draw")] + [da.quantile(q, dim="draw", skipna=False)
                                           .drop_vars("quantile") for q in qs],
                       dim=pd.Index(["mean"] + [_label(q) for q in qs], name="statistic"))
@@ -192,9 +418,8 @@ def _variable_table(ds: xr.Dataset, v: str, by: Sequence[str] | None,
         vals = round_to(vals, disc.round)
     out = stats.copy(data=vals).rename("value")
     df = out.to_dataframe().reset_index()
-    st = xr.DataArray(status, dims=stats.dims[1:], coords={d: stats[d] for d in stats.dims[1:]})
-    df["status"] = np.where(np.broadcast_to(st.values[None], vals.shape).ravel(), SUPPRESSED, "")
-    if not totals:
+    df["status"] = np.where(np.broadcast_to(status[None], vals.shape).ravel(), SUPPRESSED, "")
+    if not p.totals:
         for d in dims:
             df = df[df[d] != TOTAL]
     keep = df["value"].notna() | (df["status"] == SUPPRESSED)
@@ -202,14 +427,14 @@ def _variable_table(ds: xr.Dataset, v: str, by: Sequence[str] | None,
     qmap = {"mean": np.nan, **{_label(q): q for q in qs}}
     df.insert(0, "variable", v)
     df["quantile"] = df["statistic"].map(qmap).astype(float)
-    df["units"] = ds[v].attrs.get("units", "")
+    df["units"] = units
     return df
 
 
 def tidy(ds: xr.Dataset, variables: Sequence[str] | None = None,
          by: Sequence[str] | None = None, quantiles: Sequence[float] = DEFAULT_QUANTILES,
          suppress: float | None = None, round_base: float | None = None,
-         totals: bool = True) -> Export:
+         totals: bool = True, max_bytes: float | None = DEFAULT_MAX_BYTES) -> Export:
     """Build the tidy long table of a run's bands, with disclosure control.
 
     Parameters
@@ -220,12 +445,16 @@ def tidy(ds: xr.Dataset, variables: Sequence[str] | None = None,
         Variables to export (default: every variable over draw and year).
     by : sequence of str, optional
         Marginals to keep; the others are summed over (on the draws, before the bands).
+        Default :func:`default_by` (every marginal for a single run; ``tier``, and ``area``
+        with several areas, for results with scenarios); ``["all"]`` keeps every marginal.
     quantiles : sequence of float
         Quantiles to report beside the mean.
     suppress, round_base : float, optional
         Disclosure control (see :func:`default_disclosure`).
     totals : bool
         Include the ``total`` rows of each marginal.
+    max_bytes : float, optional
+        Refuse a table whose estimate (:attr:`Plan.nbytes`) is larger (``None`` = no limit).
 
     Returns
     -------
@@ -235,56 +464,36 @@ def tidy(ds: xr.Dataset, variables: Sequence[str] | None = None,
         ``quantile`` (empty for the mean), ``value``, ``status`` (``c`` = suppressed) and
         ``units``.
 
+    Raises
+    ------
+    ExportError
+        Unknown variables or dimensions, or a table over ``max_bytes``.
+
     Examples
     --------
     >>> import numpy as np, xarray as xr
     >>> ds = xr.Dataset({"n_pupils": (("draw", "year", "tier"),
     ...                               np.arange(12.0).reshape(3, 2, 2))},
-    ...                 coords={"year": [2022, 2023], "tier": ["a", "b"]})
+    ...                 coords={"year": [2022, 2023], "tier": ["a", "b"]},
+    ...                 attrs={"areas": '["E92000001"]'})
     >>> t = tidy(ds, quantiles=[0.5]).table
     >>> t[(t.year == 2023) & (t.statistic == "p50")][["tier", "value"]].values.tolist()
     [['a', 6.0], ['b', 7.0], ['total', 13.0]]
 
     """
-    if "draw" not in ds.dims:
-        raise ExportError("results have no 'draw' dimension (export the raw results file)")
-    avail = export_variables(ds)
-    variables = list(avail if variables is None else variables)
-    for v in variables:
-        if v not in avail:
-            raise ExportError(f"unknown variable {v!r}; expected one of {', '.join(avail)}")
-    if by is not None:
-        by = list(by)
-        known = {d for v in variables for d in marginals(ds, v)}
-        for d in by:
-            if d not in known:
-                raise ExportError(f"unknown dimension {d!r} in --by; expected one of "
-                                  f"{', '.join(sorted(known))}")
-    disc = default_disclosure(ds, by, suppress, round_base)
-    frames = [_variable_table(ds, v, by, quantiles, disc, totals) for v in variables]
-    df = pd.concat(frames, ignore_index=True, sort=False)
-    dims_order = []
-    for v in variables:
-        for d in marginals(ds, v):
-            if (by is None or d in by) and d not in dims_order:
-                dims_order.append(d)
-    if "area" in df.columns:
-        names = manifest(ds).get("area_names")
-        codes = [str(a) for a in ds["area"].values]
-        lookup = dict(zip(codes, names, strict=False)) if isinstance(names, list) else {}
-        lookup[TOTAL] = TOTAL
-        df["area_name"] = df["area"].map(lookup)
-    lead = ["scenario"] if "scenario" in df.columns else []
-    cols = [*lead, "variable", "year", *dims_order,
-            *(["area_name"] if "area_name" in df.columns else []),
-            "statistic", "quantile", "value", "status", "units"]
-    df = df[cols]
-    for d in dims_order:
-        df[d] = df[d].astype(object).where(df[d].notna(), "")
-    df["year"] = df["year"].astype(int)
-    return Export(df.reset_index(drop=True), disc, manifest(ds), tuple(variables),
-                  {v: ds[v].attrs.get("units", "") for v in variables},
-                  {v: ds[v].attrs.get("long_name", "") for v in variables})
+    p = plan(ds, variables, by, quantiles, suppress, round_base, totals)
+    p.check(max_bytes)
+    return _collect(p)
+
+
+def _collect(p: Plan) -> Export:
+    frames = list(p.chunks())
+    df = (pd.concat(frames, ignore_index=True, sort=False) if frames
+          else pd.DataFrame(columns=list(p.columns)))
+    ds = p.ds
+    return Export(df, p.disclosure, manifest(ds), p.variables,
+                  {v: ds[v].attrs.get("units", "") for v in p.variables},
+                  {v: ds[v].attrs.get("long_name", "") for v in p.variables})
 
 
 COLUMNS = {
@@ -347,8 +556,19 @@ def _sheet_name(v: str, used: set[str]) -> str:
 
 def manifest_json(exp: Export) -> str:
     """Return the export's manifest (run manifest plus disclosure settings) as JSON text."""
-    return json.dumps({**exp.manifest, "disclosure_control": exp.disclosure.describe(),
-                       "columns": list(exp.table.columns)}, indent=1, default=str)
+    return _manifest_text(exp.manifest, exp.disclosure, exp.table.columns)
+
+
+def _manifest_text(m: dict[str, Any], disclosure: Disclosure, columns: Iterable[str]) -> str:
+    return json.dumps({**m, "disclosure_control": disclosure.describe(),
+                       "columns": list(columns)}, indent=1, default=str)
+
+
+def _format(path: Path, fmt: str | None) -> str:
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
 
 
 def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
@@ -359,24 +579,10 @@ def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
     manifest sheet.
     """
     path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".")).lower()
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if fmt == "csv":
-        side = path.with_name(path.stem + ".manifest.json")
-        atomic_write(side, lambda t: Path(t).write_text(manifest_json(exp)))
-        return [atomic_write(path, lambda t: exp.table.to_csv(t, index=False)), side]
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        def _pq(t):
-            table = pa.Table.from_pandas(exp.table, preserve_index=False)
-            meta = dict(table.schema.metadata or {})
-            meta[b"simsend_manifest"] = manifest_json(exp).encode()
-            pq.write_table(table.replace_schema_metadata(meta), t)
-
-        return [atomic_write(path, _pq)]
+    fmt = _format(path, fmt)
+    if fmt != "xlsx":
+        return _write_rows([exp.table], tuple(exp.table.columns), manifest_json(exp), path,
+                           fmt)
     for v in exp.variables:
         n = int((exp.table["variable"] == v).sum())
         if n > _XLSX_ROWS:
@@ -397,6 +603,66 @@ def write(exp: Export, path: str | Path, fmt: str | None = None) -> list[Path]:
     return [atomic_write(path, _xlsx)]
 
 
-def export(ds: xr.Dataset, path: str | Path, fmt: str | None = None, **kwargs) -> list[Path]:
-    """Build the tidy table of ``ds`` (see :func:`tidy`) and write it (see :func:`write`)."""
-    return write(tidy(ds, **kwargs), path, fmt)
+def _write_rows(frames: Iterable[pd.DataFrame], columns: tuple[str, ...], meta: str,
+                path: Path, fmt: str) -> list[Path]:
+    """Write frames one after another as one CSV (with its sidecar) or Parquet file."""
+    if fmt == "csv":
+        def _csv(t):
+            with open(t, "w", newline="", encoding="utf-8") as fh:
+                first = True
+                for f in frames:
+                    f.to_csv(fh, index=False, header=first)
+                    first = False
+                if first:  # no rows: the header alone
+                    pd.DataFrame(columns=list(columns)).to_csv(fh, index=False)
+
+        side = path.with_name(path.stem + ".manifest.json")
+        atomic_write(side, lambda t: Path(t).write_text(meta))
+        return [atomic_write(path, _csv), side]
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"year": pa.int64(), **dict.fromkeys(_FLOAT_COLUMNS, pa.float64())}
+    schema = pa.schema([(c, types.get(c, pa.string())) for c in columns],
+                       metadata={b"simsend_manifest": meta.encode()})
+
+    def _pq(t):
+        with pq.ParquetWriter(t, schema) as pw:
+            for f in frames:
+                pw.write_table(pa.Table.from_pandas(f, schema=schema, preserve_index=False))
+
+    return [atomic_write(path, _pq)]
+
+
+def write_plan(p: Plan, path: str | Path, fmt: str | None = None) -> list[Path]:
+    """Build the rows of a sized export and write them, atomically; return the paths written.
+
+    CSV and Parquet are written a chunk at a time (:meth:`Plan.chunks`), so the whole table is
+    never in memory; xlsx is built whole (see :func:`write`).  The size limit is the caller's
+    (:meth:`Plan.check`).
+    """
+    path = Path(path)
+    fmt = _format(path, fmt)
+    if fmt == "xlsx":
+        return write(_collect(p), path, fmt)
+    meta = _manifest_text(manifest(p.ds), p.disclosure, p.columns)
+    return _write_rows(p.chunks(), p.columns, meta, path, fmt)
+
+
+def export(ds: xr.Dataset, path: str | Path, fmt: str | None = None,
+           max_bytes: float | None = DEFAULT_MAX_BYTES, **kwargs) -> list[Path]:
+    """Size the tidy table of ``ds`` (:func:`plan`), refuse it over ``max_bytes``, write it.
+
+    ``kwargs`` are :func:`tidy`'s; see :func:`write_plan` for how each format is written.
+
+    Raises
+    ------
+    ExportError
+        Unknown variables, dimensions or format, or an export over ``max_bytes``.
+
+    """
+    _format(Path(path), fmt)
+    p = plan(ds, **kwargs)
+    p.check(max_bytes)
+    return write_plan(p, path, fmt)

@@ -150,3 +150,25 @@ def test_large_component_check_agrees_with_dense_null_space():
             np.testing.assert_array_equal(d._free_large(sub.tocsr()), exact)
             n_pinned += int((~exact).sum())
     assert n_pinned > 0  # the comparison covered pinned cells as well as free ones
+
+
+def test_one_dimensional_table():
+    """A table with one marginal (e.g. a council's export --by tier) is protected too."""
+    t = np.array([3.0, 10.0, 20.0, 33.0])
+    mask = d.protect(t, 5, (True,))
+    assert mask.tolist() == [True, True, False, False]
+    lo, hi = d.feasible_ranges(t, mask, (True,))
+    assert np.all(hi - lo > 1e-3)
+    # zeros are published: the total goes with the small cell
+    assert d.protect(np.array([3.0, 0.0, 3.0]), 5, (True,)).tolist() == [True, False, True]
+
+
+def test_default_rule_decides_by_the_areas():
+    assert d.default_suppression(["E92000001"])[0] == 0
+    for areas in (["E06000017"], ["E92000001", "E09000001"], ["E12000007"], ["E01000001"],
+                  ["X"], []):
+        threshold, why = d.default_suppression(areas, "coordinate 'area'")
+        assert threshold == d.DEFAULT_SUPPRESS and why.startswith("default "), areas
+    assert "council-level" in d.default_suppression(["E06000017"])[1]
+    assert "region-level" in d.default_suppression(["E12000007"])[1]
+    assert "unknown" in d.default_suppression([])[1]
