@@ -1,6 +1,7 @@
 """Reading and writing results: NetCDF files and Zarr stores.
 
-Both are written atomically (temporary, then rename).
+Both are written atomically (temporary, then rename).  :func:`check_output` is the one check
+every command runs on the paths it will write, before it does any work.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import xarray as xr
@@ -128,10 +129,123 @@ def write_zarr(ds, path) -> Path:
 
     """
     return replace_store(
-        lambda tmp: ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2), path)
+        lambda tmp: ds.assign_attrs({EVERY_CHUNK: "1"}).to_zarr(
+            tmp, mode="w", consolidated=True, zarr_format=2, write_empty_chunks=True), path)
+
+
+EVERY_CHUNK = "zarr_every_chunk_written"
+"""Attribute of a store simsend wrote with every chunk (empty ones too), so that a missing
+chunk is damage, not a chunk of fill values that Zarr skipped."""
+
+
+class IncompleteStoreError(ValueError):
+    """A Zarr results store with chunks missing (copied or synced in part, or damaged)."""
+
+
+def check_store(path) -> None:
+    """Check that every chunk of every array of a simsend Zarr store is present.
+
+    Zarr reads a missing chunk as its fill value (zeros), so a store copied in part would
+    read as results; simsend writes every chunk (:data:`EVERY_CHUNK`) and checks here.
+    Stores written without that attribute (by other tools or older simsend versions) are not
+    checked.
+
+    Raises
+    ------
+    IncompleteStoreError
+        Naming the store, the first variables with chunks missing and how many.
+
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    if str(group.attrs.get(EVERY_CHUNK, "")) != "1":
+        return
+    missing = []
+    for name, arr in group.arrays():
+        have, want = arr.nchunks_initialized, arr.nchunks
+        if have < want:
+            missing.append(f"{name} ({want - have} of {want} chunks)")
+    if missing:
+        raise IncompleteStoreError(
+            f"{path}: the Zarr store is incomplete: chunks missing in {', '.join(missing[:5])}"
+            f"{' and more' if len(missing) > 5 else ''}; it was copied or written in part, so "
+            "write it again (simsend run ... --out STORE.zarr)")
 
 
 def read_zarr(path):
-    """Read a Zarr results store fully into memory."""
+    """Read a Zarr results store fully into memory, after :func:`check_store`."""
+    check_store(path)
     with xr.open_zarr(path, consolidated=True) as ds:
-        return ds.load()
+        ds = ds.load()
+    ds.attrs.pop(EVERY_CHUNK, None)  # how the store was written, not part of the results
+    return ds
+
+
+class OutputPathError(ValueError):
+    """An output path that must not or cannot be written (an input, a directory...)."""
+
+
+def _is_store(path: Path) -> bool:
+    """Whether a directory is a Zarr store (version 2 or 3 metadata at its top)."""
+    return any((path / name).exists() for name in (".zgroup", ".zattrs", "zarr.json"))
+
+
+def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (),
+                 option: str = "--out", store: bool = False) -> Path:
+    """Refuse an output path before any work is done; return it unchanged when it is fine.
+
+    Refused: a path that is one of ``inputs`` (resolved paths, so symlinks and ``..`` count;
+    hard links too where both exist) or lies inside an input directory (a Zarr store), an
+    existing directory (unless ``store`` and it is a Zarr store, which :func:`replace_store`
+    replaces), and a path whose nearest existing parent is a file or not writable.
+
+    Parameters
+    ----------
+    path : str or Path
+        The path the command will write.
+    inputs : iterable of str or Path or None
+        The files the command reads (``None`` entries are skipped).
+    option : str
+        How the user gave the path (``--out``, ``--csv``...), for the message.
+    store : bool
+        The output is a directory store (a ``.zarr`` results store).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OutputPathError
+        One line naming the path and what is wrong with it.
+
+    """
+    path = Path(path)
+    where = f"{option} {path}"
+    target = path.resolve()
+    for inp in inputs:
+        if inp is None:
+            continue
+        src = Path(inp).resolve()
+        same = target == src
+        if not same and path.exists() and src.exists():
+            same = os.path.samefile(path, src)
+        if same:
+            raise OutputPathError(f"{where}: is the input {inp}; writing it would destroy "
+                                  "it, give another output path")
+        if src.is_dir() and src in target.parents:
+            raise OutputPathError(f"{where}: is inside the input {inp}; give a path outside it")
+    if path.is_dir() and not (store and _is_store(path)):
+        raise OutputPathError(f"{where}: is a directory" + (
+            " that is not a Zarr store; give a new .zarr path" if store else
+            "; give a file path"))
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputPathError(f"{where}: its parent {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{where}: cannot write in {parent} (not writable)")
+    return path

@@ -46,7 +46,7 @@ import numpy as np
 import xarray as xr
 
 from simsend.config import SimConfig
-from simsend.io import replace_store
+from simsend.io import EVERY_CHUNK, replace_store
 from simsend.results.manifest import with_total_time
 from simsend.runner.distributed import (
     Cluster,
@@ -143,7 +143,7 @@ class _Store:
             if fixed and self.stack is not None:  # the scenario's own values
                 xr.Dataset(fixed).expand_dims("scenario").to_zarr(
                     self.tmp, region={"scenario": slice(k, k + 1)}, zarr_format=2,
-                    consolidated=False)
+                    consolidated=False, write_empty_chunks=True)
         same = [(n, c.variable, self.coords.get(n)) for n, c in ds.coords.items()
                 if "draw" not in c.dims]
         same += [(n, v, self.fixed[k].get(n)) for n, v in fixed.items()]
@@ -157,7 +157,8 @@ class _Store:
         if self.stack is not None:
             part = part.expand_dims("scenario")
             region["scenario"] = slice(k, k + 1)
-        part.to_zarr(self.tmp, region=region, zarr_format=2, consolidated=False)
+        part.to_zarr(self.tmp, region=region, zarr_format=2, consolidated=False,
+                     write_empty_chunks=True)  # every chunk: a missing one is damage
 
     def _create(self, ds: xr.Dataset) -> None:
         tmpl = _template(ds, self.draws, self.size)
@@ -165,14 +166,15 @@ class _Store:
         if self.stack is not None:
             tmpl = self.stack(tmpl)
         self.attrs = dict(tmpl.attrs)
-        tmpl.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=False)
+        tmpl.to_zarr(self.tmp, mode="w", compute=False, zarr_format=2, consolidated=False,
+                     write_empty_chunks=True)
 
     def finish(self, attrs: dict) -> None:
         """Set the store's attrs and consolidate its metadata."""
         import zarr
 
         group = zarr.open_group(self.tmp, mode="r+", zarr_format=2)
-        group.attrs.put(attrs)
+        group.attrs.put({**attrs, EVERY_CHUNK: "1"})
         zarr.consolidate_metadata(self.tmp, zarr_format=2)
 
 

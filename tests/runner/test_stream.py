@@ -194,3 +194,18 @@ def test_variables_without_draw_are_written_once_per_scenario(tmp_path, monkeypa
     got = read_zarr(run_zarr(cfg, tmp_path / "t.zarr", scenario="surge",
                              cluster=Cluster(draw_chunk=2)))
     assert_same(got, ds)
+
+
+def test_a_streamed_store_missing_a_chunk_is_refused(council, tmp_path):
+    from click.testing import CliRunner
+
+    from simsend.cli import main
+
+    cfg, _ = council
+    path = run_zarr(cfg, tmp_path / "g.zarr", draws=2)
+    chunk = sorted(p for p in (path / "n_pupils").iterdir() if not p.name.startswith("."))[0]
+    chunk.unlink()
+    res = CliRunner().invoke(main, ["export", str(path), "--out", str(tmp_path / "g.csv")])
+    assert res.exit_code == 2, res.output
+    assert "incomplete: chunks missing in n_pupils" in res.output
+    assert not (tmp_path / "g.csv").exists()
