@@ -10,7 +10,13 @@ PyMC and ArviZ are imported here and nowhere else in simsend: the forecast reads
 artefact with xarray alone (:mod:`simsend.rates.posterior`), so the core installs without them.
 """
 
+import logging
 import warnings
+
+# PyTensor logs "Using NumPy C-API based implementation for BLAS functions." on machines
+# without a BLAS it can link: a speed note for PyTensor's developers, printed before our
+# own output and nothing a user of simsend calibrate or backtest can act on.
+logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
 
 with warnings.catch_warnings():
     # ArviZ announces its coming 1.0 refactor with a FutureWarning at import; a user of
