@@ -14,6 +14,8 @@ from simsend.io import OutputPathError, check_output, write_netcdf
 from simsend.progress import Progress, configure_logging
 
 USER_ERROR = 2
+RESULT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")
+"""What `simsend run` writes: NetCDF, or a Zarr store."""
 
 
 def _check_outputs(inputs, *outputs) -> None:
@@ -98,6 +100,11 @@ def run_cmd(config: Path, draws, seed, areas, out, quiet, workers, scheduler, dr
     cfg = load(config)
     path = out or Path(cfg.outputs.path)
     _check_outputs([config], ("--out" if out else "outputs.path", path))
+    if path.suffix.lower() not in RESULT_SUFFIXES:
+        click.echo(f"error: {'--out' if out else 'outputs.path'} {path}: results are written "
+                   f"as NetCDF or Zarr ({', '.join(RESULT_SUFFIXES)}); for CSV, Parquet or "
+                   "Excel run simsend export on the results", err=True)
+        sys.exit(USER_ERROR)
     zarr, cluster = path.suffix == ".zarr", workers is not None or scheduler is not None
     if area_chunk and not cluster or draw_chunk and not (cluster or zarr):
         raise click.UsageError("--area-chunk needs --workers or --scheduler; --draw-chunk "

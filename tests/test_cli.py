@@ -252,3 +252,11 @@ def test_calibrate_and_backtest_refuse_their_config_as_output(tmp_path, monkeypa
     refused(invoke("calibrate", cfg, "--out", cfg), cfg, "is the input")
     refused(invoke("backtest", cfg, "--origin", 2022, "--out", cfg), cfg, "is the input")
     assert cfg.read_text() == before
+
+
+def test_run_refuses_an_output_it_would_not_write_as_named(tmp_path):
+    """`run --out x.csv` wrote NetCDF under a .csv name (issue 17)."""
+    res = CliRunner().invoke(main, ["run", str(BASE), "--draws", "1",
+                                    "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 2 and "results are written as NetCDF or Zarr" in res.output
+    assert "simsend export" in res.output and not list(tmp_path.iterdir())
