@@ -85,6 +85,7 @@ class Progress:
         self._task = None
         self._start = 0.0
         self._last = -float("inf")
+        self._first: tuple[int, float] | None = None  # (done, time) at the first report
 
     @property
     def mode(self) -> str:
@@ -125,6 +126,7 @@ class Progress:
         if done == 0:
             self._start = time.perf_counter()
             self._last = -float("inf")
+            self._first = None
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(self.label, total=total)
@@ -139,6 +141,11 @@ class Progress:
             return
         self._last = now
         elapsed = now - self._start
-        eta = elapsed / done * (total - done) if done else float("nan")
-        self.log.info("%s %d/%d (%.0f%%) elapsed %.1fs eta %.1fs", self.label, done, total,
+        if self._first is None or done <= self._first[0]:
+            self._first = (done, now)  # the first items carry start-up (JIT, data): no rate
+            eta = "unknown yet"
+        else:
+            rate = (now - self._first[1]) / (done - self._first[0])
+            eta = f"{rate * (total - done):.1f}s"
+        self.log.info("%s %d/%d (%.0f%%) elapsed %.1fs eta %s", self.label, done, total,
                       100.0 * done / max(total, 1), elapsed, eta)

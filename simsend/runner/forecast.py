@@ -45,7 +45,8 @@ def run_forecast(cfg: SimConfig | str | Path, *, draws: int | None = None,
         :class:`~simsend.config.scenarios.Scenario` object runs that one scenario alone (no
         ``scenario`` dimension), as goal-seek does.
     progress : callable, optional
-        ``progress(done, total)`` after each draw of each run.
+        ``progress(done, total)`` after each draw; with scenarios ``total`` counts every
+        run's draws (one count, not one per run).
     cluster : Cluster, optional
         Run chunks of draws (and areas) as ``dask.distributed`` tasks; the result is
         bit-identical to the single-process run (:mod:`simsend.runner.distributed`).
@@ -59,10 +60,12 @@ def run_forecast(cfg: SimConfig | str | Path, *, draws: int | None = None,
     """
     plan = prepare(cfg, draws=draws, seed=seed, areas=areas, scenario=scenario)
     plan.check_memory()  # every draw is held here: refuse before simulating what cannot fit
-    total = plan.cfg.run.draws
-    tick = None if progress is None else (lambda done: progress(done, total))
+    per_run = plan.cfg.run.draws
+    total = per_run * len(plan.runs)  # one count over every run: one bar for a scenario run
     results = []
     for k in range(len(plan.runs)):
+        tick = None if progress is None else (
+            lambda done, base=k * per_run: progress(base + done, total))
         t0 = _time.perf_counter()
         out = simulate_run(plan, k, plan.draws, cluster, tick)
         attrs = plan.provenance(k, plan.timings(_time.perf_counter() - t0))

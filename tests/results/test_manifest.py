@@ -146,8 +146,25 @@ def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
         bar(2, 4)
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2  # done == 0 writes nothing
-    assert "elapsed 2.0s eta 6.0s" in lines[0]
-    assert "elapsed 10.0s eta 10.0s" in lines[1]
+    assert "elapsed 2.0s eta unknown yet" in lines[0]  # the first item carries start-up
+    assert "elapsed 10.0s eta unknown yet" in lines[1]  # a new cycle starts over
+
+
+def test_progress_eta_leaves_out_start_up(monkeypatch):
+    """A 40 s run showed "eta 11511.8s": the first draw's JIT and data loading set the rate."""
+    import simsend.progress as pr
+
+    now = [0.0]
+    monkeypatch.setattr(pr.time, "perf_counter", lambda: now[0])
+    buf = io.StringIO()
+    configure_logging(stream=buf)
+    with Progress("draws", tty=False, interval=0) as bar:
+        for done, t in [(1, 33.0), (2, 33.3), (3, 33.6)]:
+            now[0] = t
+            bar(done, 100)
+    lines = buf.getvalue().splitlines()
+    assert "eta unknown yet" in lines[0]
+    assert "eta 29.4s" in lines[1] and "eta 29.1s" in lines[2]  # 0.3 s a draw after the first
 
 
 def test_progress_quiet_and_verbose():

@@ -68,3 +68,14 @@ def test_results_that_cannot_fit_in_memory_are_refused_before_simulating():
     plan.check_memory(total=plan.result_bytes())  # exactly what fits is allowed
     with pytest.raises(ConfigError, match="draws"):
         run_forecast(cfg, draws=10_000_000, areas=("E06000017",))
+
+
+def test_a_scenario_run_counts_its_draws_once_over_every_run():
+    """Seven unlabelled progress bars (one per scenario run) became one count."""
+    cfg = load(ROOT / "configs" / "scenarios" / "council_questions.toml").replace_run(
+        end_year=2024)
+    ticks = []
+    run_forecast(cfg, draws=2, areas=("E06000017",), scenario=["request_surge"],
+                 progress=lambda d, t: ticks.append((d, t)))
+    assert {t for _, t in ticks} == {4}
+    assert sorted(d for d, _ in ticks) == [1, 2, 3, 4]
