@@ -532,9 +532,14 @@ def info_cmd(results, show_config, as_json):
 @click.option("--hi", type=float, default=0.9, show_default=True)
 @click.option("--tol", type=float, default=0.01, show_default=True)
 @click.option("--draws", type=click.IntRange(min=1), help="Draws per evaluation.")
+@click.option("--area", "areas", multiple=True,
+              help="Area code to run (repeatable; 'all' = every council). Overrides data.areas.")
+@click.option("--seed", type=click.IntRange(min=0), help="Root seed (overrides run.seed).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Also write the search (each size tried, its probability) as CSV.")
 @_user_errors
 def goalseek_cmd(config, event, years, variable, selects, target_year, limit, prob, lo, hi,
-                 tol, draws) -> None:
+                 tol, draws, areas, seed, out) -> None:
     """Smallest size of a modifier keeping a target under LIMIT with probability PROB."""
     from simsend.analysis.compare import CompareError
     from simsend.analysis.goalseek import goal_seek_scenario, target_of
@@ -551,7 +556,9 @@ def goalseek_cmd(config, event, years, variable, selects, target_year, limit, pr
     make = {"early_intervention": lambda x: early_intervention(x, span),
             "request_surge": lambda x: request_surge(x, span)}[event]
     select = _parse_selects(selects) or {"tier": ["specialist"]}
-    kw = {} if draws is None else {"draws": draws}
+    _check_outputs([config], ("--out", out))
+    kw = {k: v for k, v in (("draws", draws), ("seed", seed),
+                            ("areas", tuple(areas) or None)) if v is not None}
     try:
         res = goal_seek_scenario(config, make, target_of(variable, target_year, select), limit,
                                  prob, lo, hi, tol, run_kwargs=kw)
@@ -562,8 +569,20 @@ def goalseek_cmd(config, event, years, variable, selects, target_year, limit, pr
         sys.exit(USER_ERROR)
     for x, p in res.history:
         click.echo(f"size {x:.4g}: P(target <= {limit:g}) = {p:.3f}")
-    click.echo(f"{event} size {res.size:.4g} keeps {variable} {select} in {target_year} at or "
+    where = ", ".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+                      for k, v in select.items())
+    click.echo(f"{event} size {res.size:.4g} keeps {variable} ({where}) in {target_year} at or "
                f"under {limit:g} with probability {res.prob:.3f} (goal {prob:g})")
+    if out is not None:
+        import pandas as pd
+
+        from simsend.io import atomic_write
+
+        table = pd.DataFrame(res.history, columns=["size", "probability"])
+        table.insert(0, "event", event)
+        table["chosen"] = table["size"] == res.size
+        atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
+        click.echo(f"wrote {out}")
 
 
 @main.command("costs")

@@ -81,3 +81,34 @@ def test_cli_goalseek(tmp_path):
     assert share_under(at, limit) >= 0.6
     res = CliRunner().invoke(main, [*args[:4], "--limit=-1e9", *args[6:]])
     assert res.exit_code == 2 and "even size 0.9" in res.output and "Traceback" not in res.output
+
+
+def test_cli_goalseek_area_seed_and_out(tmp_path):
+    """goalseek had no --area, --seed or --out and printed the target filter as a raw dict."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from simsend.cli import main
+
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2025",
+                  (ROOT / "configs" / "base.toml").read_text())
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(text)  # England in the file; --area picks Rutland
+    base = specialist_in(simsend.run(cfg, draws=4, seed=3, areas=("E06000017",)), 2025)
+    limit = float(base.min()) - 1
+    out = tmp_path / "search.csv"
+    args = ["goalseek", str(cfg), "--target-year", "2025", "--limit", str(limit), "--prob",
+            "0.5", "--draws", "4", "--years", "2023-2025", "--tol", "0.05", "--area",
+            "E06000017", "--seed", "3", "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "(tier=specialist)" in res.output and "{" not in res.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["event", "size", "probability", "chosen"]
+    assert table["chosen"].sum() == 1 and f"wrote {out}" in res.output
+    size = float(table.loc[table["chosen"], "size"].iloc[0])
+    at = specialist_in(simsend.run(cfg, draws=4, seed=3, areas=("E06000017",),
+                                   scenario=early_intervention(size, (2023, 2025))), 2025)
+    assert share_under(at, limit) >= 0.5  # the same runs: Rutland, seed 3
+    res = CliRunner().invoke(main, [*args[:-1], str(cfg)])
+    assert res.exit_code == 2 and "is the input" in res.output
