@@ -10,10 +10,11 @@ import click
 
 from simsend import api
 from simsend.config import ConfigError
-from simsend.io import OutputPathError, check_output, write_netcdf
+from simsend.io import OutputPathError, WriteError, check_output, write_netcdf
 from simsend.progress import Progress, configure_logging
 
 USER_ERROR = 2
+ENVIRONMENT_ERROR = 1
 RESULT_SUFFIXES = (".nc", ".nc4", ".netcdf", ".zarr")
 """What `simsend run` writes: NetCDF, or a Zarr store."""
 
@@ -43,6 +44,9 @@ def _user_errors(fn):
         except (ConfigError, DataError, OutputPathError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(USER_ERROR)
+        except WriteError as exc:  # the machine's fault (disk full, I/O), not the user's
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(ENVIRONMENT_ERROR)
 
     return wrapper
 
@@ -362,6 +366,9 @@ def _output_errors(fn):
         except (ResultsError, ExportError, PlotError, OutputPathError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(USER_ERROR)
+        except WriteError as exc:  # the machine's fault (disk full, I/O), not the user's
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(ENVIRONMENT_ERROR)
 
     return wrapper
 

@@ -25,6 +25,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+class WriteError(RuntimeError):
+    """Output could not be written (disk full, I/O error): an environment failure, exit 1.
+
+    The temporary file is removed and any existing output is left as it was.
+    """
+
+
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to ``path`` as NetCDF-4 (h5netcdf, zlib level 4), atomically.
 
@@ -39,7 +46,27 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
     """
     enc = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars
            if ds[v].dtype.kind in "iuf" and ds[v].ndim > 0}
+    check_space(path, ds.nbytes)  # HDF5 can crash, not fail, when the disk fills mid-write
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc))
+
+
+def check_space(path: str | Path, need: int) -> None:
+    """Refuse to write ``need`` bytes (uncompressed: an upper bound) where there is less room.
+
+    Raises
+    ------
+    WriteError
+        Naming the path, the space needed and the space free.
+
+    """
+    parent = Path(path).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise WriteError(f"{path}: cannot write: the results take up to {need / 2**20:,.0f} MiB "
+                         f"uncompressed and {parent} has {free / 2**20:,.0f} MiB free; free some "
+                         "space or write elsewhere")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
@@ -64,6 +91,9 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         write(tmp)
         public_mode(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, I/O error: one line, the temporary file removed
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError(f"{path}: could not write: {exc.strerror or exc}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -99,10 +129,12 @@ def replace_store(write: Callable[[Path], object], path) -> Path:
         if path.exists():
             path.rename(old)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not path.exists():
             old.rename(path)
+        if isinstance(exc, OSError):  # disk full, I/O error: one line, nothing left behind
+            raise WriteError(f"{path}: could not write: {exc.strerror or exc}") from exc
         raise
     shutil.rmtree(old, ignore_errors=True)
     return path

@@ -617,8 +617,13 @@ def _write_rows(frames: Iterable[pd.DataFrame], columns: tuple[str, ...], meta: 
                     pd.DataFrame(columns=list(columns)).to_csv(fh, index=False)
 
         side = path.with_name(path.stem + ".manifest.json")
-        atomic_write(side, lambda t: Path(t).write_text(meta))
-        return [atomic_write(path, _csv), side]
+
+        def _csv_then_sidecar(t):
+            # rows first: a failure there (disk full) leaves neither file, no orphan sidecar
+            _csv(t)
+            atomic_write(side, lambda s: Path(s).write_text(meta))
+
+        return [atomic_write(path, _csv_then_sidecar), side]
 
     import pyarrow as pa
     import pyarrow.parquet as pq
