@@ -44,6 +44,9 @@ class Finding:
         The offending value (as read).
     message : str
         What was expected.
+    area : str or None
+        The area code the row is about, where a check knows it (so that a report can keep
+        to the areas of a run).
 
     """
 
@@ -53,6 +56,7 @@ class Finding:
     column: str | None
     value: Any
     message: str
+    area: str | None = None
 
     def format(self) -> str:
         """Return the finding as one line ``severity: file:row: column=value: message``."""
@@ -93,9 +97,9 @@ class Report:
         return [f for f in self.findings if f.severity == "warning"]
 
     def add(self, severity: str, file: str, row: int | None, column: str | None, value: Any,
-            message: str) -> None:
-        """Append a finding."""
-        self.findings.append(Finding(severity, file, row, column, value, message))
+            message: str, area: str | None = None) -> None:
+        """Append a finding (``area``: the area code the row is about, when known)."""
+        self.findings.append(Finding(severity, file, row, column, value, message, area))
 
     def format(self, limit: int | None = None) -> str:
         """Human-readable report: one line per finding and a summary line.

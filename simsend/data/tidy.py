@@ -319,22 +319,18 @@ def _check_breakdowns(df, schema, file, report) -> None:
             tol = max(TOTAL_TOLERANCE[0], TOTAL_TOLERANCE[1] * abs(t))
             if known[k] and t != s[k]:
                 n_known.append(k)
-                if len(n_known) > 5:
-                    continue
                 report.add("warning", file, int(tot.loc[k, "_line"]), "count", t,
                            f"total differs from the sum of its {d} rows ({s[k]:g}); the rows "
                            f"are flagged {INCONSISTENT_FLAG!r}: the publisher's own tables "
-                           "disagree (total kept, breakdown rescaled when building a baseline)")
+                           "disagree (total kept, breakdown rescaled when building a baseline)",
+                           area=str(k[1]))
             elif abs(t - s[k]) > tol:
                 report.add("error", file, int(tot.loc[k, "_line"]), "count", t,
                            f"total disagrees with the sum of its {d} rows ({s[k]:g}) by more than"
                            f" the tolerance {tol:g} (max of {TOTAL_TOLERANCE[0]} and "
                            f"{TOTAL_TOLERANCE[1]:.1%})")
-    if len(n_known) > 5:
-        years = sorted({int(k[0]) for k in n_known})
-        report.add("warning", file, None, "count", None,
-                   f"... and {len(n_known) - 5} more totals (years {years}) whose breakdown rows"
-                   f" are flagged {INCONSISTENT_FLAG!r} (publisher's tables disagree)")
+    # (every such total is reported, with its area: simsend.data.validate keeps a run's areas
+    # and shows the first few of each file)
 
 
 def _num(v) -> float:

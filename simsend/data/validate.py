@@ -6,9 +6,41 @@ from pathlib import Path
 
 from simsend.data.baseline import FILE_KINDS, DataSpec, builtin_paths, read_tables
 from simsend.data.checks import population_findings
-from simsend.data.errors import DataError, Report
+from simsend.data.errors import DataError, Finding, Report
 from simsend.data.geography import resolve_areas
 from simsend.data.readers import family_of, read_ees
+
+SHOWN_PER_FILE = 5
+"""Publisher-inconsistency warnings shown per file; the rest are counted in one line."""
+
+
+def _keep_run_areas(report: Report, areas: set[str]) -> None:
+    """Keep the warnings about the run's areas, the first few per file, and count the rest.
+
+    A warning that names an area (:attr:`Finding.area`) outside ``areas`` is about another
+    council of the data (the shipped extract covers every council) and says nothing about
+    this run; it is counted, not listed.
+    """
+    kept, other, per_file = [], 0, {}
+    for f in report.findings:
+        if f.severity == "warning" and f.area is not None:
+            if f.area not in areas:
+                other += 1
+                continue
+            per_file.setdefault(f.file, []).append(f)
+            if len(per_file[f.file]) > SHOWN_PER_FILE:
+                continue
+        kept.append(f)
+    for file, fs in per_file.items():
+        if len(fs) > SHOWN_PER_FILE:
+            kept.append(Finding("warning", file, None, None, None,
+                                f"... and {len(fs) - SHOWN_PER_FILE} more warnings like these "
+                                "about the run's areas"))
+    if other:
+        kept.append(Finding("warning", "spec", None, None, None,
+                            f"{other} warnings about areas outside this run not listed "
+                            "(the data covers every council)"))
+    report.findings[:] = kept
 
 
 def validate_data(spec: DataSpec) -> Report:
@@ -86,6 +118,8 @@ def validate_data(spec: DataSpec) -> Report:
             report.findings.extend(population_findings(
                 tables.population, list(zip(sel.codes, sel.members, strict=True)),
                 spec.baseline_year, Path(paths["population"]).name))
+    if sel is not None:
+        _keep_run_areas(report, {c for codes in sel.members for c in codes} | set(sel.codes))
     if len(tables.stock):
         e = tables.stock[tables.stock["plan"] == "ehcp"]
         if spec.baseline_year not in set(e["year"]):

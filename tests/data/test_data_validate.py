@@ -103,3 +103,18 @@ def test_duplicate_and_flow_checks(tmp_path):
     assert any("duplicate" in f.message and f.row == 13 for f in rep.errors)
     assert any(f.file == "flows.csv" and f.value == "teleports" for f in rep.warnings)
     assert any(f.file == "flows.csv" and f.value == "x" and f.row == 3 for f in rep.warnings)
+
+
+def test_validate_of_one_council_lists_only_its_own_warnings():
+    """One council's validate printed 12 warnings about other councils (issue 17)."""
+    from simsend.data import DataSpec, validate_data
+
+    rutland = validate_data(DataSpec(areas=("E06000017",)))
+    assert rutland.ok
+    named = [f for f in rutland.warnings if f.area is not None]
+    assert named and {f.area for f in named} == {"E06000017"}
+    rest = [f for f in rutland.warnings if "areas outside this run" in f.message]
+    assert len(rest) == 1 and int(rest[0].message.split()[0]) > 900
+    every = validate_data(DataSpec(areas=("all",)))
+    assert sum("more warnings like these" in f.message for f in every.warnings) == 2
+    # (England's and the regions' rows, and former councils', are outside a council run)
