@@ -17,6 +17,9 @@ import warnings
 # without a BLAS it can link: a speed note for PyTensor's developers, printed before our
 # own output and nothing a user of simsend calibrate or backtest can act on.
 logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
+# PyMC logs each step of sampling ("Auto-assigning NUTS sampler...", "Sequential sampling
+# ...") at INFO through its own handler; simsend reports the calibration's progress itself.
+logging.getLogger("pymc").setLevel(logging.WARNING)
 
 with warnings.catch_warnings():
     # ArviZ announces its coming 1.0 refactor with a FutureWarning at import; a user of
