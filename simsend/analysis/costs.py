@@ -212,7 +212,9 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
     where = costs.source_path
     seed = _root_seed(ds) if seed is None else int(seed)
     years = [int(y) for y in ds["year"].values]
-    has_pl = "placement" in ds.dims
+    # whether the run tallied placements: the census stock's dims, not the Dataset's (a
+    # provision plan's `places` brings a placement dim to runs tallied without it)
+    has_pl = "placement" in (ds["n_pupils"].dims if "n_pupils" in ds else ds.dims)
     keep = [d for d in ("scenario", "draw", "year") if d in ds.dims]
     keep += ["area"] if "area" in ds.dims else []
     active, skipped = [], {}

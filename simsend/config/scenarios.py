@@ -221,17 +221,16 @@ def _parse_modifier(ctx: toml.Ctx, raw: Any, key: str) -> Modifier:
         if k not in allowed:
             raise ctx.fail(f"{key}.{k}", f"not a filter of rate {rate!r}; expected one of "
                                          f"{sorted(allowed)}")
-    for req in ("op", "value"):
-        if req not in raw and not (req == "value" and raw.get("op") == "hold"):
-            raise ctx.fail(f"{key}.{req}", "missing required key")
-    if raw.get("op") == "hold" and rate == "places":
+    if "op" not in raw:
+        raise ctx.fail(f"{key}.op", "missing required key")
+    op = toml.string(ctx, raw["op"], f"{key}.op", (*OPS, "hold") if rate == "places" else OPS)
+    if "value" not in raw and op != "hold":
+        raise ctx.fail(f"{key}.value", "missing required key")
+    if op == "hold":
         if "years" not in raw:
             raise ctx.fail(f"{key}.years", "op 'hold' needs 'years' (places are held at the "
                                            "level of the year before they begin)")
         raw = {**raw, "value": raw.get("value", 0.0)}
-        op = "hold"
-    else:
-        op = toml.string(ctx, raw["op"], f"{key}.op", OPS)
     value = toml.number(ctx, raw["value"], f"{key}.value", -1e9, 1e9)
     if op == "multiply" and value < 0:
         raise ctx.fail(f"{key}.value", "a multiplier must be >= 0")
@@ -289,9 +288,13 @@ def _parse_event(ctx: toml.Ctx, raw: Any, key: str, reform: dict) -> list[Modifi
         if "needs" in raw:
             common["needs"] = _names(ctx, raw["needs"], f"{key}.needs", NEEDS)
         return [Modifier("escalation", "multiply", 1.0 - e, key=key, **common)]
-    for k in ("review_share", "entry_factor", "legislation_year"):
+    # checked here, so a bad value is named at the event's own key path
+    readers = {"review_share": lambda v, k: toml.prob(ctx, v, k),
+               "entry_factor": lambda v, k: toml.number(ctx, v, k, 0.0, 10.0),
+               "legislation_year": lambda v, k: toml.integer(ctx, v, k, 2000, 2100)}
+    for k, read in readers.items():
         if k in raw:
-            reform[k] = raw[k]
+            reform[k] = read(raw[k], f"{key}.{k}")
     return []
 
 

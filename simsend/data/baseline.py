@@ -222,7 +222,10 @@ def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
     areas = None
     if "areas" in paths:
         areas, _ = read_tidy(paths["areas"], "areas", report)
-        known = (known or set()) | set(areas["code"])
+        if {"code", "name"} <= set(areas.columns):
+            known = (known or set()) | set(areas["code"])
+        else:  # the missing column is reported; the file cannot name areas
+            areas = None
     frames = {}
     for kind in ("stock", "flows", "need_mix"):
         if kind in paths:

@@ -124,6 +124,9 @@ def read_tidy(path: str | Path, kind: str, report: Report | None = None,
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file; expected a header row with the columns "
+                        f"{list(SCHEMAS[kind].required)} and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     df.columns = [c.strip() for c in df.columns]

@@ -40,10 +40,15 @@ NATIONAL = "E92000001"
 
 
 def _load_posterior(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
-    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
-        post = ds.load()
-    with xr.open_dataset(path, group="constant_data", engine="h5netcdf") as ds:
-        const = ds.load()
+    try:
+        with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+            post = ds.load()
+        with xr.open_dataset(path, group="constant_data", engine="h5netcdf") as ds:
+            const = ds.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a simsend posterior (a NetCDF file with the groups "
+                          f"'posterior' and 'constant_data' that simsend calibrate writes): "
+                          f"{exc}") from None
     return post, const
 
 

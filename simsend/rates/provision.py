@@ -127,6 +127,9 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
                 rows[cell][year] = val
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the provision plan: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the provision plan is not UTF-8 text; expected a CSV with "
+                          "the columns area,placement,year,places") from None
     if not rows:
         raise ConfigError(f"{path}: no row concerns this run's areas {list(areas)[:5]}"
                           f"{' ...' if len(areas) > 5 else ''}")

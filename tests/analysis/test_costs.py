@@ -506,3 +506,18 @@ def test_a_budget_for_other_areas_is_not_compared(tiny_run, caplog):
     assert "taken as England" in spend(tiny_run, bare).attrs["budget_skipped"]
     with pytest.raises(ConfigError, match=r"\[budget.areas\]"):
         parse_costs(text.replace('areas = ["E06000017"]', "areas = []"), "bad.toml")
+
+
+def test_england_costs_price_a_run_tallied_without_placements_but_with_a_plan():
+    """`simsend costs results/base.nc configs/costs/england_2021_22.toml` (the README's own
+    example) failed: the provision plan's `places` made the results look tallied by placement."""
+    cfg = (simsend.load(ROOT / "configs" / "base.toml")
+           .replace_run(end_year=2023, draws=2)
+           .replace_data(areas=("E06000017",)))
+    assert cfg.provision is not None and "placement" not in cfg.outputs.by
+    ds = simsend.run(cfg)
+    assert "placement" in ds.dims and "placement" not in ds["n_pupils"].dims
+    sp = spend(ds, load_costs(ENGLAND))
+    assert "specialist" in sp["category"].values  # the without-placement average applies
+    assert "special_state" not in sp["category"].values
+    assert np.isfinite(sp["spend_total"].sel(year=2023)).all()
