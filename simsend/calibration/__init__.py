@@ -13,20 +13,22 @@ artefact with xarray alone (:mod:`simsend.rates.posterior`), so the core install
 import logging
 import warnings
 
-# PyTensor logs "Using NumPy C-API based implementation for BLAS functions." on machines
-# without a BLAS it can link: a speed note for PyTensor's developers, printed before our
-# own output and nothing a user of simsend calibrate or backtest can act on.
-logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
-# PyMC logs each step of sampling ("Auto-assigning NUTS sampler...", "Sequential sampling
-# ...") at INFO through its own handler; simsend reports the calibration's progress itself.
-logging.getLogger("pymc").setLevel(logging.WARNING)
-
 with warnings.catch_warnings():
     # ArviZ announces its coming 1.0 refactor with a FutureWarning at import; a user of
     # `simsend calibrate` has nothing to act on, so it is not printed before our output.
     warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor",
                             category=FutureWarning)
     import arviz  # noqa: F401
+    import pymc  # noqa: F401  (sets its own logger's level on import: quietened below)
+
+# PyTensor's notes that it found no BLAS to link (a speed note for PyTensor's users, printed
+# before our own output, nothing a user of simsend calibrate or backtest can act on), and
+# PyMC's INFO lines ("Auto-assigning NUTS sampler...", "Sequential sampling..."): simsend
+# reports the calibration's progress itself.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
+                        category=UserWarning)
+logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
+logging.getLogger("pymc").setLevel(logging.WARNING)
 
 from simsend.calibration.backtest import backtest  # noqa: E402
 from simsend.calibration.fit import CalibrationError, calibrate  # noqa: E402
