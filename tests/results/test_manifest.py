@@ -127,8 +127,8 @@ def test_progress_plain_lines_when_not_a_terminal():
     assert "eta" in lines[0] and "(100%)" in lines[-1]
 
 
-def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
-    """A bar reused for several loops: done == 0 restarts elapsed time and the ETA."""
+def _progress_lines(monkeypatch, calls) -> list[str]:
+    """Log lines of a plain-mode bar called with ``(time, done, total)`` on a fake clock."""
     import simsend.progress as pr
 
     now = [0.0]
@@ -136,15 +136,17 @@ def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
     buf = io.StringIO()
     configure_logging(stream=buf)
     with Progress("draws", tty=False, interval=0) as bar:
-        now[0] = 100.0  # e.g. a calibration before the first forecast
-        bar(0, 4)
-        now[0] = 102.0
-        bar(1, 4)
-        now[0] = 500.0
-        bar(0, 4)
-        now[0] = 510.0
-        bar(2, 4)
-    lines = buf.getvalue().splitlines()
+        for t, done, total in calls:
+            now[0] = t
+            bar(done, total)
+    return buf.getvalue().splitlines()
+
+
+def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
+    """A bar reused for several loops: done == 0 restarts elapsed time and the ETA."""
+    # 100 s: e.g. a calibration before the first forecast
+    lines = _progress_lines(monkeypatch, [(100.0, 0, 4), (102.0, 1, 4), (500.0, 0, 4),
+                                          (510.0, 2, 4)])
     assert len(lines) == 2  # done == 0 writes nothing
     assert "elapsed 2.0s eta unknown yet" in lines[0]  # the first item carries start-up
     assert "elapsed 10.0s eta unknown yet" in lines[1]  # a new cycle starts over
@@ -152,17 +154,7 @@ def test_progress_restarts_its_clock_on_a_new_cycle(monkeypatch):
 
 def test_progress_eta_leaves_out_start_up(monkeypatch):
     """A 40 s run showed "eta 11511.8s": the first draw's JIT and data loading set the rate."""
-    import simsend.progress as pr
-
-    now = [0.0]
-    monkeypatch.setattr(pr.time, "perf_counter", lambda: now[0])
-    buf = io.StringIO()
-    configure_logging(stream=buf)
-    with Progress("draws", tty=False, interval=0) as bar:
-        for done, t in [(1, 33.0), (2, 33.3), (3, 33.6)]:
-            now[0] = t
-            bar(done, 100)
-    lines = buf.getvalue().splitlines()
+    lines = _progress_lines(monkeypatch, [(33.0, 1, 100), (33.3, 2, 100), (33.6, 3, 100)])
     assert "eta unknown yet" in lines[0]
     assert "eta 29.4s" in lines[1] and "eta 29.1s" in lines[2]  # 0.3 s a draw after the first
 
