@@ -12,6 +12,7 @@ from pathlib import Path
 from simsend.config import ConfigError, SimConfig
 from simsend.data import Baseline, DataError, Finding, Report, validate_data
 from simsend.data.configured import data_spec, load_config_baseline
+from simsend.rates.sources import FixedParameters
 from simsend.runner.distributed import Cluster
 from simsend.runner.forecast import run_forecast as run
 from simsend.runner.plan import as_config, parameter_source, run_source
@@ -71,10 +72,15 @@ def validate(cfg: SimConfig | str | Path) -> Report:
     except (ConfigError, DataError) as exc:
         _add_failure(report, cfg, exc)
         return report
+    try:
+        rates = parameter_source(cfg, base)  # the posterior, read once
+    except ValueError as exc:
+        _add_failure(report, cfg, exc)
+        rates = FixedParameters(cfg.model, base.births)  # still check scenarios and the plan
     for scenario in select(cfg, None):
         try:
-            run_source(cfg, base, scenario)
-        except ValueError as exc:  # ConfigError, DataError, and the posterior's area checks
+            run_source(cfg, base, scenario, rates)
+        except ValueError as exc:  # ConfigError, DataError
             _add_failure(report, cfg, exc)
     return report
 

@@ -91,11 +91,16 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
     return FixedParameters(cfg.model, baseline.births)
 
 
-def run_source(cfg: SimConfig, baseline: Baseline,
-               scenario: Scenario | None = None) -> ParameterSource:
-    """Return one run's parameter source: its rates, then ``scenario``, then the provision plan."""
+def run_source(cfg: SimConfig, baseline: Baseline, scenario: Scenario | None = None,
+               rates: ParameterSource | None = None) -> ParameterSource:
+    """Return one run's parameter source: its rates, then ``scenario``, then the provision plan.
+
+    ``rates`` is the :func:`parameter_source` to wrap (default: built here); the runs of one
+    config share it, so a posterior is read once, not once per scenario.
+    """
     areas = tuple(str(a) for a in baseline.areas)
-    source = scenario_source(parameter_source(cfg, baseline), cfg, areas, scenario)
+    rates = parameter_source(cfg, baseline) if rates is None else rates
+    source = scenario_source(rates, cfg, areas, scenario)
     return provision_source(source, cfg, areas)
 
 
@@ -277,7 +282,8 @@ def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
     t0, started = _time.perf_counter(), _dt.datetime.now(_dt.UTC)
     base = load_config_baseline(cfg)
     clock = {"t0": t0, "started": started, "baseline_s": round(_time.perf_counter() - t0, 3)}
+    rates = parameter_source(cfg, base)  # one read of a posterior for every run
     return RunPlan(cfg=cfg, baseline=base, layout=make_layout(cfg.outputs.by, base.areas),
                    years=list(range(cfg.run.start_year, cfg.run.end_year + 1)), runs=runs,
-                   sources=tuple(run_source(cfg, base, s) for s in runs), stacked=stacked,
+                   sources=tuple(run_source(cfg, base, s, rates) for s in runs), stacked=stacked,
                    clock=clock)
