@@ -160,7 +160,7 @@ def case_fused_numba(n: int, n_area: int, repeat: int) -> dict:
     m = layout.size
     out = (np.zeros((t, N_FLOW_ROWS, m), np.int64), np.zeros((t, 4, 4), np.int64),
            np.zeros((t, N_A, n_area), np.int64),
-           np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(1, np.int8))
+           np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(2, np.int8))
     chunks = _chunks(cell_start, 8 * t)
     keys = np.array([1, 2, 3], np.uint64)
     work = Pupils(*(a.copy() for a in p0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
+from simsend.rates.demography import YearMoves
 from simsend.rates.parameters import ParameterSet
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
@@ -35,18 +36,29 @@ def tier_probs(tier_cdf: np.ndarray) -> np.ndarray:
 
 
 def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
-                  year_index: int) -> tuple[np.ndarray, np.ndarray]:
+                  year_index: int, moves: YearMoves | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Propagate expected (individuals, pool) to the next census, given expected counts now.
 
-    Follows the engine's step order: age and leave; entrants; identification (from the pool
-    after ageing); tier moves (returns to the pool); placement moves by the new tier.
+    Follows the engine's step order: migration (with ``moves``); age and leave; entrants;
+    identification (from the pool after ageing); tier moves (returns to the pool); placement
+    moves by the new tier.
     """
     tab = ps.year_tables(year_index)
+    # 0. migration: each child leaves with probability out and brings ``in`` arrivals
+    if moves is not None:
+        pool = pool * (1.0 - moves.pool_out[year_index] + moves.pool_in[year_index])
+        f = 1.0 - moves.ind_out[year_index] + moves.ind_in[year_index]  # (tier, age, area)
+        ind = ind * f[:, :, None, :, None]
     # 1. ageing and leaving
     aged = np.zeros_like(pool, dtype=float)
     aged[1:] = pool[:-1] * (1.0 - tab.p_leave[0, 1:, None])
     # 2. entrants
-    aged[0] = tab.births
+    if moves is None:
+        aged[0] = tab.births
+    else:
+        f = 1.0 if tab.births_factor is None else tab.births_factor
+        aged[0] = np.rint(moves.births[year_index] * f)
     # 3. identification
     ident = aged * tab.p_identify
     aged = aged - ident
@@ -54,9 +66,12 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
     plac_new = np.diff(tab.place_new_cdf, axis=-1, prepend=0.0)
     new = np.zeros(ind.shape)
     new[1] = ident[:, None, :, None] * need[:, :, None, None] * plac_new[:, None, None, :]
-    # individuals age and leave
+    # individuals age and leave (with a demography, leavers before 26 return to the pool)
     x = np.zeros(ind.shape)
     x[:, 1:] = ind[:, :-1] * (1.0 - tab.p_leave[:, 1:, None, None, None])
+    if moves is not None:
+        left = ind[:, :-1] * tab.p_leave[:, 1:, None, None, None]
+        aged[1:] += left.sum(axis=(0, 2, 4))
     # 4. tier moves: y[d, a, n, r, p] = sum_t x[t, a, n, r, p] * P[a, n, r, t, d]
     pt = tier_probs(tab.tier_cdf)
     y = np.einsum("tanrp,anrtd->danrp", x, pt)
@@ -69,13 +84,13 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
 
 
 def expected_counts(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
-                    n_years: int) -> np.ndarray:
+                    n_years: int, moves: YearMoves | None = None) -> np.ndarray:
     """Propagate expected children by (year, tier) exactly, baseline year first."""
     e_ind, e_pool = ind.astype(float), pool.astype(float)
     out = np.zeros((n_years, N_T))
     for yi in range(n_years):
         if yi > 0:
-            e_ind, e_pool = expected_step(e_ind, e_pool, ps, yi)
+            e_ind, e_pool = expected_step(e_ind, e_pool, ps, yi, moves)
         out[yi, 0] = e_pool.sum()
         out[yi, 1:] = e_ind[1:].sum(axis=(1, 2, 3, 4))
     return out

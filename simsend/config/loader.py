@@ -3,7 +3,8 @@
 A config has four tables: ``[run]`` (years, draws, seed, threads), ``[outputs]`` (where and
 which marginals), ``[data]`` (baseline source and areas) and ``[model]`` (rates), and
 optionally ``[reform]`` (the reform timeline), ``[pipeline]`` (statutory pipeline rates),
-``[workforce]`` (assessing staff, :mod:`simsend.statutory.workforce`) and
+``[workforce]`` (assessing staff, :mod:`simsend.statutory.workforce`), ``[demography]``
+(births, migration and plan transfers, :mod:`simsend.config.demography`) and
 ``[scenarios.NAME]`` (named modifiers, :mod:`simsend.config.scenarios`).  ``extends = "base.toml"``
 at the top takes every table of another config (relative to this file) and overrides it
 key by key with this file's. Defaults live
@@ -28,6 +29,7 @@ from typing import Any
 import simsend.config.toml as toml
 from simsend.config.model import ModelConfig, parse_model
 from simsend.config.provision import ProvisionConfig, parse_provision
+from simsend.config.demography import DemographyConfig, parse_demography
 from simsend.config.reform import ReformConfig, parse_reform
 from simsend.config.run import (
     DataConfig,
@@ -64,6 +66,7 @@ class SimConfig:
     scenarios: tuple[Scenario, ...] = ()
     workforce: WorkforceConfig | None = None  # None: no constraint on assessing staff
     provision: ProvisionConfig | None = None  # None: unlimited places
+    demography: DemographyConfig = field(default_factory=DemographyConfig)
 
     def replace_run(self, **changes: Any) -> SimConfig:
         """Return a copy with ``[run]`` fields replaced (used by CLI overrides)."""
@@ -136,7 +139,7 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         raise ConfigError(f"{source_path}: not valid TOML: {exc}") from None
     raw, text = resolve_extends(ctx, raw, text, base)
     toml.check_keys(ctx, raw, "", {"run", "outputs", "data", "model", "reform", "pipeline",
-                               "scenarios", "provision", "workforce"})
+                               "scenarios", "provision", "workforce", "demography"})
     if "model" not in raw:
         raise ctx.fail("model", "missing required table")
     reform = parse_reform(ctx, toml.table(ctx, raw.get("reform", {}), "reform"))
@@ -157,6 +160,8 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
             cfg_run.start_year, cfg_run.end_year),
         workforce=workforce,
         provision=parse_provision(ctx, raw.get("provision"), base),
+        demography=parse_demography(
+            ctx, toml.table(ctx, raw.get("demography", {}), "demography"), base),
     )
 
 

@@ -3,10 +3,18 @@
 Each simulated year runs census to census (January to January) in this order, declared once
 in :data:`STEPS`:
 
+0. ``migration``       children of the opening census leave and arrive by (tier, age, area)
+                       (:mod:`simsend.rates.demography`: net migration for the universal
+                       and targeted tiers, plan transfers between councils for the
+                       specialist tier); arrivals copy the tier, plan, need and placement
+                       of a resident child of their age.  Without demography nothing moves.
 1. ``age_and_leave``   every child ages one year; individuals past 25 age out and others leave
-                       by ``p_leave[tier, age]``; universal children past 25 age out and leave
+                       by ``p_leave[tier, age]`` (with a demography a leaver stays in the
+                       population, back in the universal pool: moving away and death are
+                       the demography's); universal children past 25 age out and leave
                        by ``p_leave[universal, age]`` (one binomial per age and area).
-2. ``entrants``        age-0 children join the universal pool (``births``).
+2. ``entrants``        age-0 children join the universal pool (the demography's births of
+                       the year, or the fixed ``births`` without it).
 3. ``identification``  universal children are identified into the targeted tier, one binomial
                        per (age, area); each new pupil's need and placement are drawn by age.
                        New pupils take part in tier and placement moves from the next year.
@@ -51,6 +59,14 @@ from simsend.engine.threads import draw_threads, on_draw_threads
 from simsend.kernels.allocate import N_ALLOC_ROWS, allocate
 from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
 from simsend.kernels.merge import merge_and_tally, merge_and_tally_serial, sort_new
+from simsend.kernels.migrate import (
+    MOVED_IN,
+    MOVED_OUT,
+    migrate_decide,
+    migrate_write,
+    pool_arrivals,
+    pool_departures,
+)
 from simsend.kernels.transitions import (
     AGED_OUT,
     DEESCALATED,
@@ -61,12 +77,13 @@ from simsend.kernels.transitions import (
     step_pupils,
     step_pupils_serial,
 )
+from simsend.rates.demography import DemographySource, YearMoves
 from simsend.rates.parameters import ParameterSet
 from simsend.rates.provision import kernel_places
 from simsend.rates.sources import ParameterSource
 
-STEPS = ("age_and_leave", "entrants", "identification", "tier_moves", "placement_moves",
-         "allocation", "tallies")
+STEPS = ("migration", "age_and_leave", "entrants", "identification", "tier_moves",
+         "placement_moves", "allocation", "tallies")
 """The order of processes within a simulated year."""
 
 N_A, N_N = len(AGES), len(NEEDS)
@@ -97,6 +114,9 @@ class Job:
         When ``individuals`` and ``pool`` hold a chunk of a run's areas: the run index of the
         chunk's first area and the run's area count (see :class:`Population`); the chunk then
         gives exactly the whole run's tallies for its areas (:mod:`simsend.runner.distributed`).
+    demography : DemographySource or None
+        Births, migration and plan transfers of each draw (for these areas); None = the
+        fixed entrants of the parameter sets and no migration.
 
     """
 
@@ -107,6 +127,7 @@ class Job:
     layout: Layout
     area_base: int = 0
     area_total: int | None = None
+    demography: DemographySource | None = None
 
 
 @dataclass
@@ -158,14 +179,18 @@ class _Scratch:
         self.counts = np.zeros((N_A, n_areas), np.int64)
         self.tmp = np.zeros((N_A, n_areas), np.int64)
         self.order = np.zeros(1024, np.int64)
-        self.reformed = np.zeros(1, np.int8)
+        self.reformed = np.zeros(2, np.int8)  # flags: reformed, leavers return to the pool
         self.prev = np.zeros(1024, np.int8)
         self.alloc = np.zeros((N_ALLOC_ROWS, m), np.int64)
         self.spare = np.zeros((n_areas, len(PLACEMENTS)), np.int64)
         self.work = np.zeros(1024, np.int64)
+        self.mig = np.zeros((2, m), np.int64)
+        self.decide = np.zeros(1024, np.int64)
+        self.per_cell = np.zeros(n_cells, np.int64)
 
     def zero(self) -> None:
-        for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv):
+        for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv,
+                  self.mig):
             a[:] = 0
 
 
@@ -192,17 +217,54 @@ def _kernels(n: int, serial: bool = False):
     return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
 
 
+def migrate(pop: Population, moves: YearMoves, yi: int, keys: np.ndarray, layout: Layout,
+            sc: _Scratch) -> None:
+    """Step ``migration``: children of the opening census leave and arrive (``sc.mig``)."""
+    m = layout.marginal
+    pool = pop.pool
+    pool_departures(pool, np.ascontiguousarray(moves.pool_out[yi]),
+                    keys[STREAM["migrate_out_pool"]], sc.tmp, pop.area_base, pop.area_total)
+    _pool_tally(layout, sc.tmp, sc.mig[MOVED_OUT])
+    pool_arrivals(pool, np.ascontiguousarray(moves.pool_in[yi]),
+                  keys[STREAM["migrate_in_pool"]], sc.tmp, pop.area_base, pop.area_total)
+    _pool_tally(layout, sc.tmp, sc.mig[MOVED_IN])
+    n = pop.n
+    if len(sc.decide) < n:
+        sc.decide = np.zeros(int(n * 1.5) + 1, np.int64)
+    migrate_decide(pop.cur, pop.cell_start, N_N, np.ascontiguousarray(moves.ind_out[yi]),
+                   np.ascontiguousarray(moves.ind_in[yi]),
+                   np.array([keys[STREAM["migrate_out"]], keys[STREAM["migrate_in"]]],
+                            np.uint64), (m.strides, m.age_map), sc.decide, sc.per_cell,
+                   sc.mig)
+    start = np.zeros(pop.n_cells + 1, np.int64)
+    np.cumsum(sc.per_cell, out=start[1:])
+    n_out = int(start[-1])
+    if n_out > pop.capacity:
+        pop.reserve(n_out)
+    migrate_write(pop.cur, pop.cell_start, N_N, pop.n_areas, sc.decide, start, yi,
+                  pop.area_base, pop.nxt)
+    pop.swap(n_out, start)
+
+
 def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
-             sc: _Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             sc: _Scratch, moves: YearMoves | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Advance ``pop`` by one year (census ``yi - 1`` to ``yi``); returns (stock, flows, trans).
 
-    With a provision plan the allocation tallies of the year are left in ``sc.alloc``.
+    With a provision plan the allocation tallies of the year are left in ``sc.alloc``;
+    ``moves`` is the draw's demography (None: no migration, the parameter set's births).
     """
     tab = ps.year_tables(yi)
     m, n_areas = layout.marginal, pop.n_areas
     sc.zero()
     sc.reformed[0] = tab.reformed  # plan held by pupils moving into a targeted tier
+    # With a demography, migration and deaths are its business: leaving support (moving on to
+    # work or study, a plan ceased) leaves the child in the population, in the pool.
+    sc.reformed[1] = moves is not None
     n_parts = 8 * numba.config.NUMBA_NUM_THREADS
+    # 0. migration
+    if moves is not None:
+        migrate(pop, moves, yi, keys, layout, sc)
     # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
     left_pool = np.zeros(layout.size, np.int64)
     aged_out = np.zeros((N_A, n_areas), np.int64)
@@ -216,7 +278,12 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     aged_pool = left_pool.copy()  # universal children ageing past 25
     _pool_tally(layout, sc.tmp, left_pool, age_shift=1)
     # 2. entrants
-    pool[0] = tab.births
+    if moves is None:
+        pool[0] = tab.births
+    else:
+        births = moves.births[yi] if tab.births_factor is None else \
+            moves.births[yi] * tab.births_factor
+        pool[0] = np.rint(births).astype(np.int64)
     # 3. identification
     thin_pool(pool, tab.p_identify, keys[STREAM["identify"]], sc.counts, pop.area_base,
               pop.area_total)
@@ -276,6 +343,8 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     flows[FLOW["n_left"]] = kernel_rows[LEFT] + left_pool
     flows[FLOW["n_to_specialist"]] = kernel_rows[TO_SPECIALIST]
     flows[FLOW["n_aged_out"]] = kernel_rows[AGED_OUT] + aged_pool
+    flows[FLOW["n_moved_out"]] = sc.mig[MOVED_OUT]
+    flows[FLOW["n_moved_in"]] = sc.mig[MOVED_IN]
     return stock, flows, sc.trans.sum(axis=0)
 
 
@@ -313,8 +382,10 @@ def run_draw(pop: Population, job: Job, ps: ParameterSet, draw: int, sc: _Scratc
     trans[0] = 0
     if alloc is not None:
         alloc[0] = 0  # nobody waits or is placed out of area at the baseline census
+    moves = None if job.demography is None else job.demography.get(draw)
     for yi in range(1, job.n_years):
-        stock[yi], flows[yi], trans[yi] = run_year(pop, ps, yi, keys[yi], job.layout, sc)
+        stock[yi], flows[yi], trans[yi] = run_year(pop, ps, yi, keys[yi], job.layout, sc,
+                                                   moves)
         if alloc is not None:
             alloc[yi] = sc.alloc
 

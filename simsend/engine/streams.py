@@ -26,6 +26,10 @@ STREAMS = (
     "pipeline_appeal",  # statutory pipeline: tribunal appeals registered
     "pipeline_upheld",  # statutory pipeline: appeals decided in the appellant's favour
     "allocate",  # place allocation: tie-break between requests of equal priority
+    "migrate_out",  # individual moves out of its area (or its plan transfers away)
+    "migrate_in",  # arrivals copied from an individual (a child of its kind moves in)
+    "migrate_out_pool",  # universal children moving out, per (age, area) cell
+    "migrate_in_pool",  # universal children moving in, per (age, area) cell
 )
 """Named random streams; their position is part of the key, so append, never reorder."""
 

@@ -139,6 +139,8 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
                 flows[th, LEFT, j] += 1
                 if a > MAX_AGE:
                     flows[th, AGED_OUT, j] += 1
+                elif reformed[1]:  # support ends but the child stays: back to the pool
+                    to_pool[th, a, area[i]] += 1
                 tier[i] = -1
                 continue
             trans[th, t, nt] += 1
@@ -177,7 +179,9 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     keys : uint64 (3,) stream keys: leave, tier, placement
     m : Marginal
     out : tuple of per-thread buffers (flows (T,N_FLOW_ROWS,M), trans (T,4,4), to_pool (T,26,A),
-        survivors (n_cells,), reformed flag array (1,))
+        survivors (n_cells,), flags int8 (2,): reformed, and leavers-to-pool (1: a leaver
+        before 26 returns to the universal pool, as when the demography moves the population;
+        0: a leaver leaves the population))
 
     """
     for k in numba.prange(len(chunks) - 1):

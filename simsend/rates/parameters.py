@@ -47,6 +47,9 @@ class YearTables(NamedTuple):
         plan (nothing is allocated).
     provision : ProvisionRules or None
         The allocation rule when ``places`` is given.
+    births_factor : (n_areas,) float or None
+        What a scenario's modifiers did to births (modified / unmodified entrants; None =
+        untouched): the engine scales the demography's births by it when it has one.
 
     """
 
@@ -60,6 +63,7 @@ class YearTables(NamedTuple):
     reformed: int = 0
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
+    births_factor: np.ndarray | None = None
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
@@ -186,7 +190,9 @@ class ParameterSet:
         births = self.births * self.births_growth ** t
         leaving, placement = self.leaving, self.placement
         places = None if self.places is None else self.places[year_index]
+        births_factor = None
         if self.modifiers:
+            unmodified = np.asarray(births, dtype=float)
             if places is not None:
                 places = hold_places(self.modifiers, year, self.places, self.start_year)
             tabs = apply_modifiers(self.modifiers, year, {
@@ -196,6 +202,9 @@ class ParameterSet:
             p_id, leaving, tiers = tabs["identification"], tabs["leaving"], tabs["tiers"]
             placement, births = tabs["placement"], tabs["births"]
             places = tabs["places"]
+            if births is not unmodified:
+                births_factor = np.where(unmodified > 0, np.asarray(births, float)
+                                         / np.where(unmodified > 0, unmodified, 1.0), 1.0)
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
         n_t = tiers.shape[0]
         tier_cdf = np.empty(tiers.shape[2:] + (n_t, n_t))
@@ -212,6 +221,7 @@ class ParameterSet:
             reformed=reformed,
             places=places,
             provision=self.provision,
+            births_factor=births_factor,
         )
 
 

@@ -26,6 +26,10 @@ _LONG_NAMES = {
                        " moved from and state before the move",
     "n_aged_out": "children leaving the system because they aged past 25 (part of n_left),"
                   " by state at the previous census",
+    "n_moved_out": "children moving out of the area at the start of the year (migration; "
+                   "EHC plans transferred to another council), by state at the previous census",
+    "n_moved_in": "children moving into the area at the start of the year (migration; EHC "
+                  "plans transferred from another council), by state at the previous census",
     "n_transitions": "individuals moving from tier_from to tier during the year",
 }
 

@@ -111,9 +111,9 @@ def _chunk_layout(layout: Layout, lo: int, hi: int) -> Layout:
     return make_layout(layout.by, areas)
 
 
-def _inputs(individuals, pool, source, layout):
+def _inputs(individuals, pool, source, layout, demography=None):
     """Hold the run's inputs as one task result (recomputed by the scheduler if lost)."""
-    return individuals, pool, source, layout
+    return individuals, pool, source, layout, demography
 
 
 def _run_chunk(inputs, draws, n_years, seed, area_span):
@@ -121,12 +121,14 @@ def _run_chunk(inputs, draws, n_years, seed, area_span):
 
     Runs on a worker.
     """
-    individuals, pool, source, layout = inputs
+    individuals, pool, source, layout, demography = inputs
     lo, hi, n_total = area_span
     if (lo, hi) != (0, n_total):
         source = AreaSlice(source, lo, hi)
+        demography = None if demography is None else demography.areas(lo, hi)
     job = Job(individuals[..., lo:hi, :], pool[:, lo:hi], n_years, seed,
-              _chunk_layout(layout, lo, hi), area_base=lo, area_total=n_total)
+              _chunk_layout(layout, lo, hi), area_base=lo, area_total=n_total,
+              demography=demography)
     return simulate(job, source, draws)
 
 
@@ -329,8 +331,8 @@ def iter_chunks(client, job: Job, sources: Sequence[ParameterSource], draws: np.
     # lost for good when its worker dies; a task's result is recomputed).  They are sent once,
     # on purpose, so the large-graph warning threshold is raised.
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GiB"}):
-        inputs = [client.submit(_inputs, individuals, pool, src, layout, pure=False)
-                  for src in sources]
+        inputs = [client.submit(_inputs, individuals, pool, src, layout, job.demography,
+                                pure=False) for src in sources]
     units = [(k, d0, d1) for k in range(len(sources)) for d0, d1 in spans(len(draws),
                                                                           draw_chunk)]
     areas = spans(n_total, area_chunk)

@@ -35,6 +35,7 @@ from simsend.data.configured import load_config_baseline
 from simsend.engine.loop import Job, Outputs
 from simsend.engine.tally import Layout, make_layout
 from simsend.io import file_sha256
+from simsend.rates.demography import DemographySource, demography_source
 from simsend.rates.posterior import PosteriorParameters
 from simsend.rates.provision import plan_hash, provision_source
 from simsend.rates.scenario import scenario_source
@@ -124,6 +125,9 @@ class RunPlan:
         One parameter source per run.
     stacked : bool
         Whether the results carry a ``scenario`` dimension.
+    demography : DemographySource or None
+        Births, migration and plan transfers of each draw, shared by every run (scenarios
+        change rates, not the population); None = fixed entrants, no migration.
     clock : dict
         ``started`` (datetime), ``t0`` and ``baseline_s`` for the provenance timings.
 
@@ -136,6 +140,7 @@ class RunPlan:
     runs: tuple[Scenario | None, ...]
     sources: tuple[ParameterSource, ...]
     stacked: bool
+    demography: DemographySource | None = None
     clock: dict = field(default_factory=dict)
 
     @property
@@ -147,7 +152,8 @@ class RunPlan:
     def job(self) -> Job:
         """What the engine shares between this plan's draws (baseline, years, seed, marginal)."""
         return Job(np.asarray(self.baseline.individuals), np.asarray(self.baseline.pool),
-                   len(self.years), self.cfg.run.seed, self.layout)
+                   len(self.years), self.cfg.run.seed, self.layout,
+                   demography=self.demography)
 
     @property
     def areas(self) -> tuple[str, ...]:
@@ -189,6 +195,10 @@ class RunPlan:
         if cfg.model.posterior:
             inputs["posterior"] = file_sha256(cfg.model.posterior)
         inputs.update(plan_hash(cfg.provision))
+        if cfg.demography.projection is not None:
+            inputs["population_projection"] = file_sha256(cfg.demography.projection)
+        demography = {"mode": "off: fixed entrants, no migration"} if self.demography is None \
+            else self.demography.notes
         return {
             "config_path": cfg.source_path,
             "config_toml": cfg.text,
@@ -199,6 +209,7 @@ class RunPlan:
             "area_names": json.dumps(list(base.area_names)),
             "input_sha256": json.dumps(inputs),
             "data_provenance": json.dumps(dict(base.provenance), default=str),
+            "demography": json.dumps(demography, default=str),
             **self._posterior_attrs(k),
             **run_attrs(timings),
         }
@@ -286,4 +297,4 @@ def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
     return RunPlan(cfg=cfg, baseline=base, layout=make_layout(cfg.outputs.by, base.areas),
                    years=list(range(cfg.run.start_year, cfg.run.end_year + 1)), runs=runs,
                    sources=tuple(run_source(cfg, base, s, rates) for s in runs), stacked=stacked,
-                   clock=clock)
+                   demography=demography_source(cfg, base), clock=clock)

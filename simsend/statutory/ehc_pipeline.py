@@ -107,8 +107,15 @@ def _ceased(ds: xr.Dataset) -> dict:
     moved.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the child or "
                    "young person moved away or moved on (left before 26), by state at the "
                    "previous census", "cell_methods": "year: sum"}
-    return {"n_ceased_needs_met": met, "n_ceased_left": left, "n_ceased_aged_out": aged,
-            "n_ceased_moved": moved}
+    out = {"n_ceased_needs_met": met, "n_ceased_left": left, "n_ceased_aged_out": aged,
+           "n_ceased_moved": moved}
+    if "n_moved_out" in ds:
+        tr = ds["n_moved_out"].sel(tier=sp).drop_vars("tier", errors="ignore")
+        tr.attrs = {"units": "1 year-1", "long_name": "EHC plans transferred to another "
+                    "council with the child (SEN2 reason 'transfer'), by state at the previous "
+                    "census", "cell_methods": "year: sum"}
+        out["n_ceased_transferred"] = tr
+    return out
 
 
 def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,

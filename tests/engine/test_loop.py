@@ -28,7 +28,7 @@ def by_tier(out, layout):
 
 
 def test_steps_declared_once():
-    assert STEPS == ("age_and_leave", "entrants", "identification", "tier_moves",
+    assert STEPS == ("migration", "age_and_leave", "entrants", "identification", "tier_moves",
                      "placement_moves", "allocation", "tallies")
 
 

@@ -47,7 +47,7 @@ def run_kernel(p, cell_start, tables, keys, layout, n_area, chunks=None):
     m = layout.size
     out = (np.zeros((t, N_FLOW_ROWS, m), np.int64), np.zeros((t, 4, 4), np.int64),
            np.zeros((t, N_A, n_area), np.int64),
-           np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(1, np.int8))
+           np.zeros(len(cell_start) - 1 + N_N * n_area, np.int64), np.zeros(2, np.int8))
     if chunks is None:
         chunks = np.array([0, len(cell_start) - 1], np.int64)
     step_pupils(p, chunks, cell_start, tables, keys, layout.marginal, out)
