@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import simsend.config.toml as toml
+from simsend.config.demography import DemographyConfig, parse_demography
 from simsend.config.model import ModelConfig, parse_model
 from simsend.config.provision import ProvisionConfig, parse_provision
-from simsend.config.demography import DemographyConfig, parse_demography
 from simsend.config.reform import ReformConfig, parse_reform
 from simsend.config.run import (
     DataConfig,
