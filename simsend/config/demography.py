@@ -30,8 +30,10 @@ class DemographyConfig:
         A ``population_projection.csv`` (a council's own or ONS projected population, or
         births and net migration) that replaces the trend for the years it covers.
     recent_years : int
-        Year transitions of ONS estimates (up to the baseline) whose net migration rates the
-        forecast resamples.
+        Year-to-year steps of ONS estimates (the last ones up to the baseline, the 2021-Census
+        rebasing left out) whose net migration rates the forecast resamples.  The default, 8,
+        takes every usable step since 2016 for a 2025 baseline: the band then spans both the
+        quieter years and the 2022-2024 surge in international migration.
     transfers : bool
         Model EHC plans moving with children between councils (SEN2 plans ceased on transfer
         to another council) for council areas.
@@ -40,7 +42,7 @@ class DemographyConfig:
 
     mode: str = "trend"
     projection: Path | None = None
-    recent_years: int = 3
+    recent_years: int = 8
     transfers: bool = True
 
 

@@ -194,7 +194,7 @@ def demography_source(cfg, baseline, seed: int | None = None) -> DemographySourc
     if hasattr(model, "notes"):
         notes["model"] = list(model.notes)
     if d.transfers:
-        tr = transfer_rates(baseline, d.recent_years)
+        tr = transfer_rates(baseline)  # the last 3 calendar years of SEN2
         t_out, t_in = tr.out_rate, tr.in_rate
         notes["transfers"] = list(tr.notes)
     src = DemographySource(model, cfg.run.seed if seed is None else seed, t_out, t_in)

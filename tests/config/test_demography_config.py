@@ -10,7 +10,7 @@ from simsend.config.toml import ConfigError
 
 def test_default_is_trend_with_transfers():
     cfg = parse(MODEL, "t.toml")
-    assert cfg.demography == DemographyConfig(mode="trend", projection=None, recent_years=3,
+    assert cfg.demography == DemographyConfig(mode="trend", projection=None, recent_years=8,
                                               transfers=True)
 
 
