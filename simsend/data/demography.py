@@ -367,16 +367,20 @@ class DemographyModel:
         rng = np.random.default_rng(b_ss)
         e = self.births_resid
         n, dof, n_y = e.shape[0], self.births_dof, len(self.years)
-        g = dof / rng.chisquare(dof)  # sigma^2 / s^2 under the flat prior
-        w = rng.standard_normal((2, n))
-        chol = np.linalg.cholesky(self.births_xtx_inv)
-        # chol @ w @ e has covariance (X'X)^-1 * (e_i . e_j) across areas i, j
-        coef = self.births_coef + np.sqrt(g / dof) * (chol @ w @ e)
-        logb = self._design() @ coef
-        if noise:
-            logb = logb + np.sqrt(g / dof) * (rng.standard_normal((n_y, n)) @ e)
-        pick = np.random.default_rng(r_ss).integers(0, len(self.rate_years), size=n_y)
-        return self._finish(np.exp(logb), self.rate_tables[pick])
+        if dof < 1:  # births held (too few years for a trend): nothing to draw
+            births = np.full((n_y, e.shape[1]), np.nan)
+        else:
+            g = dof / rng.chisquare(dof)  # sigma^2 / s^2 under the flat prior
+            w = rng.standard_normal((2, n))
+            chol = np.linalg.cholesky(self.births_xtx_inv)
+            # chol @ w @ e has covariance (X'X)^-1 * (e_i . e_j) across areas i, j
+            coef = self.births_coef + np.sqrt(g / dof) * (chol @ w @ e)
+            logb = self._design() @ coef
+            if noise:
+                logb = logb + np.sqrt(g / dof) * (rng.standard_normal((n_y, n)) @ e)
+            births = np.exp(logb)
+        pick = np.random.default_rng(r_ss).integers(0, len(self.rate_tables), size=n_y)
+        return self._finish(births, self.rate_tables[pick])
 
     def _design(self) -> np.ndarray:
         x = (self.years - self.births_years[-1]).astype(float)
@@ -471,20 +475,26 @@ def fit_demography(population: xr.DataArray, start_year: int, end_year: int, *,
     # births trend
     cand = have[have <= fit_to][-births_years:]
     b = pop.sel(age=0, year=cand).values
-    if len(cand) < 3:
-        raise DataError(f"demography: the births trend needs at least 3 census years up to "
-                        f"{fit_to}; population has {cand.tolist()}")
     _require_finite(b, cand, areas, "age-0 population (births trend)")
-    x = (cand - cand[-1]).astype(float)
-    xm = np.column_stack([np.ones_like(x), x])
-    xtx_inv = np.linalg.inv(xm.T @ xm)
-    logb = np.log(np.maximum(b, 0.5))  # an empty area would have log(0): half a birth instead
-    if (b <= 0).any():
-        notes.append("births trend: zero age-0 counts taken as 0.5")
-    coef = xtx_inv @ xm.T @ logb
-    resid = logb - xm @ coef
-    notes.append(f"births: log-linear OLS trend per area on census years {_span(cand)}, no "
-                 "step at the 2021-Census rebasing")
+    held = len(cand) < 3  # a line through two points has no uncertainty to draw from
+    if held:
+        xtx_inv = np.eye(2)
+        coef = np.zeros((2, n_r))
+        resid = np.zeros((len(cand), n_r))
+        notes.append(f"ASSUMPTION births: held at the age-0 population of census {cand[-1]} "
+                     f"(a trend needs 3 census years; the data has {cand.tolist()} up to "
+                     f"{fit_to}), with no uncertainty")
+    else:
+        x = (cand - cand[-1]).astype(float)
+        xm = np.column_stack([np.ones_like(x), x])
+        xtx_inv = np.linalg.inv(xm.T @ xm)
+        logb = np.log(np.maximum(b, 0.5))  # an empty area has log(0): half a birth instead
+        if (b <= 0).any():
+            notes.append("births trend: zero age-0 counts taken as 0.5")
+        coef = xtx_inv @ xm.T @ logb
+        resid = logb - xm @ coef
+        notes.append(f"births: log-linear OLS trend per area on census years {_span(cand)}, "
+                     "no step at the 2021-Census rebasing")
 
     # recent cohort rates
     rates_all = cohort_rates(pop, rebased)
@@ -492,21 +502,25 @@ def fit_demography(population: xr.DataArray, start_year: int, end_year: int, *,
               set(rebased_transitions(have, rebased))]
     rate_years = np.array(usable[-recent_years:], dtype=int)
     if len(rate_years) == 0:
-        raise DataError(f"demography: no year-to-year transition up to {fit_to} outside a "
-                        f"rebasing to estimate migration from (population: {_span(have)})")
-    prev_pop = pop.sel(year=rate_years - 1).values
-    _require_finite(prev_pop, rate_years - 1, areas, "population (migration rates)")
-    _require_finite(pop.sel(year=rate_years).values, rate_years, areas,
-                    "population (migration rates)")
-    rate_tables = _clean_rates(rates_all.sel(year=rate_years).values)
-    skipped = [y for y in rebased_transitions(have, rebased) if y <= fit_to]
-    notes.append(f"net migration: cohort rates of census years {rate_years.tolist()} resampled "
-                 "by year" + (f"; {skipped} skipped (rebasing)" if skipped else ""))
+        rate_tables = np.zeros((1, N_A, n_r))
+        notes.append(f"ASSUMPTION net migration: none (no year-to-year step of the estimates up "
+                     f"to {fit_to} outside a rebasing; population: {_span(have)})")
+    else:
+        prev_pop = pop.sel(year=rate_years - 1).values
+        _require_finite(prev_pop, rate_years - 1, areas, "population (migration rates)")
+        _require_finite(pop.sel(year=rate_years).values, rate_years, areas,
+                        "population (migration rates)")
+        rate_tables = _clean_rates(rates_all.sel(year=rate_years).values)
+        skipped = [y for y in rebased_transitions(have, rebased) if y <= fit_to]
+        notes.append(f"net migration: cohort rates of census years {rate_years.tolist()} "
+                     "resampled by year" + (f"; {skipped} skipped (rebasing)" if skipped else ""))
 
     fixed_b = np.full((n_y, n_r), np.nan)
     fixed_r = np.full((n_y, N_A, n_r), np.nan)
-    b_src = np.full((n_y, n_r), "trend", dtype=object)
-    r_src = np.full((n_y, n_r), "recent", dtype=object)
+    b_src = np.full((n_y, n_r), "held" if held else "trend", dtype=object)
+    r_src = np.full((n_y, n_r), "recent" if len(rate_years) else "none", dtype=object)
+    if held:
+        fixed_b[:] = b[-1][None, :]
     if obs_years:
         k = len(obs_years)
         fixed_b[:k] = _births_obs(pop, obs_years)

@@ -190,9 +190,17 @@ def test_draws_deterministic_distinct_and_prefix_stable():
 
 
 def test_too_few_years_and_missing_values():
+    # two census years: births held at the last, with no uncertainty, and said so
     pop, _, _ = _synthetic(np.arange(2020, 2022))
-    with pytest.raises(DataError, match="at least 3 census years"):
-        dm.fit_demography(pop, 2021, 2025)
+    m = dm.fit_demography(pop, 2021, 2025)
+    assert any(n.startswith("ASSUMPTION births: held") for n in m.notes)
+    held = pop.sel(year=2021, age=0).values
+    for d in (m.draw(0, 1), m.draw(1, 2), m.expected()):
+        np.testing.assert_array_equal(d.births, np.broadcast_to(held, d.births.shape))
+    # one census year: no step to estimate migration from either
+    m = dm.fit_demography(pop.sel(year=[2021]), 2021, 2025)
+    assert (m.draw(0, 1).net_rate == 0).all()
+    assert any(n.startswith("ASSUMPTION net migration: none") for n in m.notes)
     pop, _, _ = _synthetic(np.arange(2015, 2023))
     pop = pop.copy()
     pop.loc[{"year": 2019, "age": 0, "area": "A1"}] = np.nan
