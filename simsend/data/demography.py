@@ -531,9 +531,9 @@ def fit_demography(population: xr.DataArray, start_year: int, end_year: int, *,
     if projection is not None:
         proj = (read_population_projection(projection) if isinstance(projection, (str, Path))
                 else projection)
-        _apply_projection(proj, pop, start_year, years, areas, obs_years, coef, xtx_inv,
-                          cand[-1], rate_tables.mean(axis=0), fixed_b, fixed_r, b_src, r_src,
-                          notes)
+        _apply_projection(proj, pop, (start_year, years, areas, obs_years),
+                          (coef, xtx_inv, cand[-1], rate_tables.mean(axis=0)),
+                          (fixed_b, fixed_r, b_src, r_src), notes)
 
     return DemographyModel(areas=areas, years=years, births_years=cand.astype(int),
                            births_coef=coef, births_resid=resid, births_xtx_inv=xtx_inv,
@@ -543,9 +543,16 @@ def fit_demography(population: xr.DataArray, start_year: int, end_year: int, *,
                            notes=tuple(notes))
 
 
-def _apply_projection(proj, pop, start_year, years, areas, obs_years, coef, xtx_inv, ref,
-                      mean_rate, fixed_b, fixed_r, b_src, r_src, notes) -> None:
-    """Fill ``fixed_*`` from a projection, walking the central population path year by year."""
+def _apply_projection(proj, pop, run, fit, fixed, notes) -> None:
+    """Fill ``fixed_*`` from a projection, walking the central population path year by year.
+
+    ``run`` is (start_year, years, areas, observed years); ``fit`` the births trend and mean
+    rates (coef, xtx_inv, reference year, mean rate table); ``fixed`` the tables filled in
+    place (fixed births, fixed rates, births source, rates source).
+    """
+    start_year, years, areas, obs_years = run
+    coef, xtx_inv, ref, mean_rate = fit
+    fixed_b, fixed_r, b_src, r_src = fixed
     if "measure" not in proj.columns:  # a frame built by hand: population rows only
         proj = proj.assign(measure="population")
     proj = proj[proj["area"].isin(areas)]

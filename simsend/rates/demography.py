@@ -23,6 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
+from simsend.data.demography import fit_demography, read_population_projection
+from simsend.data.population import population_through
+from simsend.data.transfers import transfer_rates
 from simsend.dims import AGES, TIER, TIERS
 from simsend.rates.sources import LastMemo
 
@@ -169,10 +172,6 @@ def demography_source(cfg, baseline, seed: int | None = None) -> DemographySourc
         None for ``mode = "off"`` (fixed entrants, no migration).
 
     """
-    from simsend.data.demography import fit_demography, read_population_projection
-    from simsend.data.population import population_through
-    from simsend.data.transfers import transfer_rates
-
     d = cfg.demography
     if d.mode == "off":
         return None
