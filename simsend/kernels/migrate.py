@@ -3,9 +3,10 @@
 Each simulated year starts with migration (:mod:`simsend.engine.loop`, step ``migration``):
 every child of the census that opens the year leaves its area with a probability of its
 (tier, age, area) and arrivals are added at a rate of the same cell.  Universal-tier children
-are counts, so each (age, area) cell draws one binomial; an individual pupil who arrives is a
-copy of a pupil already there (same tier, plan, need and placement: arrivals take the mix of
-their age in the area they come to), drawn from the resident pupil's own id.
+are counts: each (age, area) cell moves the expected number, rounded at random; an individual
+pupil leaves by its own draw, and one who arrives is a copy of a pupil already there (same
+tier, plan, need and placement: arrivals take the mix of their age in the area they come
+to), drawn from the resident pupil's own id.
 
 A rate ``r`` may exceed 1 (a university town at 18-19): the copies are ``floor(r)`` plus one
 more with probability ``r - floor(r)``, so the expected arrivals are exactly ``r`` per child.
@@ -14,9 +15,8 @@ more with probability ``r - floor(r)``, so the expected arrivals are exactly ``r
 import numpy as np
 
 from simsend.kernels._jit import njit
-from simsend.kernels.identify import encode_pid, thin_pool
+from simsend.kernels.identify import encode_pid
 from simsend.kernels.rng import uniform
-from simsend.kernels.sampling import binomial
 from simsend.kernels.transitions import flat_index
 
 ARRIVAL_K = np.int64(1) << np.int64(35)
@@ -27,29 +27,44 @@ MOVED_OUT, MOVED_IN = 0, 1
 
 
 @njit
-def pool_arrivals(pool, rate, key, out, area_base=0, area_total=0):
-    """Add arrivals to the universal pool: ``out[a, r] = floor(q) n + Binomial(n, q - floor(q))``.
+def _expected_rounded(n, q, key, counter):
+    """``q * n`` rounded down or up at random: ``floor(q n) + Bernoulli(frac(q n))``."""
+    x = q * n
+    whole = np.int64(np.floor(x))
+    return whole + (uniform(key, counter) < x - whole)
 
-    ``n = pool[a, r]`` and ``q = rate[a, r]``; the cell counter is that of
-    :func:`simsend.kernels.identify.thin_pool`, so a chunk of areas draws what the whole run
-    draws for them.  ``pool`` is increased by ``out``.
+
+@njit
+def pool_arrivals(pool, rate, key, out, area_base=0, area_total=0):
+    """Add ``out[a, r]`` arrivals to the universal pool: ``rate[a, r] * pool[a, r]`` rounded.
+
+    Universal children move as the cohort-component method moves them: the expected number,
+    rounded down or up at random (mean exact, at most one child off), with no binomial noise
+    on top of the rate's own uncertainty (each draw has its own rates).  The counter of cell
+    (a, r) is ``a * area_total + area_base + r``: a chunk of areas draws what the whole run
+    draws for them.
     """
     n_area = pool.shape[1]
     n_total = area_total if area_total > 0 else n_area
     for a in range(pool.shape[0]):
         for r in range(n_area):
-            q = rate[a, r]
-            whole = np.int64(np.floor(q))
-            k = whole * pool[a, r] + binomial(pool[a, r], q - whole, key,
-                                              np.uint64(a * n_total + area_base + r))
+            k = _expected_rounded(pool[a, r], rate[a, r], key,
+                                  np.uint64(a * n_total + area_base + r))
             out[a, r] = k
             pool[a, r] += k
 
 
 @njit
 def pool_departures(pool, rate, key, out, area_base=0, area_total=0):
-    """Remove ``out[a, r] ~ Binomial(pool[a, r], rate[a, r])`` leavers from the pool."""
-    thin_pool(pool, rate, key, out, area_base, area_total)
+    """Remove ``out[a, r]`` leavers: ``rate[a, r] * pool[a, r]`` rounded (rate <= 1)."""
+    n_area = pool.shape[1]
+    n_total = area_total if area_total > 0 else n_area
+    for a in range(pool.shape[0]):
+        for r in range(n_area):
+            k = min(_expected_rounded(pool[a, r], rate[a, r], key,
+                                      np.uint64(a * n_total + area_base + r)), pool[a, r])
+            out[a, r] = k
+            pool[a, r] -= k
 
 
 @njit

@@ -90,8 +90,17 @@ def test_pool_kernels_exact_cases_and_means():
     pool_arrivals(p, rate, np.uint64(7), out)
     np.testing.assert_array_equal(out[:, 0], 0)
     np.testing.assert_array_equal(out[:, 1], 2000)  # a whole rate is exact
-    assert abs(out[:, 2].mean() - 250) < 4 * np.sqrt(1000 * 0.25 * 0.75 / N_A)
+    np.testing.assert_array_equal(out[:, 2], 250)  # an expected count that is whole: exact
     np.testing.assert_array_equal(p, pool + out)
+    # a fractional expected count is rounded down or up, up with its fractional part
+    rate[:, 2] = 0.2503
+    many = np.full((N_A, 3), 1000, np.int64)
+    ups = 0
+    for key in range(400):
+        pool_arrivals(many.copy(), rate, np.uint64(key), out)
+        assert set(out[:, 2].tolist()) <= {250, 251}
+        ups += (out[:, 2] == 251).sum()
+    assert abs(ups / (400 * N_A) - 0.3) < 4 * np.sqrt(0.21 / (400 * N_A))
     p = pool.copy()
     leave = np.zeros((N_A, 3))
     leave[:, 1] = 1.0
