@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,10 +21,11 @@ import xarray as xr
 
 from simsend.data.checks import check_within_population, population_findings, raise_findings
 from simsend.data.errors import DataError, Finding, Report
-from simsend.data.geography import AreaSelection, resolve_areas
-from simsend.data.readers import family_of
+from simsend.data.geography import INCONSISTENT_FLAG, AreaSelection, resolve_areas
+from simsend.data.readers import family_of, read_release
+from simsend.data.releases import RELEASES
 from simsend.data.rounding import controlled_round, ipf, largest_remainder, split_rank_one
-from simsend.data.tidy import ALL, read_tidy
+from simsend.data.tidy import ALL, read_tidy, write_tidy
 from simsend.dims import AGE_GROUPS, AGES, NEEDS, PLACEMENTS, TIER, TIERS
 from simsend.io import file_sha256
 
@@ -68,9 +70,13 @@ ASSUMPTIONS = {
                   "both margins, rounded by controlled rounding so both margins are exact",
     "ehcp_ages": "each age band x placement cell is spread over single years of age in "
                  "proportion to the ONS population (integer-exact within the band)",
-    "need_mix": "primary need: SEN2 has no need breakdown; the national school-census mix of "
-                "pupils with EHC plans (resp. on SEN support) by primary need is used at every "
-                "age, placement and area, dealt integer-exactly",
+    "need_mix": "primary need: where the stock has no need rows for an area (EHC plans before "
+                "January 2025, SEN support always) the national mix by primary need (school "
+                "census; SEN2 for EHC plans in January 2025) is used at every age, placement "
+                "and area, dealt integer-exactly",
+    "need_published": "EHC plans by primary need as published for the area (SEN2 January "
+                      "2025), dealt over age x placement cells integer-exactly (the need "
+                      "margin is exact, its joint with age and placement is not published)",
     "need_mix_year": "need mix of the nearest census year with published need data (2017 for "
                      "baselines 2015-2016)",
     "sen_support": "targeted + targeted_plus tiers = pupils on SEN support at the January "
@@ -96,6 +102,14 @@ ASSUMPTIONS = {
     "boundary_changes": "data before a council boundary change are apportioned to the current "
                         "councils by their shares in the first year after the change",
     "merged_area": "a former council code is the sum of its successor councils",
+    "ehcp_imputed": "EHC plans of an area whose published count at the baseline census is a "
+                    "known recording error (flag recording_error, e.g. Newham January 2025): "
+                    "its latest earlier published count and margins, scaled by England's "
+                    "change between the two censuses (largest remainder)",
+    "ehcp_single_ages": "EHC plans by single year of age as published (SEN2 from January "
+                        "2024); the published 'under 3' is spread over ages 0-2 by "
+                        "population (build of the extract)",
+    "need_not_recorded": "EHC plans whose primary need is not recorded are given need NSA",
     "default_need_mix": "no need data in the files: the shipped national need mix is used",
     "default_sen_support": "no SEN support in the files: shipped England prevalence (SEN support "
                            "per child aged 4-15) x the area's population is used",
@@ -118,17 +132,19 @@ class DataSpec:
         GSS codes (``"E92000001"`` England, ``"E12..."`` regions, council codes), 3-digit DfE
         LA numbers, former council codes (= sum of successors), or ``("all",)``.
     baseline_year : int
-        January census year of the baseline (2015-2022 for the builtin extract).
+        January census year of the baseline (2015-2025 for the builtin extract).
     targeted_plus_share : float
         Share of SEN support placed in the targeted-plus tier.
     files : dict of str to Path
-        Tidy files by kind (``stock``, ``flows``, ``population``, ``need_mix``, ``areas``).
+        Tidy files by kind (``stock``, ``flows``, ``population``, ``need_mix``, ``areas``),
+        and published files by release-family name (e.g. ``sen2_caseload``, ``ons_mye``),
+        converted as they are read (:func:`read_tables`).
 
     """
 
     source: str = "builtin"
     areas: tuple[str, ...] = ("E92000001",)
-    baseline_year: int = 2022
+    baseline_year: int = 2025
     targeted_plus_share: float = 0.25
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -158,7 +174,8 @@ class Baseline:
     history : xarray.Dataset
         ``ehcp`` (year, age_group, area), ``ehcp_placement`` (year, placement, area),
         ``new_plans`` (year, age_group, area; calendar year), ``sen_support`` (year, area),
-        ``requests`` (year, area; calendar year); no data after ``year``; NaN = not published.
+        ``requests``, ``ceased``, ``ceased_moved_la`` (year, area; calendar year); no data
+        after ``year`` (flows: none after ``year - 1``); NaN = not published.
     population : xarray.DataArray
         (year, age, area): ONS estimates labelled by the January census they feed.
 
@@ -204,62 +221,257 @@ def builtin_paths() -> dict[str, Path]:
 
 
 def read_tables(paths: dict[str, Path], report: Report | None = None) -> Tables:
-    """Read and check tidy files by kind; population is required.
+    """Read and check the files of a spec by kind; population is required.
 
-    Returns the tables and the report (with findings); does not raise on findings.
+    Keys are tidy file kinds (:data:`FILE_KINDS`) or release-family names of published files
+    (:data:`~simsend.data.releases.RELEASES`, e.g. ``sen2_caseload``, ``ons_mye``), which are
+    converted to tidy frames of their family's kind with :func:`raw_to_tidy` and checked like
+    tidy files; frames of one kind from several files are merged (a row given twice keeps the
+    first file's value, tidy files first).  Returns the tables and the report (with findings);
+    does not raise on findings.
     """
     report = Report() if report is None else report
-    for k in paths:
-        if k not in FILE_KINDS:
-            report.add("error", "spec", None, "files", k, unknown_file_key(k, paths[k]))
-    if "population" not in paths:
-        report.add("error", "spec", None, "files", None,
-                   "a 'population' file is required (year, area, age, count)")
-        return Tables(*(pd.DataFrame() for _ in range(5)), {}, report, {}, [])
-    pop, _ = read_tidy(paths["population"], "population", report)
-    _no_rows(pop, paths["population"], "one row per year, area and age 0-25", report)
-    known = set(pop["area"]) if len(pop) else None
-    areas = None
-    if "areas" in paths:
-        areas, _ = read_tidy(paths["areas"], "areas", report)
-        if {"code", "name"} <= set(areas.columns):
-            known = (known or set()) | set(areas["code"])
-        else:  # the missing column is reported; the file cannot name areas
-            areas = None
-    frames = {}
-    for kind in ("stock", "flows", "need_mix"):
-        if kind in paths:
-            frames[kind], _ = read_tidy(paths[kind], kind, report,
-                                        known_areas=known if kind != "need_mix" else None)
+    tidy, raw = {}, {}
+    for k, p in paths.items():
+        if k in FILE_KINDS:
+            tidy[k] = p
+        elif k in RELEASES and RELEASES[k].layout in RAW_LAYOUTS:
+            raw[k] = p
         else:
-            frames[kind] = pd.DataFrame()
-    if "stock" in paths:
-        _no_rows(frames["stock"], paths["stock"], "children by year, area and plan", report)
-        check_within_population(frames["stock"], pop, Path(paths["stock"]).name,
-                                Path(paths["population"]).name, report)
+            report.add("error", "spec", None, "files", k, unknown_file_key(k, p))
+    kinds = {k: RELEASES[k].kind for k in raw}
+    if "population" not in tidy and "population" not in kinds.values():
+        report.add("error", "spec", None, "files", None,
+                   "a 'population' file is required (year, area, age, count; or a published "
+                   "ONS file as [data.files.ons_mye])")
+        return Tables(*(pd.DataFrame() for _ in range(5)), {}, report, {}, [])
+    with tempfile.TemporaryDirectory(prefix="simsend_raw_") as tmp:
+        def read_kind(kind, known=None, pop=None):
+            parts = []
+            if kind in tidy:
+                parts.append(read_tidy(tidy[kind], kind, report, known_areas=known)[0])
+            for k in (k for k, v in kinds.items() if v == kind):
+                parts.append(_read_raw(k, raw[k], Path(tmp), report, known, pop))
+            return _merge(parts, kind, report)
+
+        pop = read_kind("population")
+        pop_file = Path(tidy.get("population") or next(
+            raw[k] for k, v in kinds.items() if v == "population")).name
+        if "population" in tidy:
+            _no_rows(pop, tidy["population"], "one row per year, area and age 0-25", report)
+        known = set(pop["area"]) if len(pop) else None
+        areas = None
+        if "areas" in tidy:
+            areas, _ = read_tidy(tidy["areas"], "areas", report)
+            if {"code", "name"} <= set(areas.columns):
+                known = (known or set()) | set(areas["code"])
+            else:  # the missing column is reported; the file cannot name areas
+                areas = None
+        frames = {kind: read_kind(kind, known if kind != "need_mix" else None, pop)
+                  for kind in ("stock", "flows", "need_mix")}
+    if "stock" in tidy:
+        _no_rows(frames["stock"], tidy["stock"], "children by year, area and plan", report)
+    stock_files = [Path(p).name for k, p in paths.items()
+                   if k == "stock" or kinds.get(k) == "stock"]
+    if stock_files:
+        check_within_population(frames["stock"], pop, " + ".join(stock_files), pop_file,
+                                report)
     if areas is None:
         names = {}
         for df in (pop, frames["stock"]):
             if len(df) and "area_name" in df:
                 names.update(dict(zip(df["area"], df["area_name"], strict=True)))
         codes = sorted(set(pop["area"])) if len(pop) else []
-        areas = pd.DataFrame({"code": codes, "name": [names.get(c, c) for c in codes],
+        areas = pd.DataFrame({"code": codes, "name": [names.get(c, c) or c for c in codes],
                               "level": "la", "old_la_code": "", "region_code": "",
                               "status": "current", "successors": ""})
-    sha = {k: file_sha256(p) for k, p in paths.items() if k in FILE_KINDS}
+    sha = {k: file_sha256(p) for k, p in paths.items() if k in FILE_KINDS or k in raw}
     return Tables(frames["stock"], frames["flows"], pop, frames["need_mix"], areas,
                   {k: str(p) for k, p in paths.items()}, report,
                   {"sha256": sha}, [])
 
 
+def kind_file(files: dict, kind: str) -> str:
+    """Name of the file(s) a spec gives for a tidy kind (tidy or published), for messages."""
+    names = [Path(p).name for k, p in files.items()
+             if k == kind or (k in RELEASES and RELEASES[k].kind == kind)]
+    return " + ".join(names) or kind
+
+
+RAW_LAYOUTS = ("ees", "ees_wide", "ons_mye", "cin_need")
+"""Layouts of published files a run can read directly (converted by :func:`raw_to_tidy`).
+LAIT and the national metric file hold percentages and other measures, not counts by area."""
+
+
+def raw_to_tidy(df: pd.DataFrame, family: str, population: pd.DataFrame | None = None,
+                report: Report | None = None, file: str = "") -> pd.DataFrame:
+    """Convert a reader's frame of a published file to a tidy frame of its family's kind.
+
+    Parameters
+    ----------
+    df : DataFrame
+        As returned by :func:`simsend.data.readers.read_release`.
+    family : str
+        Release family name.
+    population : DataFrame, optional
+        Tidy population (``year, area, age, count``): an age row covering several ages (the
+        person-level release's ``under 3``) is split over them by population, as in the
+        builtin extract; without the population of its year and area, the year's single
+        ages are summed into age bands.
+    report : Report, optional
+        Warnings (rows left out) are added here.
+    file : str
+        File name for the findings.
+
+    Returns
+    -------
+    DataFrame
+        Tidy columns (``year, area, plan`` or ``flow``, breakdowns, ``count, flag``).  Flow
+        ages are summed into age bands; rows of an unknown age are left out (the age rows of
+        that year and area are then flagged ``inconsistent_total``); rows breaking down more
+        than one dimension (the published joint tables) are not kept.
+
+    """
+    report = Report() if report is None else report
+    kind = RELEASES[family].kind
+    if kind == "population":
+        out = df.assign(year=(df["mid_year"] + 1).astype(int))
+        out = out[out["age"].between(0, N_A - 1)]
+        return out.assign(age=out["age"].astype(int).astype(str))[
+            ["year", "area", "area_name", "age", "count", "flag"]]
+    if kind == "need_mix":
+        return df[["year", "area", "plan", "need", "count", "flag"]]
+    d = df.copy()
+    for col in ("age", "need"):
+        if col not in d:
+            d[col] = ALL
+    n_dims = (d["age"] != ALL).astype(int) + (d["placement"] != ALL) + (d["need"] != ALL)
+    d = d[n_dims <= 1]
+    unknown = d["age"] == "unknown"
+    lost = d[unknown & (d["count"].fillna(0) > 0)]
+    d = d[~unknown]
+    key = ["year", "area", "measure"]
+    if len(lost):
+        report.add("warning", file, None, "breakdown", "unknown",
+                   f"{len(lost)} row(s) of an unknown age left out (the age rows of those "
+                   "years and areas are flagged inconsistent_total)")
+        hit = d.set_index(key).index.isin(lost.set_index(key).index) & (d["age"] != ALL)
+        d.loc[hit, "flag"] = np.where(d.loc[hit, "flag"] != "",
+                                      d.loc[hit, "flag"] + ";" + INCONSISTENT_FLAG,
+                                      INCONSISTENT_FLAG)
+    ages = d[d["age"] != ALL]
+    rest = d[d["age"] == ALL]
+    spread = []
+    if len(ages):
+        pop = population.set_index(["year", "area", "age"])["count"] if population is not \
+            None and len(population) else None
+        for (y, a, m), g in ages.groupby(key, sort=False):
+            spans = [tuple(int(x) for x in str(v).split("-")) if "-" in str(v) else
+                     (int(v), int(v)) for v in g["age"]]
+            w = None
+            if kind == "stock" and pop is not None:
+                w = {(lo, hi): np.array([pop.get((y, a, str(k)), np.nan)
+                                         for k in range(lo, hi + 1)]) for lo, hi in spans}
+                if not all(np.isfinite(v).all() for v in w.values()):
+                    w = None
+            if w is None:  # bands
+                b = g.groupby("age_group", as_index=False).agg(
+                    count=("count", lambda c: c.sum(min_count=len(c))),
+                    flag=("flag", lambda f: next((x for x in f if x), "")))
+                spread.append(b.assign(year=y, area=a, measure=m, age=ALL, placement=ALL,
+                                       need=ALL))
+                continue
+            for r, (lo, hi) in zip(g.to_dict("records"), spans, strict=True):
+                if lo == hi:
+                    spread.append(pd.DataFrame([r]))
+                    continue
+                v = (largest_remainder(int(round(r["count"])), w[(lo, hi)]).astype(float)
+                     if np.isfinite(r["count"]) else [np.nan] * (hi - lo + 1))
+                f = r["flag"] if not np.isfinite(r["count"]) else \
+                    (r["flag"] + ";" if r["flag"] else "") + "spread_by_population"
+                spread.append(pd.DataFrame([{**r, "age": str(k), "count": float(c), "flag": f}
+                                            for k, c in zip(range(lo, hi + 1), v,
+                                                            strict=True)]))
+    out = pd.concat([rest, *spread], ignore_index=True)
+    out = out.rename(columns={"measure": "plan" if kind == "stock" else "flow"})
+    cols = ["year", "area", "area_name", "plan" if kind == "stock" else "flow", "age_group",
+            "age", "need", "placement", "count", "flag"]
+    for c in cols:
+        if c not in out:
+            out[c] = ALL if c != "area_name" else ""
+    return out[cols]
+
+
+def _read_raw(key: str, path: Path, tmp: Path, report: Report, known: set | None,
+              population: pd.DataFrame | None) -> pd.DataFrame:
+    """Read a published file, convert it, and check the result as a tidy file."""
+    fam = RELEASES[key]
+    try:
+        df, _ = read_release(path, fam, report)
+    except DataError as exc:
+        report.add("error", Path(path).name, None, None, None, str(exc))
+        return pd.DataFrame()
+    if df.empty:
+        return df
+    tidy = raw_to_tidy(df, key, population, report, Path(path).name)
+    if known is not None and fam.kind in ("stock", "flows"):
+        out = ~tidy["area"].isin(known)
+        if out.any():
+            report.add("warning", Path(path).name, None, "area", None,
+                       f"{tidy.loc[out, 'area'].nunique()} area(s) without a population "
+                       f"estimate left out ({', '.join(sorted(set(tidy.loc[out, 'area']))[:5])}"
+                       f"{' ...' if tidy.loc[out, 'area'].nunique() > 5 else ''})")
+            tidy = tidy[~out]
+    conv = tmp / f"{Path(path).name} as tidy {fam.kind}.csv"
+    write_tidy(tidy, conv, fam.kind)
+    frame, _ = read_tidy(conv, fam.kind, report,
+                         known_areas=known if fam.kind in ("stock", "flows") else None)
+    report.files.remove(str(conv))
+    return frame
+
+
+def _merge(parts: list[pd.DataFrame], kind: str, report: Report) -> pd.DataFrame:
+    """Frames of one kind from several files; a row given twice keeps the first one."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame()
+    if len(parts) == 1:
+        return parts[0]
+    df = pd.concat(parts, ignore_index=True)
+    key = [c for c in ("year", "area", "plan", "tier", "flow", "need", "age_group", "age",
+                       "placement") if c in df]
+    df[key] = df[key].fillna(ALL) if kind != "population" else df[key]
+    dup = df.duplicated(key, keep="first")
+    if dup.any():
+        first = df[~dup].set_index(key)["count"]
+        other = df[dup].set_index(key)["count"]
+        differ = int((np.abs(first.reindex(other.index).to_numpy() - other.to_numpy()) > 0.5)
+                     .sum())
+        if differ:
+            report.add("warning", kind, None, "count", None,
+                       f"{differ} {kind} row(s) given by several files with different counts;"
+                       " the first file's kept (tidy files first, then published files in "
+                       "the order given)")
+    return df[~dup].reset_index(drop=True)
+
+
 def unknown_file_key(key: str, path: Path) -> str:
-    """Message for a ``[data.files]`` key that is not a tidy file kind (:data:`FILE_KINDS`)."""
+    """Message for a ``[data.files]`` key that is neither a tidy kind nor a readable family."""
     close = difflib.get_close_matches(key, FILE_KINDS, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    fam = family_of(path)
-    raw = (f"; {Path(path).name} is a published {fam.name} file, which a run does not read: "
-           "convert it to a tidy file (docs/data.md)") if fam is not None else ""
-    return (f"[data.files.{key}] unknown key{hint}; expected one of {list(FILE_KINDS)}{raw}")
+    fam = RELEASES.get(key) or family_of(path)
+    if fam is not None and fam.layout not in RAW_LAYOUTS:
+        raw = (f"; {Path(path).name} is a published {fam.name} file, which a run cannot read "
+               "(it holds percentages or national measures, not counts by area): convert it "
+               "to a tidy file (docs/data.md)")
+    elif fam is not None:
+        raw = (f"; {Path(path).name} is a published {fam.name} file: give it as "
+               f"[data.files.{fam.name}] and a run converts it (docs/data.md)")
+    else:
+        raw = ""
+    readable = [f for f, r in RELEASES.items() if r.layout in RAW_LAYOUTS]
+    return (f"[data.files.{key}] unknown key{hint}; expected one of {list(FILE_KINDS)} or a "
+            f"published file's family ({', '.join(readable)}){raw}")
 
 
 def _no_rows(df: pd.DataFrame, path: Path, expected: str, report: Report) -> None:
@@ -280,6 +492,8 @@ def _builtin_tables() -> Tables:
         "release": prov.get("title"), "built": prov.get("built"),
         "sources": prov.get("sources"), "shipped_sha256": prov.get("shipped_sha256"),
         "geography": prov.get("geography"),
+        "series_breaks": prov.get("series_breaks"),
+        "published_defects": prov.get("published_defects"),
     }
     return t
 
@@ -406,13 +620,24 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
     areas = list(sel.codes)
     e = stock[stock["plan"] == "ehcp"] if len(stock) else stock
     ehcp_g = _margin_rows(e, "age_group") if len(e) else e
-    if len(e) and ehcp_g.empty and (e["age"] != ALL).any():
+    if len(e) and (e["age"] != ALL).any():
+        # censuses published by single year of age (and not by band): bands summed from them
         ages = _margin_rows(e, "age")
-        ehcp_g = ages.groupby(["year", "area", "age_group"], as_index=False)["count"].sum(
+        have = set(zip(ehcp_g["year"], ehcp_g["area"], strict=True))
+        ages = ages[[k not in have for k in zip(ages["year"], ages["area"], strict=True)]]
+        summed = ages.groupby(["year", "area", "age_group"], as_index=False)["count"].sum(
             min_count=1)
+        n = ages.groupby(["year", "area", "age_group"])["count"].apply(
+            lambda c: bool(c.isna().any())).to_numpy()
+        summed.loc[n, "count"] = np.nan  # a missing age leaves its band unknown
+        ehcp_g = pd.concat([ehcp_g, summed], ignore_index=True)
     ss = _total_rows(stock[stock["plan"] == "sen_support"]) if len(stock) else stock
     new = flows[flows["flow"] == "new_plans"] if len(flows) else flows
-    req = _total_rows(flows[flows["flow"] == "requests"]) if len(flows) else flows
+
+    def flow_total(name: str) -> pd.DataFrame:
+        return _total_rows(flows[flows["flow"] == name]) if len(flows) else flows
+
+    req = flow_total("requests")
     ds = xr.Dataset(
         {
             "ehcp": (("year", "age_group", "area"), _grid(ehcp_g, years, "age_group", GROUPS,
@@ -435,14 +660,32 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
                              "units": "1"}),
             "requests": (("year", "area"), _grid(req, years, None, None, areas),
                          {"long_name": "initial requests for an EHC needs assessment in "
-                                       "calendar year `year` (SEN2 InreqEHC)",
+                                       "calendar year `year` (SEN2 InreqEHC to 2021, "
+                                       "requests_received_in_year from 2022)",
                           "units": "1 year-1"}),
+            "ceased": (("year", "area"), _grid(flow_total("ceased"), years, None, None, areas),
+                       {"long_name": "EHC plans ceased in calendar year `year` (SEN2 "
+                                     "total_ceased from 2022; to 2021 the sum of the four "
+                                     "discontinued-plan reasons)",
+                        "units": "1 year-1"}),
+            "ceased_moved_la": (("year", "area"),
+                                _grid(flow_total("ceased_moved_la"), years, None, None, areas),
+                                {"long_name": "EHC plans ceased in calendar year `year` "
+                                              "because the child or young person moved to "
+                                              "another council in England (SEN2 transfer; "
+                                              "DisleaEHC to 2021)",
+                                 "units": "1 year-1"}),
         },
         coords={"year": years, "age_group": list(GROUPS), "placement": list(PLACEMENTS),
                 "area": areas},
         attrs={"baseline_year": year,
                "note": "stocks at the January census of `year`; flows in calendar year `year`;"
-                       " NaN = not published (suppressed, not applicable or not collected)"},
+                       " NaN = not published (suppressed, not applicable, not collected or a "
+                       "known recording error)",
+               **({"series_break": "SEN2 changed from council aggregates to person-level "
+                                   "records in 2023 (caseload from January 2023, flows from "
+                                   "calendar 2022): DfE marks a break in series"}
+                  if tables.provenance.get("source") == "builtin" else {})},
     )
     return ds
 
@@ -462,7 +705,8 @@ def _impute(values: np.ndarray, total: float, ref: np.ndarray, what: str,
     if resid is None:
         resid = int(round(np.sum(ref[nan]) / max(np.sum(ref[~nan]), 1e-9) * known))
     v[nan] = largest_remainder(resid, ref[nan])
-    notes.append(f"{what}: {int(nan.sum())} suppressed cell(s) imputed ({resid} in total)")
+    notes.append(f"{what}: {int(nan.sum())} suppressed or unavailable cell(s) imputed "
+                 f"({resid} in total)")
     return v
 
 
@@ -487,6 +731,7 @@ def _need_shares(need_mix: pd.DataFrame, area_rows: pd.DataFrame, plan: str, yea
     own = _margin_rows(area_rows[(area_rows["plan"] == plan) & (area_rows["year"] == year)],
                        "need") if len(area_rows) else area_rows
     if len(own) and np.isfinite(own["count"]).all():
+        applied.add("need_published")
         return own.groupby("need")["count"].sum().reindex(list(NEEDS)).fillna(0).to_numpy(
             float)
     nm = need_mix[need_mix["plan"] == plan] if len(need_mix) else need_mix
@@ -599,7 +844,7 @@ def _year_check(tables: Tables, year: int) -> None:
 
 def _no_ehcp_total(tables: Tables, code: str, year: int, rows: pd.DataFrame) -> None:
     """Raise: area ``code`` has no usable EHC plan total at the baseline census."""
-    file = Path(tables.files.get("stock", "stock")).name
+    file = kind_file(tables.files, "stock")
     if rows.empty:
         msg = (f"no EHC plan rows (plan=ehcp) for area {code} at census {year}, an area of the "
                "run; expected its total (every breakdown 'all'), or leave the area out of "
@@ -644,18 +889,18 @@ def load_baseline(spec: DataSpec) -> Baseline:
         raise DataError(f"targeted_plus_share {spec.targeted_plus_share} outside [0, 1]")
     tables = load_tables(spec)
     year = int(spec.baseline_year)
+    sel = resolve_areas(tuple(spec.areas), tables.areas)  # a wrong area first: it is the typo
     _year_check(tables, year)
-    sel = resolve_areas(tuple(spec.areas), tables.areas)
-    applied = {"specialist_tier", "ehcp_joint", "ehcp_ages", "need_mix", "sen_support",
+    applied = {"specialist_tier", "ehcp_joint", "need_mix", "sen_support",
                "targeted_split", "sen_support_ages", "universal_pool", "population_label",
                "births"}
     applied |= set(tables.defaults)
     notes: list[str] = list(sel.notes)
-    if sel.notes:
+    if any(m != (c,) for c, m in zip(sel.codes, sel.members, strict=True)):
         applied.add("merged_area")
     if tables.provenance.get("source") == "builtin":
         applied.add("boundary_changes")
-    pop_file = Path(tables.files.get("population", "population")).name
+    pop_file = kind_file(tables.files, "population")
     raise_findings(population_findings(tables.population, list(zip(sel.codes, sel.members,
                                                                    strict=True)),
                                        year, pop_file),
@@ -671,15 +916,26 @@ def load_baseline(spec: DataSpec) -> Baseline:
            for p in ("ehcp", "sen_support")}
     school_w = np.array([SCHOOL_PARTICIPATION.get(a, 0.0) for a in AGES])
     ss_prior = np.tile([SEN_SUPPORT_PLACEMENT.get(p, 0.0) for p in PLACEMENTS], (N_G, 1))
+    ages_published: list[str] = []
     for r, code in enumerate(sel.codes):
         rows = stock[(stock["area"] == code) & (stock["year"] == year)]
         pop = pop_y[:, r]
         # specialist tier
         e_rows = rows[rows["plan"] == "ehcp"]
         t = _total(e_rows, "ehcp")
+        if not np.isfinite(t) and _flagged(e_rows, RECORDING_ERROR):
+            e_rows, t = _impute_ehcp(tables.stock, stock, code, year, notes)
+            applied.add("ehcp_imputed")
         if not np.isfinite(t):
             _no_ehcp_total(tables, code, year, e_rows)
+        if "age" in e_rows and len(_margin_rows(e_rows, "age")):
+            applied.add("ehcp_single_ages")
+            ages_published.append(code)
+        else:
+            applied.add("ehcp_ages")
         ns = _need_shares(tables.need_mix, rows, "ehcp", year, notes, applied)
+        if tables.provenance.get("source") == "builtin" and year >= NEED_ROWS_FROM:
+            applied.add("need_not_recorded")
         ind[TIER["specialist"], :, :, r, :] = _plan_cells(
             e_rows, int(round(t)), pop, np.ones(N_A), EHCP_PLACEMENT_PRIOR, ns, ref["ehcp"],
             f"{code} EHC plans {year}", notes, applied)
@@ -722,12 +978,70 @@ def load_baseline(spec: DataSpec) -> Baseline:
         "details": notes,
         "pool_clipped": [{"area": sel.codes[a], "age": int(g), "excess": int(-raw_pool[g, a])}
                          for g, a in clipped],
+        # areas whose EHC plans are by published single year of age at the baseline census
+        # (a later step that re-spreads ages within a band should leave these alone)
+        "ehcp_ages_published": ages_published,
         "documentation": "docs/data.md",
     }
     return Baseline(individuals=ind, pool=pool, births=births, areas=tuple(sel.codes),
                     area_names=tuple(sel.names), year=year, targeted_plus_share=share_tp,
                     spec=spec, provenance=json.loads(json.dumps(prov, default=str)),
                     history=history, population=population)
+
+
+RECORDING_ERROR = "recording_error"
+"""Flag of published cells the publisher calls a recording error (excluded, NaN)."""
+NEED_ROWS_FROM = 2025
+"""First census of the builtin extract with EHC plans by primary need (SEN2)."""
+
+
+def _flagged(rows: pd.DataFrame, flag: str) -> bool:
+    return bool(len(rows)) and "flag" in rows and \
+        rows["flag"].astype(str).str.contains(flag).any()
+
+
+def _impute_ehcp(all_stock: pd.DataFrame, stock: pd.DataFrame, code: str, year: int,
+                 notes: list[str]) -> tuple[pd.DataFrame, float]:
+    """EHC plan rows of ``code`` at ``year`` from its latest earlier published census.
+
+    The earlier total is scaled by England's change between the two censuses (or, without an
+    England row, by the change of all other areas' sum) and each of its complete margins is
+    dealt to the new total by largest remainder.  Returns the rows and the total (NaN when no
+    earlier census has a total).
+    """
+    mine = stock[(stock["area"] == code) & (stock["plan"] == "ehcp") & (stock["year"] < year)]
+    tot = _total_rows(mine)
+    tot = tot[np.isfinite(tot["count"].to_numpy(float))]
+    if tot.empty:
+        return mine.iloc[:0], np.nan
+    y0 = int(tot["year"].max())
+    t0 = float(tot[tot["year"] == y0]["count"].sum())
+    e = _total_rows(all_stock[all_stock["plan"] == "ehcp"])
+    e = e[np.isfinite(e["count"].to_numpy(float))]
+    eng = e[e["area"] == "E92000001"].groupby("year")["count"].sum()
+    if y0 in eng.index and year in eng.index:
+        factor, base = float(eng[year] / eng[y0]), "England's"
+    else:
+        both = e[e["area"] != code]
+        both = both.groupby("area").filter(lambda g: {y0, year} <= set(g["year"]))
+        s = both.groupby("year")["count"].sum()
+        factor = float(s[year] / s[y0]) if len(s) == 2 and s[y0] > 0 else 1.0
+        base = "the other areas'"
+    t = float(round(t0 * factor))
+    prev = mine[mine["year"] == y0]
+    out = [_total_rows(prev).assign(count=t)]
+    for dim in ("age_group", "age", "placement", "need"):
+        if dim not in prev:
+            continue
+        m = _margin_rows(prev, dim)
+        v = m["count"].to_numpy(float)
+        if len(m) and np.isfinite(v).all() and v.sum() > 0:
+            out.append(m.assign(count=largest_remainder(int(t), v).astype(float)))
+    rows = pd.concat(out, ignore_index=True).assign(year=year, flag="imputed")
+    notes.append(f"{code}: EHC plans at census {year} are a known recording error; census "
+                 f"{y0}'s {t0:.0f} x {base} change {factor:.4f} = {t:.0f} used, with its "
+                 "margins")
+    return rows, t
 
 
 def _impute_sen_support(tables, stock, code, year, pop, population, r, notes, applied):

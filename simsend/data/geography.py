@@ -24,7 +24,8 @@ def _shares(ref: pd.DataFrame, new: tuple[str, ...], value: str) -> np.ndarray:
 
 def apportion(df: pd.DataFrame, series: list[str], breakdowns: list[str],
               changes: tuple[BoundaryChange, ...] = BOUNDARY_CHANGES,
-              value: str = "count") -> tuple[pd.DataFrame, list[dict]]:
+              value: str = "count",
+              fallback: tuple | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Put every year of a long table on the current council geography.
 
     For each boundary change and each year that has any of the change's old areas and none
@@ -43,6 +44,10 @@ def apportion(df: pd.DataFrame, series: list[str], breakdowns: list[str],
         Columns identifying one series (e.g. ``["measure"]``).
     breakdowns : list of str
         Breakdown columns (``"all"`` = total); each row breaks down at most one of them.
+    fallback : tuple, optional
+        Values of the ``series`` columns of the series whose shares are used for a series
+        that has no new-area value in the reference year (e.g. a flow no longer published
+        after the change); without it such a series is split evenly.
 
     Returns
     -------
@@ -75,7 +80,8 @@ def apportion(df: pd.DataFrame, series: list[str], breakdowns: list[str],
         new_rows = []
         for y in todo:
             cur = out[(out["year"] == y) & out["area"].isin(ch.old)]
-            new_rows.append(_apportion_year(cur, ref, ch, series, breakdowns, value, int(y)))
+            new_rows.append(_apportion_year(cur, ref, ch, series, breakdowns, value, int(y),
+                                            fallback))
         drop = out["year"].isin(todo) & out["area"].isin(ch.old)
         out = pd.concat([out[~drop]] + new_rows, ignore_index=True)
         log.append({"change": ch.note, "kind": ch.kind, "years": sorted(map(int, todo)),
@@ -83,16 +89,30 @@ def apportion(df: pd.DataFrame, series: list[str], breakdowns: list[str],
     return out, log
 
 
-def _apportion_year(cur, ref, ch, series, breakdowns, value, year):
+def _has_new(ref, new, breakdowns, value) -> bool:
+    """Whether ``ref`` holds a positive total for any of the ``new`` areas."""
+    tot = ref[np.logical_and.reduce([ref[b] == "all" for b in breakdowns])] if breakdowns \
+        else ref
+    v = tot[tot["area"].isin(new)][value].to_numpy(float)
+    return bool((np.isfinite(v) & (v > 0)).any())
+
+
+def _select_series(ref, series, key):
+    for col, v in zip(series, key, strict=True):
+        ref = ref[ref[col] == v]
+    return ref
+
+
+def _apportion_year(cur, ref, ch, series, breakdowns, value, year, fallback=None):
     rows = []
     keys = series + breakdowns
     template = cur.drop_duplicates(keys).set_index(keys)
     groups = cur.groupby(series, dropna=False) if series else [((), cur)]
     for skey, part in groups:
         skey = skey if isinstance(skey, tuple) else (skey,)
-        rsel = ref
-        for col, v in zip(series, skey, strict=True):
-            rsel = rsel[rsel[col] == v]
+        rsel = _select_series(ref, series, skey)
+        if fallback is not None and not _has_new(rsel, ch.new, breakdowns, value):
+            rsel = _select_series(ref, series, tuple(fallback))
         is_tot = np.logical_and.reduce([part[b] == "all" for b in breakdowns]) \
             if breakdowns else np.ones(len(part), bool)
         tot_rows = part[is_tot]
@@ -173,9 +193,12 @@ def resolve_areas(requested: tuple[str, ...], table: pd.DataFrame) -> AreaSelect
     ----------
     requested : tuple of str
         GSS codes, DfE 3-digit LA numbers, exact area names, ``"all"`` (every current
-        council as its own area) or a former council's code (the sum of its successors).
+        council as its own area), a former council's code (the sum of its successors) or
+        another code of a current council (``status = "alias"``: that council, e.g. ONS's
+        E06000065 for North Yorkshire, E10000023 in DfE's files).
     table : DataFrame
-        Columns ``code, name, level, old_la_code, region_code, status, successors``.
+        Columns ``code, name, level, old_la_code, region_code, status`` (``current``,
+        ``former`` or ``alias``), ``successors``.
 
     Raises
     ------
@@ -207,7 +230,16 @@ def resolve_areas(requested: tuple[str, ...], table: pd.DataFrame) -> AreaSelect
             by_name.get(key.lower())
         if r is None:
             raise DataError(f"unknown area {key!r}: {_suggest(key, table)}")
-        if r["status"] == "current":
+        if r["status"] == "alias":  # another code of a current council: that council
+            target = by_code.get(str(r["successors"]).split(";")[0])
+            if target is None:
+                raise DataError(f"area {key!r}: alias of unknown code {r['successors']!r}")
+            codes.append(target["code"])
+            names.append(target["name"])
+            members.append((target["code"],))
+            notes.append(f"{key}: another code of {target['name']}, read as "
+                         f"{target['code']} (the code of the data)")
+        elif r["status"] == "current":
             codes.append(r["code"])
             names.append(r["name"])
             members.append((r["code"],))

@@ -72,11 +72,18 @@ SCHEMAS = {
 }
 """Schema of each tidy file kind (the keys of ``[data.files]``)."""
 
-FLOW_NAMES = ("requests", "requests_refused", "assessments", "assessed_plan_issued",
-              "assessed_no_plan", "new_plans", "ceased", "ceased_left_education",
-              "ceased_needs_met", "ceased_moved_la", "ceased_other", "mainstream_to_special",
-              "special_to_mainstream")
-"""Known flow names (others are accepted with a warning)."""
+FLOW_NAMES = ("requests", "requests_refused", "requests_assessed", "assessments",
+              "assessed_plan_issued", "assessed_no_plan", "new_plans", "plans_issued",
+              "plans_issued_within_20_weeks", "plans_issued_excl_exceptions",
+              "plans_issued_within_20_weeks_excl_exceptions", "ceased",
+              "ceased_left_education", "ceased_needs_met", "ceased_moved_la",
+              "ceased_moved_outside_england", "ceased_max_age", "ceased_higher_education",
+              "ceased_employment", "ceased_disengaged", "ceased_deceased", "ceased_other",
+              "ceased_reason_not_recorded", "mainstream_to_special", "special_to_mainstream")
+"""Known flow names (others are accepted with a warning).  ``ceased_moved_la``: plans ceased
+because the child moved to another council in England (SEN2 ``transfer``; the new council
+usually issues its own plan); ``ceased_moved_outside_england``: moved out of England; see
+``docs/data.md`` for every name and its source column."""
 
 
 def _codes(kind: str, col: str) -> tuple[str, ...] | None:
@@ -223,13 +230,16 @@ def read_tidy(path: str | Path, kind: str, report: Report | None = None,
         empty = df["count"].str.strip() == ""
         marker = df["flag"].str.strip().map(quiet)
         df["count"] = df["count"].where(~(empty & marker.notna()), marker)
-    cnt, flag = parse_counts(df["count"], file, "count", report)
+    given = df["flag"].str.strip().to_numpy() if "flag" in df else None
+    cnt, flag = parse_counts(df["count"], file, "count", report, areas=df["area"].to_numpy(),
+                             explain=given)
     bad |= (flag == "invalid") | (cnt < 0) | (cnt > MAX_COUNT) | (
         np.isfinite(cnt) & (np.abs(cnt - np.round(cnt)) > 1e-9))
     df["count"] = cnt
-    if "flag" in df:
-        given = df["flag"].str.strip()
-        df["flag"] = np.where(flag != "", flag, given)
+    if given is not None:
+        # an empty cell keeps the flag that explains it (e.g. recording_error)
+        keep = (given != "") & np.isin(flag, ["", "missing"])
+        df["flag"] = np.where(keep, given, np.where(flag != "", flag, given))
     else:
         df["flag"] = flag
     df = df[~bad].copy()
@@ -269,13 +279,15 @@ def _check_years(df, kind, schema, file, report) -> None:
     for key, g in df.groupby(series, sort=False):
         years = g["year"].to_numpy()
         uniq = np.unique(years)
-        if len(uniq) > 1:
+        # a need mix is read at the nearest year with data, so gaps there are by design
+        if len(uniq) > 1 and kind != "need_mix":
             gaps = sorted(set(range(uniq[0], uniq[-1] + 1)) - set(uniq.tolist()))
             if gaps:
+                what = {k: str(v) for k, v in zip(series, np.atleast_1d(key), strict=True)}
                 report.add("warning", file, int(g["_line"].iloc[0]), "year",
                            ",".join(map(str, gaps)),
-                           f"years missing for {dict(zip(series, np.atleast_1d(key), strict=True))}"
-                           f": the series has {uniq[0]}-{uniq[-1]} with gaps")
+                           f"years missing for {what}: the series has {uniq[0]}-{uniq[-1]} "
+                           "with gaps", area=what["area"])
         first_year_line = g.groupby("year")["_line"].min().sort_index()
         if (np.diff(first_year_line.to_numpy()) < 0).any() and kind != "need_mix":
             line = int(first_year_line[first_year_line.diff() < 0].iloc[0])
@@ -347,9 +359,9 @@ def write_tidy(df: pd.DataFrame, path: str | Path, kind: str) -> None:
     Counts are written as integers, suppressed cells as empty with their flag.
     """
     schema = SCHEMAS[kind]
-    cols = [c for c in ("year", "area", "plan", "flow", "age_group", "age", "need",
-                        "placement", "code", "name", "level", "old_la_code", "region_code",
-                        "status", "successors")
+    cols = [c for c in ("year", "area", "area_name", "plan", "flow", "age_group", "age",
+                        "need", "placement", "code", "name", "level", "old_la_code",
+                        "region_code", "status", "successors")
             if c in df.columns and (c in schema.required or c in schema.optional
                                     or any(c in g for g in schema.one_of))]
     out = df[cols].copy()

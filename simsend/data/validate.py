@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simsend.data.baseline import FILE_KINDS, DataSpec, builtin_paths, read_tables
+from simsend.data.baseline import FILE_KINDS, DataSpec, builtin_paths, kind_file, read_tables
 from simsend.data.checks import population_findings
 from simsend.data.errors import DataError, Finding, Report
 from simsend.data.geography import resolve_areas
-from simsend.data.readers import family_of, read_ees
+from simsend.data.readers import family_of, read_release
+from simsend.data.releases import RELEASES
 
 SHOWN_PER_FILE = 5
 """Publisher-inconsistency warnings shown per file; the rest are counted in one line."""
@@ -47,12 +48,14 @@ def validate_data(spec: DataSpec) -> Report:
     """Check every data file a spec names and the spec's areas and year against them.
 
     For ``source = "builtin"`` the shipped extract is checked; for ``"files"`` each tidy file
-    (and any published DfE file given under its release-family name, e.g.
-    ``sen2_age_caseload``).  Checks: required columns, types, unknown codes (need, placement,
-    tier, plan, age band, ages outside 0-25), negative or non-integer counts, duplicate rows,
-    year gaps and order, totals that disagree with their breakdowns, unknown or merged areas,
-    suppressed cells (warnings, read as NaN), and whether the baseline year is covered; across
-    files: a stock above the population of its area, year and ages, counts above
+    and each published file given under its release-family name (e.g. ``sen2_caseload``,
+    ``ons_mye``): read with its family's reader (findings on the published rows), converted
+    and checked as a tidy file, as a run reads it.  Without a population, published files are
+    only read and checked on their own.  Checks: required columns, types, unknown codes (need,
+    placement, tier, plan, age band, ages outside 0-25), negative or non-integer counts,
+    duplicate rows, year gaps and order, totals that disagree with their breakdowns, unknown
+    or merged areas, suppressed cells (warnings, read as NaN), and whether the baseline year is
+    covered; across files: a stock above the population of its area, year and ages, counts above
     :data:`~simsend.data.readers.MAX_COUNT`, empty population or stock files, unknown
     ``[data.files]`` keys, and every area of the run lacking a population estimate (a missing
     row or a suppressed cell) at an age 0-25 at the baseline year.
@@ -80,21 +83,23 @@ def validate_data(spec: DataSpec) -> Report:
         report.add("error", "spec", None, "source", spec.source,
                    "expected 'builtin' or 'files'")
         return report
-    raw = {}
     for k, p in list(paths.items()):
         if not p.exists():
             report.add("error", str(p), None, None, None, f"file {k} not found")
             paths.pop(k)
-        elif k not in FILE_KINDS and family_of(p) is not None:
-            raw[k] = paths.pop(k)
-    for p in raw.values():
-        try:
-            read_ees(p, report=report)
-        except DataError as exc:
-            report.add("error", p.name, None, None, None, str(exc))
-    if raw and "population" not in paths:
-        return report
-    unknown = [k for k in paths if k not in FILE_KINDS]  # a typo: reported by read_tables
+    kinds = {k: RELEASES[k].kind if k in RELEASES else k for k in paths}
+    if "population" not in kinds.values():
+        # published files without a population: each is checked on its own
+        raw = {k: p for k, p in paths.items()
+               if k not in FILE_KINDS and (RELEASES.get(k) or family_of(p)) is not None}
+        for k, p in raw.items():
+            try:
+                read_release(p, RELEASES.get(k) or family_of(p), report)
+            except DataError as exc:
+                report.add("error", p.name, None, None, None, str(exc))
+        if raw:
+            return report
+    unknown = [k for k in paths if k not in FILE_KINDS and k not in RELEASES]  # a typo
     try:
         tables = read_tables(paths, report)
     except DataError as exc:
@@ -117,7 +122,7 @@ def validate_data(spec: DataSpec) -> Report:
         elif sel is not None:
             report.findings.extend(population_findings(
                 tables.population, list(zip(sel.codes, sel.members, strict=True)),
-                spec.baseline_year, Path(paths["population"]).name))
+                spec.baseline_year, kind_file(paths, "population")))
     if sel is not None:
         _keep_run_areas(report, {c for codes in sel.members for c in codes} | set(sel.codes))
     if len(tables.stock):
@@ -125,7 +130,7 @@ def validate_data(spec: DataSpec) -> Report:
         if spec.baseline_year not in set(e["year"]):
             report.add("error", "spec", None, "baseline_year", spec.baseline_year,
                        "no EHC plan stock (plan=ehcp) at the baseline census year")
-    elif spec.source == "files" and "stock" not in spec.files and not unknown:
+    elif spec.source == "files" and "stock" not in kinds.values() and not unknown:
         report.add("error", "spec", None, "files", None,
                    "a 'stock' file with EHC plans (plan=ehcp) is needed for a baseline")
     return report

@@ -121,25 +121,33 @@ def test_suppressed_population_cell_is_named(tmp_path):
 
 def test_typo_in_a_files_key_is_named_without_a_misleading_stock_error(tmp_path):
     paths = files(tmp_path)
-    s = DataSpec(source="files", areas=("all",),
+    s = DataSpec(source="files", areas=("all",), baseline_year=2022,
                  files={"population": paths["population"], "stok": paths["stock"]})
     rep = validate_data(s)
-    assert [f.message for f in rep.errors] == [
+    assert len(rep.errors) == 1
+    assert rep.errors[0].message.startswith(
         "[data.files.stok] unknown key (did you mean 'stock'?); expected one of "
-        "['stock', 'flows', 'population', 'need_mix', 'areas']"]
+        "['stock', 'flows', 'population', 'need_mix', 'areas'] or a published file's family "
+        "(sen2_age_caseload, ")
     with pytest.raises(DataError, match=re.escape("[data.files.stok] unknown key (did you mean "
                                                   "'stock'?)")):
         load_baseline(s)
 
 
-def test_published_file_under_an_unknown_key_says_a_run_does_not_read_it(tmp_path, fixtures):
+def test_published_file_under_an_unknown_key_names_its_family(tmp_path, fixtures):
     paths = files(tmp_path)
-    s = DataSpec(source="files", areas=("all",),
+    s = DataSpec(source="files", areas=("all",), baseline_year=2022,
                  files={**paths, "sen2": fixtures / "sen2_age_caseload.csv"})
     with pytest.raises(DataError, match=r"\[data.files.sen2\] unknown key; expected one of .*; "
                                         r"sen2_age_caseload.csv is a published sen2_age_caseload "
-                                        r"file, which a run does not read"):
+                                        r"file: give it as \[data.files.sen2_age_caseload\] and "
+                                        r"a run converts it"):
         load_baseline(s)
+    lait = DataSpec(source="files", areas=("all",), baseline_year=2022,
+                    files={**paths, "lait_sen": fixtures / "lait_la_sen_indicators_excerpt.csv"})
+    with pytest.raises(DataError, match=r"lait_la_sen_indicators_excerpt.csv is a published "
+                                        r"lait_sen file, which a run cannot read"):
+        load_baseline(lait)
 
 
 def test_header_only_population_file(tmp_path):

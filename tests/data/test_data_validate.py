@@ -1,5 +1,7 @@
 """validate_data: each defect in a tidy file gives the documented finding."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from simsend.data import DataSpec, Report, validate_data
@@ -118,3 +120,78 @@ def test_validate_of_one_council_lists_only_its_own_warnings():
     every = validate_data(DataSpec(areas=("all",)))
     assert sum("more warnings like these" in f.message for f in every.warnings) == 2
     # (England's and the regions' rows, and former councils', are outside a council run)
+
+
+# --------------------------------------------------------------------------- published files
+
+
+def test_builtin_flags_are_reported_for_the_run_areas():
+    """Newham's January 2025 cells are a known recording error: NaN with their flag."""
+    rep = validate_data(DataSpec(areas=("E09000025",)))
+    assert rep.ok
+    flagged = [f for f in rep.warnings if "recording_error" in f.message]
+    assert flagged and {f.area for f in flagged} == {"E09000025"}
+    assert rep.format().splitlines()[-1].startswith("0 errors, ")
+    rutland = validate_data(DataSpec(areas=("E06000017",)))
+    assert not [f for f in rutland.warnings if "recording_error" in f.message]
+
+
+def test_published_file_alone_is_read_and_its_findings_counted(fixtures):
+    rep = validate_data(DataSpec(source="files", areas=("all",),
+                                 files={"sen2_new_plans": fixtures / "newplans.csv"}))
+    assert rep.ok and rep.files == [str(fixtures / "newplans.csv")]
+    # Wakefield's 2022 aggregate (published footnote): England's age and placement rows are
+    # a known inconsistency, reported as warnings
+    assert [f.severity for f in rep.findings] == ["warning", "warning"]
+    assert rep.format().splitlines()[-1] == "0 errors, 2 warnings (1 files checked)"
+
+
+def test_run_reads_published_files_under_their_family_names(fixtures):
+    """SEN2 2022 tables and an ONS MYE file given as published give Birmingham's 2022 baseline
+    with the published margins (England, without a population there, is left out)."""
+    from simsend.data import load_baseline
+    from simsend.dims import AGE_GROUPS, TIER
+
+    files = {"sen2_age_caseload": fixtures / "sen2_age_caseload.csv",
+             "sen2_estab_caseload": fixtures / "sen2_estab_caseload.csv",
+             "ons_mye": fixtures / "ons_mye_persons_age0to25_england_areas_excerpt.csv"}
+    spec = DataSpec(source="files", areas=("E08000025",), baseline_year=2022, files=files)
+    rep = validate_data(spec)
+    assert rep.ok, rep.format()
+    assert any("without a population estimate left out (E92000001)" in f.message
+               for f in rep.warnings)
+    b = load_baseline(spec)
+    ref = load_baseline(DataSpec(areas=("E08000025",), baseline_year=2022))
+    spec_b, spec_r = (x.individuals[TIER["specialist"], :, :, 0, :] for x in (b, ref))
+    assert spec_b.sum() == spec_r.sum() == 10489  # sen2_age_caseload.csv, Birmingham 2022
+    np.testing.assert_array_equal(spec_b.sum(axis=(0, 1)), spec_r.sum(axis=(0, 1)))
+
+    def bands(s):
+        return [s.sum(axis=(1, 2))[lo:hi + 1].sum() for lo, hi in AGE_GROUPS.values()]
+
+    assert bands(spec_b) == bands(spec_r)
+    assert set(b.provenance["sha256"]) == set(files)
+
+
+def test_run_reads_a_person_level_caseload(tmp_path, fixtures):
+    """caseload.csv (SEN2 2025) under its family name: single ages as published, 'under 3'
+    spread over ages 0-2 by the population given."""
+    from simsend.data import load_baseline
+    from simsend.dims import TIER
+
+    pop = "year,area,age,count\n" + "".join(f"2025,E06000017,{a},{400 + 10 * a}\n"
+                                            for a in range(26))
+    (tmp_path / "population.csv").write_text(pop)
+    spec = DataSpec(source="files", areas=("E06000017",), baseline_year=2025,
+                    files={"population": tmp_path / "population.csv",
+                           "sen2_caseload": fixtures / "caseload.csv"})
+    assert validate_data(spec).ok
+    b = load_baseline(spec)
+    ages = b.individuals[TIER["specialist"], :, :, 0, :].sum(axis=(1, 2))
+    raw = pd.read_csv(fixtures / "caseload.csv", dtype=str, keep_default_na=False)
+    r = raw[(raw["new_la_code"] == "E06000017") & (raw["time_period"] == "202425")
+            & (raw["breakdown_topic"] == "Child or young persons age")]
+    pub = dict(zip(r["breakdown"], r["ehcplans"].astype(int), strict=True))
+    # Rutland publishes no 'under 3' and no 'age 25' row (no such plan): 0
+    assert ages.sum() == 376 and ages[:3].sum() == pub.get("under 3", 0) == 0
+    assert all(ages[a] == pub.get(f"age {a}", 0) for a in range(3, 26))
