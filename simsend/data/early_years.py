@@ -16,8 +16,9 @@ needs and placements by the config's ``need_mix`` and ``placement_new``.  The po
 age and area is unchanged.  Only ages below the first age at which the area has any child
 in the targeted tiers are filled, so a council's own early-years counts are never overwritten.
 
-EHC plans of the SEN2 band ``under_5`` are spread by the data layer over ages 0-4 in
-proportion to population, which puts as many plans at age 0 as at age 4.  Plans follow
+EHC plans of the SEN2 band ``under_5`` (censuses before 2024, when SEN2 published age bands
+only; areas with single ages published are left as published) are spread by the data layer
+over ages 0-4 in proportion to population, which puts as many plans at age 0 as at age 4.  Plans follow
 identification, so the same steady state re-spreads them: within each (need, placement, area)
 cell the band's plans are dealt over ages 0-4 in proportion to population x identified share
 (band totals are exact).  Without it, calibration reads the ageing out of the band as exits.
@@ -130,9 +131,12 @@ def fill_early_years(baseline, model: ModelConfig):
     w_age = pop * share[lo:hi + 1, None]
     spec = ind[s, lo:hi + 1]  # (ages, need, area, placement)
     band = spec.sum(axis=0)
-    new_spec = np.zeros_like(spec)
+    new_spec = spec.copy()
+    # SEN2 publishes single ages from January 2024: those areas keep the published ages
+    published = set(baseline.provenance.get("ehcp_ages_published", []))
     for n, r, p in zip(*np.nonzero(band), strict=True):
-        new_spec[:, n, r, p] = deal(int(band[n, r, p]), w_age[:, r])
+        if str(baseline.areas[r]) not in published:
+            new_spec[:, n, r, p] = deal(int(band[n, r, p]), w_age[:, r])
     # Keep each age's population: the universal pool absorbs the difference.
     pool[lo:hi + 1] -= (new_spec - spec).sum(axis=(1, 3))
     if (pool < 0).any():  # not enough universal children at some age: keep the data's spread

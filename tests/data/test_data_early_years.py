@@ -88,3 +88,16 @@ def test_builtin_england_baseline_has_early_years(model):
     targ = b.individuals[T:S].sum(axis=(0, 2, 3, 4))
     assert (targ[:4] > 0).all()
     assert b.provenance["early_years"]["moved_from_universal"]["E92000001"] == targ[:4].sum()
+
+
+def test_published_single_ages_are_kept():
+    """From January 2024 SEN2 publishes EHC plans by single year of age: the steady-state
+    re-spread of the under-5 band leaves them as published (England 2025: 4,302 aged 3)."""
+    from simsend.config import load
+    from simsend.data.configured import load_config_baseline
+
+    cfg = load("configs/base.toml")
+    b = load_config_baseline(cfg.replace_run(start_year=2025))
+    ages = b.individuals[3].sum(axis=(1, 2, 3))
+    assert ages[:6].tolist() == [170, 176, 187, 4302, 22517, 30847]
+    assert int(ages.sum()) == 638745
