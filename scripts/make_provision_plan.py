@@ -1,22 +1,28 @@
-"""Write the England default provision plan, configs/provision/england_2022.csv.
+"""Write the England default provision plan, configs/provision/england_<baseline year>.csv.
 
 Usage::
 
-    python scripts/make_provision_plan.py [--out configs/provision/england_2022.csv]
+    python scripts/make_provision_plan.py [--out configs/provision/england_2025.csv]
+
+The baseline year is ``run.start_year`` of ``configs/base.toml`` (January 2025); the same
+script with a 2022 config wrote ``england_2022.csv``, which the 2022 backtests keep using.
 
 Rows for England (E92000001) and every council of the shipped baseline, so that
 ``simsend run configs/base.toml`` and ``--areas all`` both find their places.  Every figure is
-an ASSUMPTION built from the shipped January 2022 baseline (SEN2 2022 EHC plans by placement
-and school-census SEN support), because no published series gives places by council:
+an ASSUMPTION built from the shipped baseline (SEN2 EHC plans by placement and school-census
+SEN support at its January census), because no published series gives places by council:
 
-* ``special_state`` places in January 2022 = pupils in state special schools in the baseline
+* ``special_state`` places at the baseline census = pupils in state special schools in the
+  baseline
   (EHC plans plus SEN support): the schools are taken as full, which is kind (DfE reported
   about 6,500 more pupils than places in state special schools in 2024);
 * expansions: 7,500 places a year for census years 2023-2026 (30,000 in all, of the size of
   the 2021 spending review's high needs capital programme), then 2,000 a year (special free
   school waves);
-* ``inclusion_base`` places in January 2022 = pupils in resourced provision and SEN units in
-  the baseline; the 2026 reform's inclusion bases add 10,000 places a year for census years
+* only expansions after the baseline census count (from a 2025 baseline: 7,500 in 2026, then
+  2,000 a year);
+* ``inclusion_base`` places at the baseline census = pupils in resourced provision and SEN units
+  in the baseline; the 2026 reform's inclusion bases add 10,000 places a year for census years
   2028-2032 (the white paper funds "tens of thousands": 50,000 here);
 * a council's expansions are England's shared in proportion to its baseline pupils in that
   placement (rounded; councils with none get none).
@@ -46,15 +52,17 @@ EXPANSIONS = {
 }
 
 
-def plan_rows(areas: list[str], occupancy: dict[str, np.ndarray]) -> list[tuple]:
-    """Rows (area, placement, year, places) from baseline occupancy per area."""
+def plan_rows(areas: list[str], occupancy: dict[str, np.ndarray], year: int) -> list[tuple]:
+    """Rows (area, placement, year, places) from occupancy per area at census ``year``."""
     rows = []
     for pl, occ in occupancy.items():
         total = occ.sum()
         for a, code in enumerate(areas):
             places = int(occ[a])
-            rows.append((code, pl, 2022, places))
+            rows.append((code, pl, year, places))
             for y, add in sorted(EXPANSIONS[pl].items()):
+                if y <= year:
+                    continue
                 places += int(round(add * occ[a] / total)) if total else 0
                 rows.append((code, pl, y, places))
     return rows
@@ -63,18 +71,19 @@ def plan_rows(areas: list[str], occupancy: dict[str, np.ndarray]) -> list[tuple]
 def main() -> None:
     """Build the plan from the shipped baseline and write it."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "configs" / "provision" /
-                    "england_2022.csv")
-    args = ap.parse_args()
     cfg = load(ROOT / "configs" / "base.toml")
+    year = cfg.run.start_year
+    ap.add_argument("--out", type=Path, default=ROOT / "configs" / "provision" /
+                    f"england_{year}.csv")
+    args = ap.parse_args()
     rows = []
     for areas in (("E92000001",), ("all",)):
         base = load_baseline(cfg.replace_data(areas=areas))
         ind = base.individuals.sum(axis=(0, 1, 2))  # (area, placement)
         occ = {pl: ind[:, PLACEMENT[pl]] for pl in EXPANSIONS}
-        rows += plan_rows([str(a) for a in base.areas], occ)
+        rows += plan_rows([str(a) for a in base.areas], occ, year)
     buf = io.StringIO()
-    buf.write("# simsend provision plan for England and every council, January 2022 baseline.\n"
+    buf.write(f"# simsend provision plan for England and every council, January {year} baseline.\n"
               "# ASSUMPTIONS, not published places: written by scripts/make_provision_plan.py\n"
               "# (its docstring and docs/provision.md give every figure and its reasoning).\n")
     w = csv.writer(buf, lineterminator="\n")
