@@ -13,7 +13,7 @@ from simsend.runner.plan import prepare
 
 
 def test_base_run_reproduces_baseline_stock_at_first_year():
-    cfg = simsend.load("configs/base.toml").replace_run(end_year=2023)
+    cfg = simsend.load("configs/base.toml").replace_run(end_year=2026)
     base = simsend.load_baseline(cfg)
     ds = simsend.run(cfg, draws=1)
     first = ds["n_pupils"].sel(year=2022).isel(draw=0)
@@ -53,7 +53,7 @@ def council_files(tmp_path: Path, pop=POP, stock=STOCK, plan=None, extra="") -> 
     (tmp_path / "population.csv").write_text(pop)
     (tmp_path / "stock.csv").write_text(stock)
     text = (f'extends = "{(ROOT / "configs" / "council.toml").as_posix()}"\n'
-            '[run]\nend_year = 2024\ndraws = 2\n'
+            '[run]\nstart_year = 2022\nend_year = 2024\ndraws = 2\n'
             '[data]\nsource = "files"\nareas = "all"\n'
             '[data.files]\npopulation = "population.csv"\nstock = "stock.csv"\n')
     if plan is not None:

@@ -193,7 +193,7 @@ def tiny_config() -> dict:
     shipped plan's Rutland rows, and council_questions.toml's workforce and scenarios."""
     raw = tomllib.loads(BASE.read_text())
     questions = tomllib.loads(QUESTIONS.read_text())
-    raw["run"].update(end_year=2023, draws=1)
+    raw["run"].update(start_year=2022, end_year=2023, draws=1)
     raw["outputs"].update(path="out.nc", by=questions["outputs"]["by"])  # with placement
     raw["data"].update(source="files", areas=[AREA],
                        files={k: f"data/{v}" for k, v in DATA_FILES.items()})

@@ -18,7 +18,7 @@ SMALL_AREA = "E06000017"  # Rutland: the smallest council, so runs take a moment
 def small_config(tmp_path: Path, text: str | None = None, **run) -> Path:
     """configs/base.toml cut down to a short horizon and few draws, written to tmp_path."""
     text = BASE.read_text() if text is None else text
-    settings = {"end_year": 2025, "draws": 3, **run}
+    settings = {"end_year": 2028, "draws": 3, **run}
     for key, value in settings.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1)
         assert n == 1, key
@@ -136,7 +136,7 @@ def results_file(tmp_path_factory):
     from simsend.io import write_netcdf
 
     tmp = tmp_path_factory.mktemp("outputs")
-    ds = simsend.run(small_config(tmp, end_year=2023, draws=2))
+    ds = simsend.run(small_config(tmp, end_year=2026, draws=2))
     return write_netcdf(ds, tmp / "R.nc")
 
 

@@ -57,9 +57,17 @@ from simsend.engine.streams import STREAM, draw_keys
 from simsend.engine.tally import FLOW, FLOWS, Layout
 from simsend.engine.threads import draw_threads, on_draw_threads
 from simsend.kernels.allocate import N_ALLOC_ROWS, allocate
-from simsend.kernels.identify import new_pupils, new_pupils_serial, thin_pool
+from simsend.kernels.identify import (
+    PID_AGE_BITS,
+    PID_AREA_BITS,
+    PID_K_BITS,
+    new_pupils,
+    new_pupils_serial,
+    thin_pool,
+)
 from simsend.kernels.merge import merge_and_tally, merge_and_tally_serial, sort_new
 from simsend.kernels.migrate import (
+    ARRIVAL_K,
     MOVED_IN,
     MOVED_OUT,
     migrate_decide,
@@ -246,6 +254,18 @@ def migrate(pop: Population, moves: YearMoves, yi: int, keys: np.ndarray, layout
     pop.swap(n_out, start)
 
 
+def arrivals(pid: np.ndarray, yi: int) -> np.ndarray:
+    """Mask of pupils who arrived by migration in year ``yi`` (from their ids).
+
+    An arrival copies a resident's placement without asking for a place; with a provision
+    plan it asks like a newly identified pupil: its placement before the year is taken as the
+    waiting placement, so a full placement sends it to the overflow options or to wait there.
+    """
+    pid = pid.astype(np.int64)
+    year = pid >> (PID_K_BITS + PID_AGE_BITS + PID_AREA_BITS)
+    return (year == yi) & ((pid & ARRIVAL_K) != 0)
+
+
 def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layout: Layout,
              sc: _Scratch, moves: YearMoves | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -302,6 +322,9 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
         if len(sc.prev) < pop.n:
             sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
         sc.prev[:pop.n] = pop.cur.placement[:pop.n]
+        if moves is not None:  # this year's arrivals ask for their placement like newcomers
+            arrived = arrivals(pop.cur.pid[:pop.n], yi)
+            sc.prev[:pop.n][arrived] = tab.provision.wait_place
     k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave),
            np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
                     np.uint64),

@@ -136,9 +136,10 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
     out = np.full((len(years), len(areas), len(PLACEMENTS)), math.inf)
     for (a, p), by_year in rows.items():
         ys = sorted(by_year)
-        if ys[0] > years[min(1, len(years) - 1)]:
+        first = years[min(1, len(years) - 1)]
+        if ys[0] > first:
             raise ConfigError(f"{path}: places of ({areas[a]}, {PLACEMENTS[p]}) start in "
-                              f"{ys[0]}, after the first simulated year {years[1]}")
+                              f"{ys[0]}, after the first simulated year {first}")
         for yi, y in enumerate(years):
             past = [u for u in ys if u <= y]
             out[yi, a, p] = by_year[past[-1]] if past else by_year[ys[0]]

@@ -71,6 +71,9 @@ def with_overrides(cfg: SimConfig | str | Path, draws: int | None = None,
         cfg = cfg.replace_run(seed=seed)
     if areas is not None:
         cfg = cfg.replace_data(areas=tuple(areas))
+    if cfg.run.end_year <= cfg.run.start_year:  # a config replaced in Python skips parse's check
+        raise ConfigError(f"{cfg.source_path}: [run.end_year] {cfg.run.end_year} must be after "
+                          f"run.start_year {cfg.run.start_year}")
     return cfg
 
 

@@ -153,9 +153,9 @@ def test_without_placement_dim_uses_the_fallback_items():
 
 @pytest.fixture(scope="module")
 def tiny_run() -> xr.Dataset:
-    """Rutland, 2022-2024, 3 draws, the shipped England posterior, by tier and placement."""
+    """Rutland, 2025-2027, 3 draws, the shipped England posterior, by tier and placement."""
     cfg = (simsend.load(ROOT / "configs" / "base.toml")
-           .replace_run(end_year=2024, draws=3)
+           .replace_run(end_year=2027, draws=3)
            .replace_data(areas=("E06000017",))
            .replace_outputs(by=("tier", "placement", "area")))
     return simsend.run(cfg)
@@ -181,7 +181,7 @@ def test_fixed_costs_on_a_real_run(tiny_run):
     assert "specialist" not in eng["category"].values
     assert {"special_state", "special_independent", "mainstream_top_up", "transport",
             "assessment", "tribunal"} <= set(eng["category"].values)
-    assert np.isfinite(eng["spend_total"].sel(year=[2023, 2024])).all()
+    assert np.isfinite(eng["spend_total"].sel(year=[2026, 2027])).all()
 
 
 # --------------------------------------------------------------------------- inflation
@@ -500,7 +500,7 @@ def test_a_budget_for_other_areas_is_not_compared(tiny_run, caplog):
     text = ENGLAND.read_text().replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
     own = spend(tiny_run, parse_costs(text, "rutland.toml"))
     assert "budget_skipped" not in own.attrs
-    assert own["p_deficit"].sel(year=2023).item() == 0.0  # compared now (GBP 7.9bn: never over)
+    assert own["p_deficit"].sel(year=2026).item() == 0.0  # compared now (GBP 7.9bn: never over)
     # no areas stated: taken as England's, so not compared with Rutland either
     bare = parse_costs(text.replace('areas = ["E06000017"]', ""), "bare.toml")
     assert "taken as England" in spend(tiny_run, bare).attrs["budget_skipped"]
@@ -512,7 +512,7 @@ def test_england_costs_price_a_run_tallied_without_placements_but_with_a_plan():
     """`simsend costs results/base.nc configs/costs/england_2021_22.toml` (the README's own
     example) failed: the provision plan's `places` made the results look tallied by placement."""
     cfg = (simsend.load(ROOT / "configs" / "base.toml")
-           .replace_run(end_year=2023, draws=2)
+           .replace_run(end_year=2026, draws=2)
            .replace_data(areas=("E06000017",)))
     assert cfg.provision is not None and "placement" not in cfg.outputs.by
     ds = simsend.run(cfg)
@@ -520,4 +520,4 @@ def test_england_costs_price_a_run_tallied_without_placements_but_with_a_plan():
     sp = spend(ds, load_costs(ENGLAND))
     assert "specialist" in sp["category"].values  # the without-placement average applies
     assert "special_state" not in sp["category"].values
-    assert np.isfinite(sp["spend_total"].sel(year=2023)).all()
+    assert np.isfinite(sp["spend_total"].sel(year=2026)).all()

@@ -39,23 +39,23 @@ def test_goal_seek_edges():
 def test_early_intervention_goal_seek_on_the_engine():
     text = (ROOT / "configs" / "base.toml").read_text()
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
-    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2027", text)
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2030", text)
     cfg = parse(text, "small.toml")
     kw = {"draws": 20}
-    base = specialist_in(simsend.run(cfg, **kw), 2027)
+    base = specialist_in(simsend.run(cfg, **kw), 2030)
     limit = float(np.quantile(base, 0.2))  # baseline meets it in about 20% of draws
 
     def make(x):
-        return early_intervention(x, years=(2023, 2027))
+        return early_intervention(x, years=(2026, 2030))
 
-    res = goal_seek_scenario(cfg, make, lambda ds: specialist_in(ds, 2027), limit, 0.8,
+    res = goal_seek_scenario(cfg, make, lambda ds: specialist_in(ds, 2030), limit, 0.8,
                              lo=0.0, hi=0.95, tol=0.02, run_kwargs=kw)
     assert 0.0 < res.size <= 0.95 and res.prob >= 0.8
     # re-running at the answer reproduces it (same seed: paired draws) ...
-    at = specialist_in(simsend.run(cfg, scenario=make(res.size), **kw), 2027)
+    at = specialist_in(simsend.run(cfg, scenario=make(res.size), **kw), 2030)
     assert share_under(at, limit) == res.prob
     # ... and a size one tolerance smaller misses the goal
-    below = specialist_in(simsend.run(cfg, scenario=make(res.size - 0.02), **kw), 2027)
+    below = specialist_in(simsend.run(cfg, scenario=make(res.size - 0.02), **kw), 2030)
     assert share_under(below, limit) < 0.8
 
 
@@ -66,18 +66,18 @@ def test_cli_goalseek(tmp_path):
 
     text = (ROOT / "configs" / "base.toml").read_text()
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
-    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2025", text)
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2028", text)
     cfg = tmp_path / "g.toml"
     cfg.write_text(text)
-    base = specialist_in(simsend.run(cfg, draws=5), 2025)
+    base = specialist_in(simsend.run(cfg, draws=5), 2028)
     limit = float(base.min()) - 1  # no baseline draw meets it
-    args = ["goalseek", str(cfg), "--target-year", "2025", "--limit", str(limit), "--prob",
-            "0.6", "--draws", "5", "--years", "2023-2025", "--tol", "0.05"]
+    args = ["goalseek", str(cfg), "--target-year", "2028", "--limit", str(limit), "--prob",
+            "0.6", "--draws", "5", "--years", "2026-2028", "--tol", "0.05"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     size = float(re.search(r"early_intervention size ([0-9.e-]+)", res.output).group(1))
     at = specialist_in(simsend.run(cfg, draws=5, scenario=early_intervention(
-        size, (2023, 2025))), 2025)
+        size, (2026, 2028))), 2028)
     assert share_under(at, limit) >= 0.6
     res = CliRunner().invoke(main, [*args[:4], "--limit=-1e9", *args[6:]])
     assert res.exit_code == 2 and "even size 0.9" in res.output and "Traceback" not in res.output
@@ -90,15 +90,15 @@ def test_cli_goalseek_area_seed_and_out(tmp_path):
 
     from simsend.cli import main
 
-    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2025",
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2028",
                   (ROOT / "configs" / "base.toml").read_text())
     cfg = tmp_path / "g.toml"
     cfg.write_text(text)  # England in the file; --area picks Rutland
-    base = specialist_in(simsend.run(cfg, draws=4, seed=3, areas=("E06000017",)), 2025)
+    base = specialist_in(simsend.run(cfg, draws=4, seed=3, areas=("E06000017",)), 2028)
     limit = float(base.min()) - 1
     out = tmp_path / "search.csv"
-    args = ["goalseek", str(cfg), "--target-year", "2025", "--limit", str(limit), "--prob",
-            "0.5", "--draws", "4", "--years", "2023-2025", "--tol", "0.05", "--area",
+    args = ["goalseek", str(cfg), "--target-year", "2028", "--limit", str(limit), "--prob",
+            "0.5", "--draws", "4", "--years", "2026-2028", "--tol", "0.05", "--area",
             "E06000017", "--seed", "3", "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
@@ -108,7 +108,7 @@ def test_cli_goalseek_area_seed_and_out(tmp_path):
     assert table["chosen"].sum() == 1 and f"wrote {out}" in res.output
     size = float(table.loc[table["chosen"], "size"].iloc[0])
     at = specialist_in(simsend.run(cfg, draws=4, seed=3, areas=("E06000017",),
-                                   scenario=early_intervention(size, (2023, 2025))), 2025)
+                                   scenario=early_intervention(size, (2026, 2028))), 2028)
     assert share_under(at, limit) >= 0.5  # the same runs: Rutland, seed 3
     res = CliRunner().invoke(main, [*args[:-1], str(cfg)])
     assert res.exit_code == 2 and "is the input" in res.output

@@ -106,9 +106,9 @@ unit = 400
 
 @pytest.fixture(scope="module")
 def run_ds() -> xr.Dataset:
-    """Rutland, 2022-2025, 40 draws, the shipped England posterior, by tier and placement."""
+    """Rutland, 2025-2028, 40 draws, the shipped England posterior, by tier and placement."""
     cfg = (simsend.load(ROOT / "configs" / "base.toml")
-           .replace_run(end_year=2025, draws=40)
+           .replace_run(end_year=2028, draws=40)
            .replace_data(areas=("E06000017",))
            .replace_outputs(by=("tier", "placement", "area")))
     return simsend.run(cfg)
@@ -116,7 +116,7 @@ def run_ds() -> xr.Dataset:
 
 def test_real_run_shape_names_and_ranges(run_ds):
     state = np.random.get_state()
-    res = sensitivity(run_ds, COSTS, year=2025, seed=4, delta_resamples=10)
+    res = sensitivity(run_ds, COSTS, year=2028, seed=4, delta_resamples=10)
     assert np.all(np.random.get_state()[1] == state[1])  # SALib's global RNG use is undone
     assert list(res["output"].values) == ["specialist", "spend"]
     names = [str(v) for v in res["input"].values]
@@ -138,8 +138,8 @@ def test_real_run_shape_names_and_ranges(run_ds):
     assert sorted(res["rank"].sel(output="spend").values) == list(range(1, len(names) + 1))
     # 40 draws cannot fit a linear model of 40 inputs: the explained share is not estimated
     assert len(names) >= 39 and np.isnan(res["explained"].values).all()
-    # the outputs are the run's own: specialist-tier pupils and total spend in 2025
-    spec = run_ds["n_pupils"].sel(tier="specialist", year=2025).sum(["placement", "area"])
+    # the outputs are the run's own: specialist-tier pupils and total spend in 2028
+    spec = run_ds["n_pupils"].sel(tier="specialist", year=2028).sum(["placement", "area"])
     assert float(res["output_mean"].sel(output="specialist")) == pytest.approx(
         float(spec.mean()))
     tab = to_table(res)
@@ -147,7 +147,7 @@ def test_real_run_shape_names_and_ranges(run_ds):
 
 
 def test_planted_effect_ranks_above_zero_effect(run_ds):
-    res = sensitivity(run_ds, parse_costs(PLANTED, "planted.toml"), year=2025, seed=1,
+    res = sensitivity(run_ds, parse_costs(PLANTED, "planted.toml"), year=2028, seed=1,
                       delta=False)
     sp = res.sel(output="spend")
     assert int(sp["rank"].sel(input="unit_cost[planted]")) == 1
@@ -163,10 +163,10 @@ def test_planted_effect_ranks_above_zero_effect(run_ds):
 
 
 def test_reproducible_and_seeded(run_ds):
-    a = sensitivity(run_ds, COSTS, year=2024, seed=7, delta_resamples=10)
-    b = sensitivity(run_ds, COSTS, year=2024, seed=7, delta_resamples=10)
+    a = sensitivity(run_ds, COSTS, year=2027, seed=7, delta_resamples=10)
+    b = sensitivity(run_ds, COSTS, year=2027, seed=7, delta_resamples=10)
     xr.testing.assert_identical(a, b)
-    c = sensitivity(run_ds, COSTS, year=2024, seed=8, delta=False)
+    c = sensitivity(run_ds, COSTS, year=2027, seed=8, delta=False)
     assert np.array_equal(a["S1"].values, c["S1"].values)  # the estimate itself has no RNG
     assert not np.array_equal(a["S1_high"].values, c["S1_high"].values)
 
@@ -176,12 +176,12 @@ def test_scenario_dim_is_chosen(run_ds):
     other["n_pupils"] = run_ds["n_pupils"] * 2
     both = xr.concat([run_ds, other], dim="scenario").assign_coords(
         scenario=["baseline", "surge"])
-    got = sensitivity(both, year=2025, scenario="surge", delta=False)
-    want = sensitivity(other, year=2025, delta=False)
+    got = sensitivity(both, year=2028, scenario="surge", delta=False)
+    want = sensitivity(other, year=2028, delta=False)
     np.testing.assert_array_equal(got["S1"].values, want["S1"].values)
     assert got["output_mean"].item() == pytest.approx(want["output_mean"].item())
     with pytest.raises(SensitivityError, match="scenario 'nope' not in the results"):
-        sensitivity(both, year=2025, scenario="nope", delta=False)
+        sensitivity(both, year=2028, scenario="nope", delta=False)
 
 
 def test_clear_errors(run_ds, tmp_path):
@@ -192,19 +192,19 @@ def test_clear_errors(run_ds, tmp_path):
     with pytest.raises(SensitivityError, match="'spend' needs a cost file"):
         sensitivity(run_ds, outputs=("spend",))
     with pytest.raises(SensitivityError, match="does not vary"):
-        sensitivity(run_ds, year=2022, delta=False)  # the baseline census is data
+        sensitivity(run_ds, year=2025, delta=False)  # the baseline census is data
     fixed = run_ds.copy()
     fixed.attrs = {k: v for k, v in run_ds.attrs.items() if k != "posterior_file"}
     with pytest.raises(SensitivityError, match="no input varies.*fixed rates.*no cost file"):
-        sensitivity(fixed, year=2025)
-    only_costs = sensitivity(fixed, COSTS, year=2025, delta=False)
+        sensitivity(fixed, year=2028)
+    only_costs = sensitivity(fixed, COSTS, year=2028, delta=False)
     assert set(only_costs["input_source"].values) == {"cost"}
-    changed = tmp_path / "england_2022.nc"
-    shutil.copy(ROOT / "models" / "england_2022.nc", changed)
+    changed = tmp_path / "england_2025.nc"
+    shutil.copy(ROOT / "models" / "england_2025.nc", changed)
     with open(changed, "ab") as f:
         f.write(b"\0")
     with pytest.raises(SensitivityError, match="SHA-256 differs"):
-        sensitivity(run_ds, year=2025, posterior=changed)
+        sensitivity(run_ds, year=2028, posterior=changed)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -218,7 +218,7 @@ def test_cli_writes_csv_and_chart(run_ds, tmp_path):
     results = tmp_path / "r.nc"
     simsend.write_netcdf(run_ds, results)
     out, chart = tmp_path / "s.csv", tmp_path / "s.png"
-    res = invoke("sensitivity", results, "--costs", COSTS, "--year", 2025, "--no-delta",
+    res = invoke("sensitivity", results, "--costs", COSTS, "--year", 2028, "--no-delta",
                  "--top", 5, "--out", out, "--chart", chart)
     assert res.exit_code == 0, res.output
     import pandas as pd
@@ -234,7 +234,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(run_ds, tmp_path, case):
     results = tmp_path / "r.nc"
     simsend.write_netcdf(run_ds, results)
     out, chart = tmp_path / "s.csv", tmp_path / "s.png"
-    args = {"missing": (tmp_path / "nope.nc", "--year", 2025),
+    args = {"missing": (tmp_path / "nope.nc", "--year", 2028),
             "year": (results, "--year", 1999),
             "costs": (results, "--costs", tmp_path / "none.toml"),
             "chart": (results, "--chart", tmp_path / "s.pdf")}[case]
@@ -250,7 +250,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(run_ds, tmp_path, case):
 
 def test_noise_rankings_are_flagged(run_ds):
     """20-40 draws ranked noise as drivers with no warning; now the result says so."""
-    res = sensitivity(run_ds, parse_costs(PLANTED, "planted.toml"), year=2025, seed=1,
+    res = sensitivity(run_ds, parse_costs(PLANTED, "planted.toml"), year=2028, seed=1,
                       delta=False)
     notes = json.loads(res.attrs["warnings"])
     assert any("only 40 draws" in n for n in notes)

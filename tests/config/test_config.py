@@ -8,7 +8,7 @@ from simsend.config import ConfigError, load, parse
 
 def test_base_config_parses():
     cfg = load("configs/base.toml")
-    assert cfg.run.start_year == 2022 and cfg.run.end_year == 2035
+    assert cfg.run.start_year == 2025 and cfg.run.end_year == 2035
     assert cfg.run.draws == 1000
     assert cfg.data.areas == ("E92000001",)
     assert len(cfg.sha256) == 64
@@ -69,13 +69,14 @@ def test_hash_changes_with_text(toy_text):
 
 
 @pytest.mark.parametrize("value,msg", [
-    ('"wales"', "[model.posterior] no shipped posterior 'wales' (models/ has ['england_2022'])"),
+    ('"wales"', "[model.posterior] no shipped posterior 'wales' (models/ has ['england_2022', "
+     "'england_2025'])"),
     ('"fits/none.nc"', "[model.posterior] file not found"),
 ])
 def test_posterior_names_a_shipped_artefact_or_an_existing_file(tmp_path, value, msg):
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "configs" / "base.toml").read_text()
-    text = text.replace('posterior = "england_2022"', f"posterior = {value}")
+    text = text.replace('posterior = "england_2025"', f"posterior = {value}")
     with pytest.raises(ConfigError, match=re.escape(msg)):
         parse(text, "c.toml", tmp_path)

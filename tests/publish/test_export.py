@@ -23,13 +23,14 @@ from simsend.publish.export import (
     plan,
     tidy,
 )
+from simsend.testing import pin_2022
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
 
 
 def small_config(tmp_path: Path, area: str = RUTLAND, end_year: int = 2024) -> Path:
-    text = BASE.read_text()
+    text = pin_2022(BASE.read_text())
     text = re.sub(r"(?m)^end_year = .*$", f"end_year = {end_year}", text, count=1)
     text = text.replace('areas = ["E92000001"]', f'areas = ["{area}"]')
     p = tmp_path / "small.toml"

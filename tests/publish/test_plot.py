@@ -13,6 +13,7 @@ import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.plot import PlotError, fan_chart, history_for, load_history, panel_draws, plot
+from simsend.testing import pin_2022
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
@@ -21,7 +22,7 @@ RUTLAND = "E06000017"
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plot")
-    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2024", BASE.read_text(), count=1)
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2024", pin_2022(BASE.read_text()), count=1)
     cfg = tmp / "small.toml"
     cfg.write_text(text.replace('areas = ["E92000001"]', f'areas = ["{RUTLAND}"]'))
     ds = simsend.run(cfg, draws=5, seed=3)

@@ -17,6 +17,7 @@ import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.report import headline_table, render, scenario_table
+from simsend.testing import pin_2022
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 
@@ -26,7 +27,8 @@ def england(tmp_path_factory):
     """The England default (configs/base.toml) cut to two simulated years and 4 draws."""
     tmp = tmp_path_factory.mktemp("report")
     cfg = tmp / "england.toml"
-    cfg.write_text(re.sub(r"(?m)^end_year = .*$", "end_year = 2024", BASE.read_text(), count=1))
+    cfg.write_text(re.sub(r"(?m)^end_year = .*$", "end_year = 2024", pin_2022(BASE.read_text()),
+                                    count=1))
     ds = simsend.run(cfg, draws=4, seed=5)
     return ds, write_netcdf(ds, tmp / "england.nc")
 

@@ -14,6 +14,7 @@ from simsend.engine.loop import Job, simulate
 from simsend.engine.tally import make_layout
 from simsend.rates.modifiers import apply_modifiers, compile_modifiers
 from simsend.rates.scenario import ScenarioSource
+from simsend.testing import pin_2022
 
 ROOT = Path(__file__).resolve().parents[2]
 N_YEARS = 6
@@ -21,7 +22,7 @@ N_YEARS = 6
 
 def small_text(end_year=2026, extra=""):
     """configs/base.toml for Rutland over a short horizon, plus ``extra`` tables."""
-    text = (ROOT / "configs" / "base.toml").read_text()
+    text = pin_2022((ROOT / "configs" / "base.toml").read_text())
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
     text = re.sub(r"(?m)^end_year = .*$", f"end_year = {end_year}", text)
     return text + "\n" + extra

@@ -23,6 +23,7 @@ from simsend.results.manifest import (
     manifest,
     read_results,
 )
+from simsend.testing import pin_2022
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 
@@ -30,7 +31,7 @@ BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("manifest")
-    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2023", BASE.read_text(), count=1)
+    text = re.sub(r"(?m)^end_year = .*$", "end_year = 2023", pin_2022(BASE.read_text()), count=1)
     cfg = tmp / "small.toml"
     cfg.write_text(text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]'))
     ds = simsend.run(cfg, draws=3, seed=9)

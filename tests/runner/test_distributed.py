@@ -121,7 +121,7 @@ def test_arguments_checked(toy3):
 
 
 def _council_cfg(tmp_path):
-    return simsend.load("configs/council.toml").replace_run(end_year=2025, draws=6)
+    return simsend.load("configs/council.toml").replace_run(end_year=2028, draws=6)
 
 
 def _data(ds):
@@ -187,10 +187,10 @@ def test_cli_unreachable_scheduler_is_a_clear_error(tmp_path, out):
 
 
 def test_cli_workers_starts_a_local_cluster(tmp_path):
-    cfg = simsend.load("configs/council.toml").replace_run(end_year=2024, draws=3)
+    cfg = simsend.load("configs/council.toml").replace_run(end_year=2027, draws=3)
     serial = simsend.run(cfg)
     cfg_path = tmp_path / "council.toml"
-    cfg_path.write_text(cfg.text.replace("end_year = 2035", "end_year = 2024")
+    cfg_path.write_text(cfg.text.replace("end_year = 2035", "end_year = 2027")
                         .replace("draws = 1000", "draws = 3"))
     res = CliRunner().invoke(main, ["run", str(cfg_path), "--quiet", "--workers", "2",
                                     "--out", str(tmp_path / "w.nc")])

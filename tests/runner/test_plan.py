@@ -42,7 +42,7 @@ def test_scenario_runs_share_one_baseline_and_differ_only_by_their_sources():
 
 
 def test_plan_dataset_of_a_draw_subset_is_that_slice_of_the_whole_run():
-    cfg = load(ROOT / "configs" / "council.toml").replace_run(end_year=2025)
+    cfg = load(ROOT / "configs" / "council.toml").replace_run(end_year=2028)
     whole = run_forecast(cfg, draws=4, areas=("E06000017",))
     plan = prepare(cfg, draws=4, areas=("E06000017",))
     part = plan.dataset(0, simulate_run(plan, 0, plan.draws[2:]), plan.provenance(0, {}))
@@ -73,7 +73,7 @@ def test_results_that_cannot_fit_in_memory_are_refused_before_simulating():
 def test_a_scenario_run_counts_its_draws_once_over_every_run():
     """Seven unlabelled progress bars (one per scenario run) became one count."""
     cfg = load(ROOT / "configs" / "scenarios" / "council_questions.toml").replace_run(
-        end_year=2024)
+        end_year=2027)
     ticks = []
     run_forecast(cfg, draws=2, areas=("E06000017",), scenario=["request_surge"],
                  progress=lambda d, t: ticks.append((d, t)))

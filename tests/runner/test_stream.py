@@ -59,7 +59,7 @@ def assert_same(streamed: xr.Dataset, ds: xr.Dataset) -> None:
 
 @pytest.fixture(scope="module")
 def council():
-    cfg = simsend.load(ROOT / "configs" / "council.toml").replace_run(end_year=2025, draws=7)
+    cfg = simsend.load(ROOT / "configs" / "council.toml").replace_run(end_year=2028, draws=7)
     return cfg, simsend.run(cfg)
 
 

@@ -10,6 +10,7 @@ import simsend
 from simsend.config import PIPELINE_RATES, PipelineConfig, parse
 from simsend.engine.streams import STREAMS, draw_keys
 from simsend.kernels.statutory import OUT, negbin_failures, pipeline_cells
+from simsend.testing import pin_2022
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +65,7 @@ def test_pipeline_identities_and_rates():
 
 
 def small(extra=""):
-    text = (ROOT / "configs" / "base.toml").read_text()
+    text = pin_2022((ROOT / "configs" / "base.toml").read_text())
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
     text = re.sub(r"(?m)^end_year = .*$", "end_year = 2028", text)
     return parse(text + extra, "small.toml")

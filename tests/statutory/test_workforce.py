@@ -22,6 +22,7 @@ from simsend.kernels.statutory import (
 )
 from simsend.statutory.ehc_pipeline import _workforce, simulate_pipeline
 from simsend.statutory.workforce import Capacity, capacity, coverage
+from simsend.testing import pin_2022
 
 ROOT = Path(__file__).resolve().parents[2]
 EP = "educational_psychologist"
@@ -30,7 +31,7 @@ RATE = dict(zip(PIPELINE_RATES, PipelineConfig().rates, strict=True))
 
 def small_text(extra="", end_year=2027):
     """configs/base.toml for Rutland (E06000017) over a short horizon, plus ``extra``."""
-    text = (ROOT / "configs" / "base.toml").read_text()
+    text = pin_2022((ROOT / "configs" / "base.toml").read_text())
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
     text = re.sub(r"(?m)^end_year = .*$", f"end_year = {end_year}", text)
     return text + "\n" + extra
