@@ -42,7 +42,7 @@ def test_run_writes_netcdf_with_tier_dims(tmp_path):
     ds = read_netcdf(out)
     assert ds["n_pupils"].dims[:3] == ("draw", "year", "tier")
     assert list(ds["tier"].values) == ["universal", "targeted", "targeted_plus", "specialist"]
-    assert ds.sizes["draw"] == 3 and list(ds["year"].values) == [2022, 2023, 2024, 2025]
+    assert ds.sizes["draw"] == 3 and list(ds["year"].values) == [2025, 2026, 2027, 2028]
     for v in ("n_identified", "n_escalated", "n_deescalated", "n_left"):
         assert v in ds
     assert ds.attrs["config_sha256"] and ds.attrs["root_seed"] == 20260123
@@ -72,7 +72,7 @@ def test_validate_ok():
         ("\n[model]\n", "\n[model]\nbogus = 1\n", r"\[model\.bogus\] unknown key"),
         ("seed = ", "seed = 'x' #", r"\[run\.seed\] expected an integer"),
         ("draws = 3", "draws = -4", r"\[run\.draws\] value -4 out of range"),
-        ("universal = 0.003", "universal = 1.2", r"probability 1\.2 outside \[0, 1\]"),
+        ("universal = 0.0\n", "universal = 1.2\n", r"probability 1\.2 outside \[0, 1\]"),
         ('targeted_plus = { "0-4" = 0.08', 'targeted_plus = { "0-4" = 0.98',
          r"\[model\.tiers\.targeted\].*sum to"),
         ('source = "builtin"', 'source = "builtin"\nfiles = { stock = "missing.csv" }',
@@ -117,9 +117,9 @@ def test_failed_run_leaves_existing_output_untouched(tmp_path):
 
 def test_backtest_without_a_later_record_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "bt.csv"
-    res = invoke("backtest", BASE, "--origin", "2022", "--out", out, "--quiet")
+    res = invoke("backtest", BASE, "--origin", "2025", "--out", out, "--quiet")
     assert res.exit_code == 2
-    assert "no recorded year after origin 2022" in res.output
+    assert "no recorded year after origin 2025" in res.output
     assert "Traceback" not in res.output
     assert not out.exists() and not any(tmp_path.iterdir())
 

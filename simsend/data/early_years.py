@@ -17,10 +17,11 @@ age and area is unchanged.  Only ages below the first age at which the area has 
 in the targeted tiers are filled, so a council's own early-years counts are never overwritten.
 
 EHC plans of the SEN2 band ``under_5`` (censuses before 2024, when SEN2 published age bands
-only; areas with single ages published are left as published) are spread by the data layer
-over ages 0-4 in proportion to population, which puts as many plans at age 0 as at age 4.  Plans follow
-identification, so the same steady state re-spreads them: within each (need, placement, area)
-cell the band's plans are dealt over ages 0-4 in proportion to population x identified share
+only; areas with single ages published are left as published) are spread by the data
+layer over ages 0-4 in proportion to population, which puts as many plans at age 0 as at
+age 4.  Plans follow identification, so the same steady state re-spreads them: within each
+(need, placement, area) cell the band's plans are dealt over ages 0-4 in proportion to
+population x identified share
 (band totals are exact).  Without it, calibration reads the ageing out of the band as exits.
 
 Both are assumptions of the model (recorded in ``Baseline.provenance``), not data.

@@ -59,15 +59,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def parse_counts(values: pd.Series, file: str, column: str, report: Report,
                  line0: int = 2, integer: bool = True, markers: dict[str, str] | None = None,
-                 areas: np.ndarray | None = None,
-                 explain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 rows: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Parse published cells into floats and flags.
 
     Markers of :data:`MISSING_MARKERS` (or ``markers``, a family's own meanings over them)
     give NaN and their flag (a warning for suppressed / low / missing cells, naming the row's
-    area when ``areas`` is given, and the row's own flag when ``explain`` gives one); any other
-    non-number is an error finding.  Negative values are errors, and so are non-integers and
-    values above :data:`MAX_COUNT` when ``integer``.
+    area when ``rows[0]`` (areas) is given, and the row's own flag when ``rows[1]`` gives
+    one); any other non-number is an error finding.  Negative values are errors, and so are
+    non-integers and values above :data:`MAX_COUNT` when ``integer``.
 
     Returns
     -------
@@ -75,6 +75,7 @@ def parse_counts(values: pd.Series, file: str, column: str, report: Report,
     flags : ndarray of str (``""`` where a number was read)
 
     """
+    areas, explain = rows
     s = values.astype(str).str.strip()
     out = np.full(len(s), np.nan)
     flags = np.full(len(s), "", dtype=object)
@@ -451,7 +452,7 @@ def read_ees_wide(path: str | Path, family: str | ReleaseFamily | None = None,
     frames = []
     for col, measure in value_cols.items():
         cnt, flag = parse_counts(df[col], file, col, report, markers=fam.markers,
-                                 areas=df["area"].to_numpy())
+                                 rows=(df["area"].to_numpy(), None))
         frames.append(df[keep].assign(measure=measure, placement="all", need="all",
                                       count=cnt, flag=flag))
     if fam.columns:
@@ -481,7 +482,7 @@ def _wide_categories(df: pd.DataFrame, fam: ReleaseFamily, measure: str, keep: l
     vals, flags = {}, {}
     for c in cols:
         vals[c], flags[c] = parse_counts(df[c], file, c, report, markers=fam.markers,
-                                         areas=df["area"].to_numpy())
+                                         rows=(df["area"].to_numpy(), None))
     # a column with no number in any row of a year was not collected that year
     year = df["year"].to_numpy()
     collected = {c: pd.Series(np.isfinite(vals[c])).groupby(year).any() for c in cols}

@@ -231,8 +231,8 @@ def read_tidy(path: str | Path, kind: str, report: Report | None = None,
         marker = df["flag"].str.strip().map(quiet)
         df["count"] = df["count"].where(~(empty & marker.notna()), marker)
     given = df["flag"].str.strip().to_numpy() if "flag" in df else None
-    cnt, flag = parse_counts(df["count"], file, "count", report, areas=df["area"].to_numpy(),
-                             explain=given)
+    cnt, flag = parse_counts(df["count"], file, "count", report,
+                             rows=(df["area"].to_numpy(), given))
     bad |= (flag == "invalid") | (cnt < 0) | (cnt > MAX_COUNT) | (
         np.isfinite(cnt) & (np.abs(cnt - np.round(cnt)) > 1e-9))
     df["count"] = cnt

@@ -28,7 +28,7 @@ def test_provenance_names_the_posterior_area_under_every_wrapper():
     assert isinstance(innermost(src), PosteriorParameters)
     attrs = plan.provenance(0, {})
     assert json.loads(attrs["posterior_area_source"]) == {"E06000017": "E92000001"}
-    assert attrs["posterior_file"] == "england_2022.nc"
+    assert attrs["posterior_file"] == "england_2025.nc"
 
 
 def test_scenario_runs_share_one_baseline_and_differ_only_by_their_sources():
@@ -61,7 +61,7 @@ def test_results_that_cannot_fit_in_memory_are_refused_before_simulating():
 
     cfg = load(ROOT / "configs" / "council.toml")
     plan = prepare(cfg, draws=10_000_000, areas=("E06000017",))
-    assert plan.result_bytes() == 10_000_000 * 14 * plan.layout.size * BYTES_PER_CELL
+    assert plan.result_bytes() == 10_000_000 * 11 * plan.layout.size * BYTES_PER_CELL
     assert machine_memory() > 2**30
     with pytest.raises(ConfigError, match=r"GiB in memory.*--out results.zarr.*--draws"):
         plan.check_memory()

@@ -19,6 +19,7 @@ from simsend.config import parse
 from simsend.io import read_zarr, write_zarr
 from simsend.runner.distributed import Cluster
 from simsend.runner.stream import CHUNK_BYTES, default_draw_chunk, run_zarr
+from simsend.testing import pin_2022
 
 ROOT = Path(__file__).resolve().parents[2]
 WALL_TIMES = ("created_at", "timings")
@@ -27,7 +28,7 @@ AREAS = '["E06000017", "E06000001"]'  # Rutland, Hartlepool: small, with places 
 
 def scenario_cfg(tmp_path, draws=4):
     """configs/base.toml (with its provision plan) for two small councils, two scenarios."""
-    text = (ROOT / "configs" / "base.toml").read_text()
+    text = pin_2022((ROOT / "configs" / "base.toml").read_text())
     text = re.sub(r"(?m)^areas = .*$", f"areas = {AREAS}", text)
     text = re.sub(r"(?m)^end_year = .*$", "end_year = 2025", text)
     text = re.sub(r"(?m)^draws = .*$", f"draws = {draws}", text)
@@ -132,7 +133,7 @@ def test_a_failed_run_leaves_no_partial_store_and_keeps_the_old_one(council, tmp
 def test_cli_streams_zarr_and_checks_chunk_options(council, tmp_path):
     cfg, ds = council
     cfg_path = tmp_path / "council.toml"
-    cfg_path.write_text(cfg.text.replace("end_year = 2035", "end_year = 2025")
+    cfg_path.write_text(cfg.text.replace("end_year = 2035", "end_year = 2028")
                         .replace("draws = 1000", "draws = 7"))
     runner = CliRunner()
     res = runner.invoke(main, ["run", str(cfg_path), "--quiet", "--draw-chunk", "2", "--out",
