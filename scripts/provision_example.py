@@ -13,6 +13,8 @@ the README's Markdown table for the chosen years.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from pathlib import Path
 
 import matplotlib
@@ -27,12 +29,21 @@ from simsend.analysis.compare import combine  # noqa: E402
 from simsend.analysis.costs import load_costs, spend  # noqa: E402
 from simsend.analysis.indicators import indicators  # noqa: E402
 
-STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+STYLES = ("-", "--", ":", "-.", (0, (8, 2, 1, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1)))
 
 
 def band(da: xr.DataArray) -> xr.DataArray:
     """5%, 50% and 95% quantiles over draws."""
     return da.quantile([0.05, 0.5, 0.95], dim="draw")
+
+
+def plan_name(ds: xr.Dataset) -> str:
+    """Name of the shipped provision plan the run used, found by the SHA-256 it recorded."""
+    sha = json.loads(ds.attrs.get("input_sha256", "{}")).get("provision_plan")
+    for f in sorted(Path("configs/provision").glob("*.csv")):
+        if hashlib.sha256(f.read_bytes()).hexdigest() == sha:
+            return f.stem
+    return "(not a shipped plan)" if sha else "(none)"
 
 
 def per_draw(ds: xr.Dataset, costs) -> xr.Dataset:
@@ -48,6 +59,8 @@ def per_draw(ds: xr.Dataset, costs) -> xr.Dataset:
         "independent_pupils": ind["n_special_independent"],
         "overflow_in_year": ds["n_overflow"].sum([d for d in ds["n_overflow"].dims
                                                   if d not in keep]),
+        "overflow_special_state": ds["n_overflow"].sel(placement="special_state").sum(
+            [d for d in ds["n_overflow"].dims if d not in keep + ["placement"]]),
         "within_20_weeks": ind["rel_within_20_weeks"],
         "inclusion_share": ind["rel_specialist_mainstream"],
     })
@@ -95,10 +108,9 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     n = ds.sizes["draw"]
-    import json
-
     where = ", ".join(json.loads(ds.attrs.get("area_names", '["?"]')))
-    fig.suptitle(f"{where}: calibrated posterior, provision plan england_2022, {n} draws per "
+    plan = plan_name(ds)
+    fig.suptitle(f"{where}: calibrated posterior, provision plan {plan}, {n} draws per "
                  "scenario (median, 90% band)", fontsize=10)
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "provision.png", dpi=110)
@@ -111,6 +123,7 @@ def main() -> None:
             ("special_state_places", "state special places", "{:,.0f}"),
             ("independent_pupils", "in independent special", "{:,.0f}"),
             ("overflow_in_year", "overflow admissions in year", "{:,.0f}"),
+            ("overflow_special_state", "of which from state special", "{:,.0f}"),
             ("within_20_weeks", "within 20 weeks", "{:.2f}"),
             ("spend_bn", "spend GBP bn", "{:.2f}"),
             ("p_deficit_1bn", "P(deficit > GBP 1bn)", "{:.2f}")]
