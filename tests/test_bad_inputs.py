@@ -791,7 +791,8 @@ POP_AGE7 = _line_of(POP, year="2022", age="7")
 for _kind, _rows in (("population", POP), ("stock", STOCK), ("flows", FLOWS),
                      ("need_mix", MIX)):
     name = DATA_FILES[_kind]
-    for _col in [c for c in _rows[0] if c not in ("flag", "age_group", "placement")]:
+    for _col in [c for c in _rows[0] if c not in ("flag", "age_group", "age", "need",
+                                                   "placement")]:  # optional breakdowns
         data_case(f"missing-column-{_col}", _kind, _drop_col(_rows, _col),
                   [name, _col, "required column"])
     _line = {"population": POP_AGE7, "stock": EHCP_TOTAL, "flows": 2, "need_mix": 2}[_kind]
