@@ -201,6 +201,7 @@ def case_year_engine(n_draws: int, repeat: int) -> dict:
     from simsend.engine.population import Population
     from simsend.engine.streams import draw_keys
     from simsend.engine.tally import make_layout
+    from simsend.rates.demography import demography_source
 
     cfg = load(ROOT / "configs" / "base.toml")
     base = api.load_baseline(cfg)
@@ -210,13 +211,14 @@ def case_year_engine(n_draws: int, repeat: int) -> dict:
     sc = _Scratch(len(base.areas), layout.size, pop.n_cells)
     keys = draw_keys(1, 0, 14)
     ps = src.get(0)
+    moves = demography_source(cfg, base).get(0)  # migration and births, as a run has them
 
     def once():
         pop.load_counts(base.individuals, base.pool)
         baseline_stock(pop, layout)
         n0 = pop.n
         t0 = time.perf_counter()
-        run_year(pop, ps, 1, keys[1], layout, sc)
+        run_year(pop, ps, 1, keys[1], layout, sc, moves)
         return time.perf_counter() - t0, n0
 
     once()
@@ -225,7 +227,7 @@ def case_year_engine(n_draws: int, repeat: int) -> dict:
 
 
 def case_years_in_run(n_draws: int, repeat: int) -> dict:
-    """Whole simulated years as a run does them: ``engine.simulate`` of England, 2022-2035.
+    """Whole simulated years as a run does them: ``engine.simulate`` of England, 2025-2035.
 
     Every process of every year included (tables, identification, moves, allocation,
     tallies), with the draws shared between threads as in a run; no results assembly.
@@ -235,16 +237,19 @@ def case_years_in_run(n_draws: int, repeat: int) -> dict:
     from simsend.config import load
     from simsend.engine.loop import Job, simulate
     from simsend.engine.tally import make_layout
+    from simsend.rates.demography import demography_source
 
     cfg = load(ROOT / "configs" / "base.toml")
     base = api.load_baseline(cfg)
     src = api.run_source(cfg, base, None)
+    demo = demography_source(cfg, base)
     layout = make_layout(cfg.outputs.by, base.areas)
     n_years = cfg.run.end_year - cfg.run.start_year + 1
-    simulate(Job(base.individuals, base.pool, 2, 1, layout), src, [0])  # warm-up
+    simulate(Job(base.individuals, base.pool, 2, 1, layout, demography=demo), src, [0])
 
     def once():
-        return simulate(Job(base.individuals, base.pool, n_years, 1, layout), src, range(n_draws))
+        return simulate(Job(base.individuals, base.pool, n_years, 1, layout, demography=demo),
+                        src, range(n_draws))
 
     out = once()
     stock = out.stock.reshape(n_draws, n_years, *layout.shape)[:, :-1]
