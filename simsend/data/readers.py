@@ -138,6 +138,16 @@ def _area_name(df: pd.DataFrame) -> pd.Series:
     return name
 
 
+
+def _geography_columns(df: pd.DataFrame) -> None:
+    """Add ``area``, ``area_name``, ``level`` (and empty code columns) to an EES frame."""
+    df["area"] = _area_of(df)
+    df["area_name"] = _area_name(df)
+    df["level"] = df["geographic_level"].str.lower().str.split().str[0]
+    for col in ("old_la_code", "region_code"):
+        if col not in df:
+            df[col] = ""
+
 def _check_required(df: pd.DataFrame, fam: ReleaseFamily, file: str, report: Report) -> bool:
     ok = True
     for col in fam.required:
@@ -202,12 +212,7 @@ def read_ees(path: str | Path, family: str | ReleaseFamily | None = None,
         report.add("error", file, i + 2, "time_period", df["time_period"].iloc[i],
                    "expected a year such as 2022 or 202122")
     df["year"] = years
-    df["area"] = _area_of(df)
-    df["area_name"] = _area_name(df)
-    df["level"] = df["geographic_level"].str.lower().str.split().str[0]
-    for col in ("old_la_code", "region_code"):
-        if col not in df:
-            df[col] = ""
+    _geography_columns(df)
     value_cols = _value_columns(df, fam)
     if not value_cols:
         report.add("error", file, 1, None, None,
@@ -418,12 +423,7 @@ def read_ees_wide(path: str | Path, family: str | ReleaseFamily | None = None,
                    df["time_period"].iloc[i], "expected a year such as 2024 or 202425")
     df["year"] = years
     df = df[df["year"].notna()].reset_index(drop=True)
-    df["area"] = _area_of(df)
-    df["area_name"] = _area_name(df)
-    df["level"] = df["geographic_level"].str.lower().str.split().str[0]
-    for col in ("old_la_code", "region_code"):
-        if col not in df:
-            df[col] = ""
+    _geography_columns(df)
     ages, bands = [], []
     for i, (topic, lab) in enumerate(zip(df["breakdown_topic"].str.strip(),
                                           df["breakdown"].str.strip(), strict=True)):
