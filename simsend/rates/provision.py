@@ -139,7 +139,10 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
         first = years[min(1, len(years) - 1)]
         if ys[0] > first:
             raise ConfigError(f"{path}: places of ({areas[a]}, {PLACEMENTS[p]}) start in "
-                              f"{ys[0]}, after the first simulated year {first}")
+                              f"{ys[0]}, after the first simulated year {first}; a plan "
+                              "gives places from the run's baseline census (shipped: "
+                              "england_2022 and england_2025; scripts/make_provision_plan.py "
+                              "builds one)")
         for yi, y in enumerate(years):
             past = [u for u in ys if u <= y]
             out[yi, a, p] = by_year[past[-1]] if past else by_year[ys[0]]
