@@ -12,6 +12,7 @@ from pathlib import Path
 from simsend.config import ConfigError, SimConfig
 from simsend.data import Baseline, DataError, Finding, Report, validate_data
 from simsend.data.configured import data_spec, load_config_baseline
+from simsend.rates.demography import demography_source
 from simsend.rates.sources import FixedParameters
 from simsend.runner.distributed import Cluster
 from simsend.runner.forecast import run_forecast as run
@@ -82,6 +83,10 @@ def validate(cfg: SimConfig | str | Path) -> Report:
             run_source(cfg, base, scenario, rates)
         except ValueError as exc:  # ConfigError, DataError
             _add_failure(report, cfg, exc)
+    try:  # births and migration: the population projection file, enough census years
+        demography_source(cfg, base)
+    except ValueError as exc:
+        _add_failure(report, cfg, exc)
     return report
 
 

@@ -81,6 +81,8 @@ def test_validate_passes_what_run_accepts(tmp_path):
     ("plan without a places column", "c.toml", "plan.csv: expected columns ['area', "
                                                "'placement', 'places', 'year']"),
     ("count of 99,999,999,999", "stock.csv", "count above 100,000,000"),
+    ("population projection with a negative count", "population_projection.csv",
+     "expected a number >= 0"),
 ])
 def test_validate_rejects_what_run_rejects(tmp_path, case, where, text):
     kw = {
@@ -90,7 +92,13 @@ def test_validate_rejects_what_run_rejects(tmp_path, case, where, text):
         "plan with a negative count": dict(plan=PLAN.replace(",10\n", ",-5\n")),
         "plan without a places column": dict(plan="area,placement,year\nC1,special_state,2022\n"),
         "count of 99,999,999,999": dict(stock=STOCK.replace(",120\n", ",99999999999\n")),
+        "population projection with a negative count": dict(
+            extra='[demography]\nprojection = "population_projection.csv"\n'),
     }[case]
+    if "projection" in case:
+        (tmp_path / "population_projection.csv").write_text(
+            "year,area,age,count\n" + "".join(f"2024,C1,{a},{-5 if a == 3 else 100}\n"
+                                             for a in range(26)))
     p = council_files(tmp_path, **kw)
     with pytest.raises((ConfigError, DataError)):
         prepare(p)  # a run stops
