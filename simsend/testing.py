@@ -7,6 +7,8 @@ A simulation's mean over draws must match it within Monte Carlo error.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
@@ -103,8 +105,6 @@ def pin_2022(text: str) -> str:
     the backtests) run from 2022 with the posterior and provision plan built for it
     (``england_2022``), which ship alongside.
     """
-    import re
-
     text = re.sub(r"(?m)^start_year = .*$", "start_year = 2022", text, count=1)
     return (text.replace('posterior = "england_2025"', 'posterior = "england_2022"')
             .replace('plan = "england_2025"', 'plan = "england_2022"'))

@@ -13,6 +13,7 @@ import xarray as xr
 
 from simsend.data.baseline import Baseline, load_tables
 from simsend.data.errors import DataError
+from simsend.data.geography import resolve_areas
 from simsend.dims import AGES
 
 
@@ -29,16 +30,11 @@ def population_through(baseline: Baseline, last_year: int) -> xr.DataArray:
     """
     tables = load_tables(baseline.spec)
     pop = tables.population
-    succ = {}
-    if len(tables.areas) and "successors" in tables.areas:
-        for code, s in zip(tables.areas["code"], tables.areas["successors"], strict=True):
-            if isinstance(s, str) and s:
-                succ[code] = tuple(s.split(";"))
+    members_of = resolve_areas(tuple(baseline.areas), tables.areas).members
     last_year = min(int(last_year), int(pop["year"].max()))  # what ONS has published
     years = np.arange(int(pop["year"].min()), last_year + 1)
     out = np.full((len(years), len(AGES), len(baseline.areas)), np.nan)
-    for r, code in enumerate(baseline.areas):
-        members = succ.get(code, (code,))
+    for r, members in enumerate(members_of):
         sub = pop[pop["area"].isin(members) & pop["year"].isin(years)]
         g = sub.groupby(["year", "age"])["count"].agg(["sum", "count"])
         g = g[g["count"] == len(members)]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from simsend.data.baseline import Baseline, Tables, load_tables
+from simsend.data.geography import resolve_areas
 from simsend.data.tidy import ALL
 
 ENGLAND = "E92000001"
@@ -102,7 +103,7 @@ def transfer_rates(baseline: Baseline, recent: int = 3) -> TransferRates:
     years = list(range(baseline.year - recent, baseline.year))
     levels = dict(zip(tables.areas["code"], tables.areas.get("level", "la"), strict=True)) \
         if len(tables.areas) else {}
-    members = _members(baseline, tables)
+    members = resolve_areas(tuple(baseline.areas), tables.areas).members  # former: successors
     n = len(baseline.areas)
     out_rate, in_rate = np.zeros(n), np.zeros(n)
     notes = []
@@ -124,12 +125,3 @@ def transfer_rates(baseline: Baseline, recent: int = 3) -> TransferRates:
                     f"{years[-1]} (England {england:.4f} a year), in at England's rate")
     return TransferRates(out_rate, in_rate, tuple(years), tuple(notes))
 
-
-def _members(baseline: Baseline, tables: Tables) -> list[tuple[str, ...]]:
-    """Codes summed into each of the baseline's areas (former councils: their successors)."""
-    succ = {}
-    if len(tables.areas) and "successors" in tables.areas:
-        for code, s in zip(tables.areas["code"], tables.areas["successors"], strict=True):
-            if isinstance(s, str) and s:
-                succ[code] = tuple(s.split(";"))
-    return [succ.get(code, (code,)) for code in baseline.areas]
