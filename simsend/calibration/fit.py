@@ -29,7 +29,13 @@ import xarray as xr
 
 from simsend import config as _config
 from simsend._version import __version__
-from simsend.calibration.model import PriorConfig, build_model, constants
+from simsend.calibration.model import (
+    PriorConfig,
+    build_identification_model,
+    build_model,
+    constants,
+    has_sen_support,
+)
 from simsend.calibration.targets import restrict, targets_from_baseline
 from simsend.data.configured import load_config_baseline
 from simsend.io import atomic_write
@@ -42,6 +48,17 @@ ESS_MIN = 400.0
 """Smallest acceptable bulk ESS (see :func:`ess_threshold`)."""
 
 MODEL_NAME = "simsend.calibration.model:stock_flow_v1"
+
+
+ENGINE_VARIABLES = (
+    "escalation_multiplier", "exit_multiplier", "escalation_trend", "escalation_trend_area",
+    "escalation_innovation_sd", "escalation_noise_sd", "identification_multiplier",
+    "identification_trend_area", "identification_innovation_sd")
+"""Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
+
+
+SLIM_DRAWS = 500
+"""A slim artefact keeps about this many posterior draws (every k-th of each chain)."""
 
 
 class CalibrationError(RuntimeError):
@@ -190,6 +207,8 @@ def _constant_data(targets: xr.Dataset, prior: PriorConfig) -> xr.Dataset:
         {"esc_ref_targeted": ("age", prior.esc_targeted),
          "esc_ref_targeted_plus": ("age", prior.esc_targeted_plus),
          "exit_ref_specialist": ("age", prior.exit_specialist),
+         **({} if prior.identification is None else
+            {"identification_ref": ("age", prior.identification)}),
          "escalation_ref": (("age", "area"), c.e_cfg),
          "ehcp_age_share": (("age", "area"),
                             targets["ehcp_age_share"].transpose("age", "area").values),
@@ -251,7 +270,8 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
               allow_failed_diagnostics: bool = False, origin: int | None = None,
               targets: xr.Dataset | None = None, prior: PriorConfig | None = None,
               random_seed: int | None = None, sampler: str = "pymc",
-              target_accept: float = 0.99, progressbar: bool = False) -> Path:
+              target_accept: float = 0.99, progressbar: bool = False,
+              slim: bool = False) -> Path:
     """Calibrate the transition rates of a config to observed series and save the posterior.
 
     Parameters
@@ -284,6 +304,12 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
         divergent transitions).
     progressbar : bool
         Show the sampler's progress bar.
+    slim : bool
+        Keep only the posterior variables a forecast reads (:data:`ENGINE_VARIABLES`), as
+        float32, thinned to about :data:`SLIM_DRAWS` draws (diagnostics are computed before
+        thinning): a posterior of every council to ship.  The walk's innovations and the
+        other latent variables of every area and year are left out; diagnostics, data and
+        settings are kept.
 
     Returns
     -------
@@ -311,7 +337,9 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
         provenance = json.loads(targets.attrs.get("sources", "{}") or "{}")
         targets = restrict(targets, origin=origin)
     origin = int(targets["year"].values[-1])
-    prior = PriorConfig.from_model(cfg.model) if prior is None else prior
+    prior = PriorConfig.from_model(
+        cfg.model, targeted_plus_share=float(targets.attrs.get("targeted_plus_share", 0.25))) \
+        if prior is None else prior
     random_seed = cfg.run.seed if random_seed is None else int(random_seed)
     model = build_model(targets, prior)
     LOG.info("calibrating %d area(s), census years %d-%d: %s, %d chains x %d draws after %d "
@@ -319,6 +347,28 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
              sampler, chains, draws, tune)
     idata, wall = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                          sampler=sampler, target_accept=target_accept, progressbar=progressbar)
+    if has_sen_support(targets, prior):
+        # Second stage: identification from SEN support, given the first stage's flows.
+        mean = idata.posterior[["targeted_escalations", "specialist_moved_down"]].mean(
+            ("chain", "draw"))
+        second = build_identification_model(targets, prior,
+                                            mean["targeted_escalations"].values,
+                                            mean["specialist_moved_down"].values)
+        LOG.info("calibrating identification to SEN support (second stage)")
+        id_data, wall2 = sample(second, draws=draws, tune=tune, chains=chains,
+                                random_seed=random_seed + 1, sampler=sampler,
+                                target_accept=target_accept, progressbar=progressbar)
+        wall += wall2
+        # Draw i of chain c of each stage are paired: the stages are independent given
+        # the first stage's mean flows.
+        post = idata.posterior.drop_vars(["targeted_escalations", "specialist_moved_down"])
+        stats = xr.concat([idata.sample_stats[["diverging"]],
+                           id_data.sample_stats[["diverging"]]], "stage").any("stage")
+        idata = az.InferenceData(
+            posterior=xr.merge([post, id_data.posterior.drop_vars(
+                [c for c in id_data.posterior.coords if c in post.coords
+                 and c not in ("chain", "draw")], errors="ignore")], compat="override"),
+            sample_stats=idata.sample_stats.assign(diverging=stats["diverging"]))
     try:
         diag = gate(idata, allow_failed_diagnostics)
     finally:
@@ -327,8 +377,15 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
              "passed" if diag["passed"] else "FAILED (kept: allow_failed_diagnostics)",
              diag["max_rhat"], diag["min_ess_bulk"], diag["n_divergent"])
     # Groups: posterior, sample_stats from the sampler; observed data in the engine's dims.
-    keep = {"posterior": idata.posterior, "sample_stats": idata.sample_stats,
-            "observed_data": targets[["ehcp", "new_plans", "exposure"]],
+    posterior = idata.posterior
+    if slim:
+        posterior = posterior[[v for v in ENGINE_VARIABLES if v in posterior]].astype(
+            np.float32)
+        step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // SLIM_DRAWS)
+        posterior = posterior.isel(draw=slice(None, None, step))
+    observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support") if v in targets]
+    keep = {"posterior": posterior, "sample_stats": idata.sample_stats,
+            "observed_data": targets[observed],
             "constant_data": _constant_data(targets, prior)}
     idata = az.InferenceData(**keep)
     areas = [str(a) for a in targets["area"].values]
@@ -357,6 +414,7 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
         "versions": _versions(),
         **{f"{k}_version": v for k, v in _versions().items()},
         "sampler": sampler,
+        "slim": int(bool(slim)),
         "draws": draws, "tune": tune, "chains": chains,
         "random_seed": random_seed,
         "target_accept": target_accept,

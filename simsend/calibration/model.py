@@ -6,7 +6,8 @@ the specialist tier (EHC plans) in area ``r`` over the year ending at census ``t
 
 .. math::
 
-    N_{g r t} &= \theta_{g r} e^{\beta_g (t - \bar t)} \sum_{a \in g} X_{a r t} \, e^{cfg}_{a r}
+    N_{g r t} &= \theta_{g r} e^{\beta_{g r} (t - \bar t) + w_{r t}}
+                 \sum_{a \in g} X_{a r t} \, e^{cfg}_{a r} \, e^{n_{r t}}
 
     S_{g r t} &= \sum_{a \in g} A_{a r t} \, e^{-\kappa_{g r} h_a} + N_{g r t}
 
@@ -19,7 +20,15 @@ with
   (need multipliers and the targeted / targeted-plus ratio are kept from the config: the
   published aggregates do not separate them);
 * ``beta`` the log-linear trend in escalation, per age group ``g`` (partially pooled around
-  a common trend; :attr:`ParameterSet.escalation_trend`);
+  a common trend; :attr:`ParameterSet.escalation_trend`) and area ``r`` (areas' trends
+  partially pooled around their age group's: ``beta_gr = beta_g + tau u_r``);
+* ``w`` a random walk per area, ``w_{r t} = w_{r, t-1} + sigma_w z_{r t}`` with ``w`` = 0
+  at the first transition year: the year-to-year change in escalation that a trend does
+  not explain.  ``sigma_w`` (``escalation_innovation_sd``) is estimated; the forecast
+  continues the walk from its last fitted value with fresh innovations, so bands widen
+  with the horizon;
+* ``n_{r t} ~ N(0, sigma_n)`` a transient shock of the area's year that does not persist
+  (``escalation_noise_sd``), added to ``w`` in the rate of that year only;
 * ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year (banded stocks spread over single
   ages by ``ehcp_age_share``), ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard
   (leaving plus de-escalation) of the specialist tier and ``kappa`` its multiplier
@@ -112,7 +121,43 @@ class PriorConfig:
         by orders of magnitude between age groups, so they are not pooled.
     centred_area : bool
         Centred area effects (both blocks).  Off by default: with few or similar areas the
-        spread of area effects can be near zero, where the centred form diverges.
+        spread of area effects can be near zero, where the centred form diverges (and on
+        every council it mixed no better: r-hat 1.53 on the spread of the main effects).
+    area_trend_sd : float
+        Half-normal prior scale of the spread of areas' escalation trends around their age
+        group's trend (per year, log scale; only with more than one area).  Councils' EHC
+        plans grew at very different rates over 2015-2025, so each area gets its own trend,
+        shrunk towards the common one.
+    innovation_sd : float
+        Half-normal prior scale of ``escalation_innovation_sd``, the year-to-year innovation
+        of each area's log escalation rate (a random walk around its trend).  It is
+        estimated: it is what makes forecast bands widen with the horizon.
+    random_walk : bool
+        Include the random walks (needs at least three census years and more than one
+        area).  One area's series cannot separate a walk from its trend: on synthetic data
+        with a true walk the single-area fits mixed badly (bulk ESS 41-384 of 2,000-4,000
+        draws, divergences), so a one-area posterior has trends only and its bands lack the
+        year-to-year change in rates.
+    year_noise_sd : float
+        Half-normal prior scale of ``escalation_noise_sd``, a transient shock of each area and
+        year (independent between years) on top of the walk; 0 leaves it out.  Only with
+        more than one area: one area's short series cannot tell it from the walk and the
+        new plans' own over-dispersion (the sampler mixes badly), many areas can.
+    identification : ndarray (26,) or None
+        Config probability that a universal child is identified (moves to the targeted
+        tiers) during the year, by age.  With it (and targets holding ``sen_support``) the
+        SEN support block is fitted; None leaves it out.
+    deidentify : ndarray (26,) or None
+        Config probability that a targeted-tier child returns to the universal tier, by age
+        (averaged over targeted / targeted-plus by the targeted-plus share).
+    deescalate_share : ndarray (26,) or None
+        Share of the config's specialist-tier exits that are moves down to a targeted tier.
+    id_level_sd, id_area_sd, id_innovation_sd : float
+        Prior scales of the identification multiplier's level (normal, log scale), spread
+        of areas' levels and trends (half-normal, trends at ``area_trend_sd``), and the
+        innovation sd of its random walk (half-normal).
+    sen_support_cv_sd : float
+        Half-normal prior scale of SEN support's coefficient of variation beyond Poisson.
 
     """
 
@@ -136,6 +181,17 @@ class PriorConfig:
     escalation_age_form: str = "fixed_spread"
     exit_age_form: str = "independent"
     centred_area: bool = False
+    area_trend_sd: float = 0.03
+    innovation_sd: float = 0.05
+    random_walk: bool = True
+    year_noise_sd: float = 0.1
+    identification: np.ndarray | None = None
+    deidentify: np.ndarray | None = None
+    deescalate_share: np.ndarray | None = None
+    id_level_sd: float = 1.0
+    id_area_sd: float = 0.5
+    id_innovation_sd: float = 0.05
+    sen_support_cv_sd: float = 0.05
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -150,11 +206,19 @@ class PriorConfig:
 
         """
         s = TIER["specialist"]
+        t, tp, u = TIER["targeted"], TIER["targeted_plus"], TIER["universal"]
         stay = model.tiers[s, s]
         exit_p = 1.0 - (1.0 - model.leaving[s]) * stay
-        return cls(esc_targeted=model.tiers[TIER["targeted"], s].copy(),
-                   esc_targeted_plus=model.tiers[TIER["targeted_plus"], s].copy(),
-                   exit_specialist=exit_p, **overrides)
+        share = float(overrides.pop("targeted_plus_share", 0.25))
+        down = model.tiers[s, t] + model.tiers[s, tp]
+        kw = dict(identification=np.asarray(model.identification, float).copy(),
+                  deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
+                  deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
+                                            0.0))
+        kw.update(overrides)
+        return cls(esc_targeted=model.tiers[t, s].copy(),
+                   esc_targeted_plus=model.tiers[tp, s].copy(),
+                   exit_specialist=exit_p, **kw)
 
 
 @dataclass(frozen=True)
@@ -275,9 +339,12 @@ def _effects(prefix: str, n_areas: int, level_sd: float, age_sd: float, area_sd:
             out = out + sd_area * z_area[None, :]
         if area_age_sd is not None:
             sd_ga = pm.HalfNormal(f"{prefix}_area_age_sd", area_age_sd)
-            # Always non-centred: interactions are the least identified effects.
+            # Always non-centred: interactions are the least identified effects.  Zero-sum
+            # over age groups as well as areas, so that an area's mean over age groups is its
+            # main effect alone (zero-sum over areas only left that direction to the prior:
+            # r-hat 1.15-1.53 on the spread of 153 councils' main effects).
             z_ga = pm.ZeroSumNormal(f"{prefix}_area_age_z", sigma=1.0,
-                                    dims=("age_group", "area"), n_zerosum_axes=1)
+                                    dims=("age_group", "area"), n_zerosum_axes=2)
             out = out + sd_ga * z_ga
     return out
 
@@ -298,7 +365,11 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         Coordinates ``year`` (transition census years), ``age_group``, ``area``.  Posterior
         quantities used by :class:`~simsend.rates.posterior.PosteriorParameters`:
         ``escalation_multiplier`` and ``exit_multiplier`` (age_group, area) at the first year
-        after the data (``ref_year``), ``escalation_trend``; also the interpretable rates
+        after the data (``ref_year``, the random walk's last fitted value included),
+        ``escalation_trend`` (age_group), ``escalation_trend_area`` (age_group, area),
+        ``escalation_innovation_sd``, ``escalation_noise_sd`` and ``escalation_walk``
+        (year, area); also the
+        interpretable rates
         ``escalation`` (expected new plans per targeted-tier child) and ``exit_specialist``.
 
     Examples
@@ -307,7 +378,7 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
     >>> t, truth, prior = synthetic_targets(n_areas=1, n_years=5, seed=0)
     >>> m = build_model(t, prior)
     >>> sorted(m.coords)
-    ['age_group', 'area', 'obs_ehcp', 'obs_new', 'year']
+    ['age_group', 'area', 'obs_ehcp', 'obs_new', 'step', 'year']
 
     """
     c = constants(targets, prior_cfg)
@@ -316,13 +387,14 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
     new_idx = np.flatnonzero(c.new_mask.ravel())
     stock_idx = np.flatnonzero(c.stock_mask.ravel())
     coords = {"year": c.years, "age_group": list(GROUPS), "area": c.areas,
-              "obs_new": new_idx, "obs_ehcp": stock_idx}
+              "obs_new": new_idx, "obs_ehcp": stock_idx, "step": c.years[1:]}
     inter = prior_cfg.area_age_sd if prior_cfg.area_age_interaction else None
     with pm.Model(coords=coords) as model:
         # Priors
+        centred = bool(prior_cfg.centred_area)
         log_theta = _effects("esc", n_r, prior_cfg.level_sd, prior_cfg.age_sd,
                              prior_cfg.area_sd, inter, prior_cfg.escalation_age_form,
-                             prior_cfg.centred_area)
+                             centred)
         trend_mu = pm.Normal("escalation_trend_mu", 0.0, prior_cfg.trend_sd)
         if prior_cfg.trend_age_sd > 0:
             # non-centred: the data pin the common trend far better than the differences
@@ -333,9 +405,47 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         else:
             trend = pm.Deterministic("escalation_trend", trend_mu * pt.ones(n_g),
                                      dims="age_group")
+        if n_r > 1 and prior_cfg.area_trend_sd > 0:
+            sd_tr = pm.HalfNormal("escalation_trend_area_sd", prior_cfg.area_trend_sd)
+            z_tr = pm.ZeroSumNormal("escalation_trend_area_z", sigma=1.0, dims="area")
+            trend_ar = trend[:, None] + sd_tr * z_tr[None, :]
+        else:
+            trend_ar = trend[:, None] * pt.ones((1, n_r))
+        trend_ar = pm.Deterministic("escalation_trend_area", trend_ar,
+                                    dims=("age_group", "area"))
+        noisy = prior_cfg.year_noise_sd > 0 and n_r > 1
+        walking = prior_cfg.random_walk and n_t >= 2 and n_r > 1
+        if walking and noisy:
+            # The walk's lasting change and the year's transient shock share the year-to-year
+            # variance; sampled as a total and a split (the two sds alone mixed slowly).
+            sd_tot = pm.HalfNormal("escalation_change_sd",
+                                   np.hypot(prior_cfg.innovation_sd, prior_cfg.year_noise_sd))
+            split = pm.Beta("escalation_walk_share", 2.0, 2.0)
+            sd_w = pm.Deterministic("escalation_innovation_sd", sd_tot * pt.sqrt(split))
+            sd_n = pm.Deterministic("escalation_noise_sd", sd_tot * pt.sqrt(1.0 - split))
+        else:
+            sd_w = (pm.HalfNormal("escalation_innovation_sd", prior_cfg.innovation_sd)
+                    if walking else pm.Deterministic("escalation_innovation_sd",
+                                                     pt.as_tensor_variable(0.0)))
+            sd_n = (pm.HalfNormal("escalation_noise_sd", prior_cfg.year_noise_sd)
+                    if noisy else pm.Deterministic("escalation_noise_sd",
+                                                   pt.as_tensor_variable(0.0)))
+        if walking:
+            # Non-centred (a centred walk diverged in the funnel even on one area's data).
+            e_w = sd_w * pm.Normal("escalation_innovation_z", 0.0, 1.0, dims=("step", "area"))
+            walk = pt.concatenate([pt.zeros((1, n_r)), pt.cumsum(e_w, axis=0)], axis=0)
+        else:
+            walk = pt.zeros((n_t, n_r))
+        walk = pm.Deterministic("escalation_walk", walk, dims=("year", "area"))
+        if noisy:
+            # A transient shock of the year (common to the area's age bands): recording and
+            # timing that does not persist, apart from the walk's lasting change.
+            noise = sd_n * pm.Normal("escalation_noise_z", 0.0, 1.0, dims=("year", "area"))
+        else:
+            noise = pt.zeros((n_t, n_r))
         log_kappa = _effects("exit", n_r, prior_cfg.exit_level_sd, prior_cfg.exit_age_sd,
                              prior_cfg.exit_area_sd, inter, prior_cfg.exit_age_form,
-                              prior_cfg.centred_area)
+                             centred)
         # Extra-Poisson variation by age band (the 16-25 bands carry the 2014 reform's
         # transition and are far noisier than the school-age bands).
         cv_new = pm.HalfNormal("new_plans_cv", prior_cfg.dispersion_sd, dims="age_group")
@@ -346,7 +456,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         # Likelihood
         dt = pt.as_tensor_variable(c.years - c.t_centre)
         rate = pt.exp(log_theta[band][None]
-                      + trend[band][None, :, None] * dt[:, None, None])  # (T, 26, R)
+                      + trend_ar[band][None] * dt[:, None, None]
+                      + (walk + noise)[:, None, :])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
         mu_rec = pt.tensordot(mu_age, c.issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
@@ -370,10 +481,19 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
                   observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")
 
+        if has_sen_support(targets, prior_cfg):
+            # What the SEN support model takes from this one (its second stage).
+            pm.Deterministic("targeted_escalations", mu_age.sum(axis=1), dims=("year", "area"))
+            down = pt.sum(c.aged * (1.0 - surv[None])
+                          * prior_cfg.deescalate_share[None, :, None], axis=1)
+            pm.Deterministic("specialist_moved_down", down, dims=("year", "area"))
+
         # Quantities handed to the engine (rates of the first year after the data)
         ref = float(c.ref_year - c.t_centre)
+        # The walk's last fitted value carries on; the innovation of the year ahead is the
+        # forecast's (see simsend.rates.posterior).
         theta_ref = pm.Deterministic("escalation_multiplier",
-                                     pt.exp(log_theta + trend[:, None] * ref),
+                                     pt.exp(log_theta + trend_ar * ref + walk[-1][None, :]),
                                      dims=("age_group", "area"))
         pm.Deterministic("exit_multiplier", kappa, dims=("age_group", "area"))
         w_new = c.x_cfg[-1] / np.where(c.x_band[-1] > 0, c.x_band[-1], 1.0)
@@ -384,3 +504,104 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         pm.Deterministic("exit_specialist", 1.0 - kept / (band_matrix().T @ w),
                          dims=("age_group", "area"))
     return model
+
+
+def has_sen_support(targets: xr.Dataset, prior_cfg: PriorConfig) -> bool:
+    """Whether the SEN support block can be fitted (config rates and recorded SEN support)."""
+    return (prior_cfg.identification is not None and "sen_support" in targets
+            and "universal" in targets and bool(_sen_support_mask(targets).any()))
+
+
+def _sen_support_mask(targets: xr.Dataset) -> np.ndarray:
+    """Return (T, R): transition years whose SEN support enters the likelihood.
+
+    Those where it and the last census's are recorded and the exposures are known.
+    """
+    ss = targets["sen_support"].transpose("year", "area").values
+    uni = targets["universal"].transpose("year", "age", "area").values[1:]
+    expo = targets["exposure"].transpose("year", "age", "area").values[1:]
+    return (np.isfinite(ss[1:]) & np.isfinite(ss[:-1]) & np.isfinite(uni).all(axis=1)
+            & np.isfinite(expo).all(axis=1))
+
+
+def build_identification_model(targets: xr.Dataset, prior_cfg: PriorConfig,
+                               escalations: np.ndarray, moved_down: np.ndarray) -> pm.Model:
+    r"""Build the SEN support model (the calibration's second stage): identification by area.
+
+    .. math::
+
+        SS_{r t} = \sum_a X_{a r t} (1 - u_a) - E_{r t}
+                   + \phi_{r t} \sum_a \iota_a U_{a r t} + D_{r t}
+
+    ``X`` the exposure (last census's SEN support aged and past leaving), ``u`` the config's
+    return to the universal tier, ``E`` the expected escalations to EHC plans and ``D`` the
+    EHC plans ended by a move down, both (T, R) posterior means from the first stage
+    (:func:`build_model`'s ``targeted_escalations`` and ``specialist_moved_down``),
+    ``iota`` the config's identification by age, ``U`` the children who could be identified.
+    ``log phi_rt = lambda + lambda_r + (gamma + gamma_r)(t - tbar) + v_rt`` with ``v`` a
+    random walk (``identification_innovation_sd``; more than one area only), areas
+    partially pooled.  Likelihood: recorded SEN support ~ Normal(mu, sqrt(mu + (cv mu)^2)).
+
+    Fitted apart from the first stage: fitted jointly, one of two chains on every council
+    settled in a far mode (escalation trend 0.8 a year, r-hat 2.25), so the first stage's
+    uncertainty in ``E`` and ``D`` (small beside SEN support) is left out here.
+
+    Returns
+    -------
+    pymc.Model
+        With ``identification_multiplier`` (area) for the first year after the data,
+        ``identification_trend_area`` (area) and ``identification_innovation_sd``.
+
+    """
+    c = constants(targets, prior_cfg)
+    coords = {"year": c.years, "area": c.areas, "step": c.years[1:],
+              "obs_sen_support": np.flatnonzero(_sen_support_mask(targets).ravel())}
+    with pm.Model(coords=coords) as model:
+        dt = pt.as_tensor_variable(c.years - c.t_centre)
+        _sen_support_block(targets, prior_cfg, c, np.asarray(escalations, float),
+                           np.asarray(moved_down, float), dt)
+    return model
+
+
+def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
+    """Add SEN support's likelihood and identification (:func:`build_identification_model`)."""
+    n_t, _, n_r = c.x_cfg.shape
+    ss = targets["sen_support"].transpose("year", "area").values[1:]
+    uni = targets["universal"].transpose("year", "age", "area").values[1:]
+    expo = targets["exposure"].transpose("year", "age", "area").values[1:]
+    mask = _sen_support_mask(targets)
+    idx = np.flatnonzero(mask.ravel())
+    iu = np.nan_to_num((uni * prior_cfg.identification[None, :, None]).sum(axis=1))  # (T, R)
+    x_stay = np.nan_to_num((expo * (1.0 - prior_cfg.deidentify)[None, :, None]).sum(axis=1))
+    lam = pm.Normal("identification_mu", 0.0, prior_cfg.id_level_sd)
+    gam = pm.Normal("identification_trend_mu", 0.0, prior_cfg.trend_sd)
+    log_phi = lam + gam * dt[:, None] * pt.ones((1, n_r))
+    trend_r = gam * pt.ones(n_r)
+    level_r = lam * pt.ones(n_r)
+    if n_r > 1:
+        sd_a = pm.HalfNormal("identification_area_sd", prior_cfg.id_area_sd)
+        z_a = pm.ZeroSumNormal("identification_area_z", sigma=1.0, dims="area")
+        sd_t = pm.HalfNormal("identification_trend_area_sd", prior_cfg.area_trend_sd)
+        z_t = pm.ZeroSumNormal("identification_trend_area_z", sigma=1.0, dims="area")
+        level_r = level_r + sd_a * z_a
+        trend_r = trend_r + sd_t * z_t
+        log_phi = level_r[None, :] + trend_r[None, :] * dt[:, None]
+    trend_r = pm.Deterministic("identification_trend_area", trend_r, dims="area")
+    if prior_cfg.random_walk and n_t >= 2 and n_r > 1:
+        sd_v = pm.HalfNormal("identification_innovation_sd", prior_cfg.id_innovation_sd)
+        z_v = pm.Normal("identification_innovation_z", 0.0, 1.0, dims=("step", "area"))
+        walk = pt.concatenate([pt.zeros((1, n_r)), sd_v * pt.cumsum(z_v, axis=0)], axis=0)
+    else:
+        pm.Deterministic("identification_innovation_sd", pt.as_tensor_variable(0.0))
+        walk = pt.zeros((n_t, n_r))
+    log_phi = log_phi + walk
+    phi = pt.exp(log_phi)
+    mu = x_stay - esc + phi * iu + down
+    # Kept positive smoothly (a hard floor has no gradient: a chain that strays there sticks).
+    mu_f = 10.0 * pt.softplus(mu.ravel()[idx] / 10.0) + 1.0
+    cv = pm.HalfNormal("sen_support_cv", prior_cfg.sen_support_cv_sd)
+    pm.Normal("sen_support", mu=mu_f, sigma=pt.sqrt(mu_f + (cv * mu_f) ** 2),
+              observed=np.nan_to_num(ss).ravel()[idx], dims="obs_sen_support")
+    ref = float(c.ref_year - c.t_centre)
+    pm.Deterministic("identification_multiplier",
+                     pt.exp(level_r + trend_r * ref + walk[-1]), dims="area")

@@ -11,6 +11,8 @@ does on real data.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 
@@ -33,19 +35,19 @@ def _sen_support_profile() -> np.ndarray:
     return np.where(a > 19, 0.05, prof)
 
 
-def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
+def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
                         n_years: int = 8, last_year: int = 2022, sen_support: float = 8000.0,
                         sen_growth: float = 0.01, area_scale=None, prior: PriorConfig | None = None,
                         targeted_plus_share: float = 0.25, burn_in: int = 30,
-                        seed: int = 0) -> xr.Dataset:
+                        innovation_sd: float = 0.0, seed: int = 0) -> xr.Dataset:
     """Simulate banded EHC plan stocks and new plans with known rates.
 
     Parameters
     ----------
     theta : array (5, R)
         Escalation multiplier on the reference rates at year ``last_year + 1``.
-    trend : float
-        Log-linear annual trend of escalation.
+    trend : float or array (R,)
+        Log-linear annual trend of escalation (one for every area, or one per area).
     kappa : array (5, R)
         Exit-hazard multiplier on the reference exits.
     n_years : int
@@ -64,6 +66,10 @@ def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
         Share of SEN support in the targeted-plus tier.
     burn_in : int
         Years simulated before the reported window, so the age mix settles.
+    innovation_sd : float
+        Year-to-year innovation sd of each area's log escalation rate (a random walk around
+        the trend, pinned so that ``theta`` holds at ``last_year + 1`` before that year's
+        own innovation).
     seed : int
         Seed of the binomial draws.
 
@@ -72,7 +78,8 @@ def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
     xarray.Dataset
         Targets as from :func:`simsend.calibration.targets.make_targets`; the within-band age
         shares are taken from the last census (as the data layer takes them from the
-        baseline), ``need_factor`` is 1.
+        baseline), ``need_factor`` is 1.  ``attrs["true_walk"]`` (JSON, years x areas) is
+        the simulated walk of log escalation at each reported census (0 at the last).
 
     """
     prior = prior or PriorConfig(REF_ESC_T, REF_ESC_TP, REF_EXIT)
@@ -89,6 +96,12 @@ def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
     prof = _sen_support_profile()
     total = burn_in + n_years
     first_census = last_year - n_years + 1
+    trend = np.broadcast_to(np.asarray(trend, float), (n_r,))
+    # Random walk of log escalation by year, zero at the last census (theta's reference).
+    steps = rng.normal(0.0, innovation_sd, (total, n_r)) if innovation_sd > 0 \
+        else np.zeros((total, n_r))
+    walk = np.cumsum(steps, axis=0)
+    walk -= walk[-1]
     stock = np.zeros((N_A, n_r), np.int64)
     ss_prev = None
     rows_stock, rows_new, rows_exp = [], [], []
@@ -99,7 +112,8 @@ def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
         if ss_prev is not None:
             exposed = np.zeros_like(ss_prev)
             exposed[1:] = rng.binomial(ss_prev[:-1], 0.97)
-            rate = e_ref[:, None] * theta[band] * np.exp(trend * (year - (last_year + 1)))
+            rate = e_ref[:, None] * theta[band] * np.exp(trend[None] * (year - (last_year + 1))
+                                                         + walk[k][None])
             new = rng.binomial(exposed, np.clip(rate, 0, 1))
             aged = np.zeros_like(stock)
             aged[1:] = stock[:-1]
@@ -121,14 +135,18 @@ def simulate_stock_flow(theta: np.ndarray, trend: float, kappa: np.ndarray, *,
     share = stock / np.maximum(m @ (m.T @ stock), 1)
     share = np.where((m @ (m.T @ stock)) > 0, share, (1.0 / m.sum(0)[band])[:, None])
     years = np.arange(first_census, last_year + 1)
-    return make_targets(np.array(rows_stock, float), np.array(rows_new, float),
+    ds = make_targets(np.array(rows_stock, float), np.array(rows_new, float),
                         np.array(rows_exp, float), share, np.ones(N_A), years,
                         [f"A{r}" for r in range(n_r)], targeted_plus_share,
                         sources={"synthetic": f"seed={seed}"})
+    # The true walk by reported census year (0 at ``last_year``), for recovery checks.
+    ds.attrs["true_walk"] = json.dumps(walk[burn_in:].tolist())
+    return ds
 
 
 def synthetic_targets(n_areas: int = 2, n_years: int = 8, seed: int = 0,
-                      sen_support: float = 8000.0):
+                      sen_support: float = 8000.0, innovation_sd: float = 0.0,
+                      area_trend_sd: float = 0.0):
     """Make a ready-made recovery problem: ``(targets, truth, prior)``.
 
     Truth: escalation multipliers that differ by age group and area around 1.3, a trend of
@@ -151,9 +169,16 @@ def synthetic_targets(n_areas: int = 2, n_years: int = 8, seed: int = 0,
                    + 0.5 * area_eff[None])
     trend = 0.06
     scale = np.exp(rng.normal(0, 0.3, n_areas)) if n_areas > 1 else np.ones(1)
+    dev = np.zeros(n_areas)
+    if area_trend_sd > 0 and n_areas > 1:
+        dev = rng.normal(0.0, area_trend_sd, n_areas)
+        dev -= dev.mean()
     prior = PriorConfig(REF_ESC_T, REF_ESC_TP, REF_EXIT)
-    t = simulate_stock_flow(theta, trend, kappa, n_years=n_years, sen_support=sen_support,
-                            area_scale=scale, prior=prior, seed=seed)
+    t = simulate_stock_flow(theta, trend + dev, kappa, n_years=n_years, sen_support=sen_support,
+                            area_scale=scale, prior=prior, innovation_sd=innovation_sd,
+                            seed=seed)
     truth = {"escalation_multiplier": theta, "escalation_trend": trend,
-             "exit_multiplier": kappa}
+             "exit_multiplier": kappa,
+             "escalation_trend_area": np.broadcast_to(trend + dev, (5, n_areas)).copy(),
+             "escalation_innovation_sd": innovation_sd}
     return t, truth, prior

@@ -19,6 +19,13 @@ A target set is an :class:`xarray.Dataset` with the engine's dimension names:
     Mean need multiplier of the targeted tiers at each age (the config's
     ``need_multiplier`` weighted by the need mix), so that config escalation rates by need
     can be averaged to the aggregate.
+``sen_support`` (year, area), optional
+    Recorded SEN support (the targeted tiers) at the January census; NaN where not recorded.
+``universal`` (year, age, area), optional
+    Children outside the targeted and specialist tiers who could be identified during the
+    year ending at census ``year``: the population of age ``a - 1`` at census ``year - 1``
+    less its SEN support and EHC plans, by the age reached (age 0: the census's own
+    population).  NaN at the first year.
 
 Attributes: ``targeted_plus_share`` (the data assumption splitting SEN support into
 targeted / targeted-plus), ``origin`` (last census year used), ``sources`` (JSON provenance).
@@ -91,7 +98,9 @@ def need_factor_from_mix(model: ModelConfig, mix: np.ndarray | None = None) -> n
 def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                  ehcp_age_share: np.ndarray, need_factor: np.ndarray, years, areas,
                  targeted_plus_share: float,
-                 sources: Mapping[str, object] | None = None) -> xr.Dataset:
+                 sources: Mapping[str, object] | None = None,
+                 sen_support: np.ndarray | None = None,
+                 universal: np.ndarray | None = None) -> xr.Dataset:
     """Assemble and check a target Dataset from plain arrays.
 
     Parameters
@@ -112,6 +121,11 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
         Share of SEN support in the targeted-plus tier (data assumption).
     sources : mapping, optional
         Provenance (file hashes etc.), stored as JSON in ``attrs["sources"]``.
+    sen_support : array (Y, R), optional
+        Recorded SEN support at each census (NaN where unknown).
+    universal : array (Y, 26, R), optional
+        Children exposed to identification during the year ending at each census (row 0
+        ignored).  Given together with ``sen_support``.
 
     Returns
     -------
@@ -150,6 +164,27 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
     band_sums = band_matrix().T @ share
     if not np.allclose(band_sums, 1.0, atol=1e-6):
         raise TargetsError("ehcp_age_share must sum to 1 within every age band and area")
+    if (sen_support is None) != (universal is None):
+        raise TargetsError("sen_support and universal are given together or not at all")
+    extra = {}
+    if sen_support is not None:
+        sen_support = np.asarray(sen_support, float)
+        universal = np.array(universal, float)
+        for name, arr, shape in (("sen_support", sen_support, (y, r)),
+                                 ("universal", universal, (y, N_A, r))):
+            if arr.shape != shape:
+                raise TargetsError(f"{name}: expected shape {shape}, got {arr.shape}")
+            if np.any(arr[np.isfinite(arr)] < 0):
+                raise TargetsError(f"{name}: negative counts")
+        universal[0] = np.nan
+        extra = {
+            "sen_support": (("year", "area"), sen_support,
+                            {"long_name": "SEN support (targeted tiers) at the January census",
+                             "units": "1"}),
+            "universal": (("year", "age", "area"), universal,
+                          {"long_name": "children exposed to identification during the year"
+                                        " ending at the census", "units": "1"}),
+        }
     new_plans[0] = np.nan
     exposure[0] = np.nan
     ds = xr.Dataset(
@@ -167,6 +202,7 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                                {"long_name": "within-band age distribution of EHC plans"}),
             "need_factor": (("age", "area"), nf,
                             {"long_name": "mean need multiplier of the targeted tiers"}),
+            **extra,
         },
         coords={"year": years, "age_group": list(GROUPS), "age": np.arange(N_A),
                 "area": areas},
@@ -198,6 +234,8 @@ def restrict(targets: xr.Dataset, first_year: int | None = None,
     out = out.copy()
     out["new_plans"][0] = np.nan
     out["exposure"][0] = np.nan
+    if "universal" in out:
+        out["universal"][0] = np.nan
     out.attrs = {**targets.attrs, "origin": int(out.year[-1])}
     return out
 
@@ -313,14 +351,29 @@ def targets_from_baseline(baseline, model: ModelConfig, *, first_year: int = 201
     leave_t = ((1 - share_tp) * model.leaving[TIER["targeted"]]
                + share_tp * model.leaving[TIER["targeted_plus"]])
     exposure = _exposure_by_age(s_filled, p, prevalence, 1.0 - leave_t)
+    # Children who could be identified: last census's population less its SEN support and
+    # EHC plans, aged one year (age 0: this census's population).
+    w = p * prevalence[None]
+    ss_age = s_filled[:, None, :] * w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+    e_age = np.nan_to_num(e)[:, band_of_age(), :] * _age_share(ind)[None]
+    outside = np.maximum(p - ss_age - e_age, 0.0)
+    universal = np.full_like(outside, np.nan)
+    universal[1:, 1:] = outside[:-1, :-1]
+    universal[1:, 0] = p[1:, 0]
 
+    share = _age_share(ind)
+    mix = targ.sum(axis=3)  # (age, need, area)
+    nf = need_factor_from_mix(model, mix)
+    prov = dict(getattr(baseline, "provenance", {}) or {})
+    return make_targets(e, n, exposure, share, nf, years, areas, share_tp, sources=prov,
+                        sen_support=s, universal=universal)
+
+
+def _age_share(ind: np.ndarray) -> np.ndarray:
+    """Within-band age shares of the baseline's EHC plans, (26, R) (equal where a band is empty)."""
     spec = ind[TIER["specialist"]].sum(axis=(1, 3))  # (age, area)
     m = band_matrix()
     band_tot = m.T @ spec
     width = m.sum(axis=0)
-    share = np.where((m @ band_tot) > 0, spec / np.maximum(m @ band_tot, 1e-300),
-                     (1.0 / width[band_of_age()])[:, None])
-    mix = targ.sum(axis=3)  # (age, need, area)
-    nf = need_factor_from_mix(model, mix)
-    prov = dict(getattr(baseline, "provenance", {}) or {})
-    return make_targets(e, n, exposure, share, nf, years, areas, share_tp, sources=prov)
+    return np.where((m @ band_tot) > 0, spec / np.maximum(m @ band_tot, 1e-300),
+                    (1.0 / width[band_of_age()])[:, None])

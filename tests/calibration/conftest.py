@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,9 @@ def synthetic_fit(tmp_path_factory, calib_config):
     path = calibrate(calib_config, tmp_path_factory.mktemp("fit") / "syn.nc", draws=1000,
                      tune=1000, chains=2, origin=ORIGIN, targets=t, prior=prior,
                      random_seed=11)
-    shift = np.exp(truth["escalation_trend"] * (ORIGIN + 1 - 2023))
+    # The multiplier of the year after the origin carries the walk's value at the origin.
+    walk = np.asarray(json.loads(t.attrs["true_walk"]))  # (year, area), 0 at 2022
+    at_origin = walk[list(t["year"].values).index(ORIGIN)]
+    shift = np.exp(truth["escalation_trend"] * (ORIGIN + 1 - 2023) + at_origin[None, :])
     truth = {**truth, "escalation_multiplier": truth["escalation_multiplier"] * shift}
     return path, t, truth, prior

@@ -110,3 +110,21 @@ def test_artefact_contents(synthetic_fit):
     assert d["max_rhat"] <= 1.01 and d["n_divergent"] == 0
     assert d["min_ess_bulk"] >= d["ess_threshold"]
     assert a["allow_failed_diagnostics"] == 0
+
+
+def test_slim_artefact_keeps_what_a_forecast_reads(tmp_path, calib_config):
+    """--slim: only the engine's variables, float32, about SLIM_DRAWS draws; still loadable."""
+    from simsend.calibration import PosteriorParameters
+
+    t, _, prior = synthetic_targets(n_areas=2, n_years=5, seed=4)
+    path = calibrate(calib_config, tmp_path / "slim.nc", draws=600, tune=200, chains=2,
+                     targets=t, prior=prior, random_seed=1, allow_failed_diagnostics=True,
+                     slim=True)
+    post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
+    assert set(post.data_vars) <= set(fit.ENGINE_VARIABLES)
+    assert {"escalation_multiplier", "escalation_innovation_sd"} <= set(post.data_vars)
+    assert all(post[v].dtype == np.float32 for v in post.data_vars)
+    assert post.sizes["chain"] * post.sizes["draw"] == 2 * 300  # every 2nd of 1,200 draws
+    assert post.attrs["slim"] == 1
+    src = PosteriorParameters(path, calib_config.model, np.array([10, 20]), seed=1)
+    assert len(src) == 600 and src.get(3).escalation_shock is not None

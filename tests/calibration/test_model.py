@@ -17,8 +17,12 @@ def problem():
     return t, prior
 
 
-def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock):
-    """Direct evaluation of the stock-and-flow likelihood (module docstring equations)."""
+def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=None):
+    """Direct evaluation of the stock-and-flow likelihood (module docstring equations).
+
+    ``trend`` is per age group (G,) or per age group and area (G, R); ``walk`` (T, R) the
+    random walk of log escalation by transition year.
+    """
     m, band = band_matrix(), band_of_age()
     s = t.attrs["targeted_plus_share"]
     nf = t["need_factor"].values
@@ -30,7 +34,9 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock):
     h = -np.log(1 - prior.exit_specialist)
     ll = 0.0
     for i in range(1, len(years)):
-        theta = np.exp(log_theta + np.reshape(trend, (-1, 1)) * (years[i] - tc))  # (G, R)
+        w = 0.0 if walk is None else walk[i - 1][None, :]
+        tr = trend if np.ndim(trend) == 2 else np.reshape(trend, (-1, 1))
+        theta = np.exp(log_theta + tr * (years[i] - tc) + w)  # (G, R)
         x = t["exposure"].values[i]  # (26, R)
         esc = theta[band] * x * e_cfg  # expected escalations by census age
         mu_new = m.T @ esc
@@ -63,7 +69,8 @@ def test_loglik_matches_manual(problem):
         point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
     # Untransformed values of the free variables at this point.
     names = ["esc_age", "esc_area_sd", "esc_area_z", "esc_area_age_sd", "esc_area_age_z",
-             "escalation_trend", "exit_age", "exit_area_sd",
+             "escalation_trend_area", "escalation_walk", "escalation_noise_sd",
+             "escalation_noise_z", "exit_age", "exit_area_sd",
              "exit_area_z", "exit_area_age_sd", "exit_area_age_z", "new_plans_cv", "ehcp_cv"]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
@@ -73,8 +80,12 @@ def test_loglik_matches_manual(problem):
     log_kappa = (v["exit_age"][:, None]
                  + v["exit_area_sd"] * v["exit_area_z"][None, :]
                  + v["exit_area_age_sd"] * v["exit_area_age_z"])
-    trend, cv_new, cv_stock = v["escalation_trend"], v["new_plans_cv"], v["ehcp_cv"]
-    want = manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock)
+    trend, cv_new, cv_stock = v["escalation_trend_area"], v["new_plans_cv"], v["ehcp_cv"]
+    walk = v["escalation_walk"] + v["escalation_noise_sd"] * v["escalation_noise_z"]
+    # the walk starts at 0 and moves (the random point perturbs its innovations)
+    assert np.all(v["escalation_walk"][0] == 0) and np.all(v["escalation_walk"][1:] != 0)
+    assert np.ptp(trend, axis=1).min() > 0  # areas' trends differ
+    want = manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk)
     got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
                            on_unused_input="ignore")(point)
     assert float(got) == pytest.approx(want, rel=1e-9)
@@ -105,3 +116,56 @@ def test_prior_from_config(toy_config):
         t, _, prior = synthetic_targets(n_areas=1, n_years=3, seed=0)
         import dataclasses
         build_model(t, dataclasses.replace(prior, likelihood="gaussian"))
+
+
+def test_identification_model_loglik_matches_manual():
+    """The SEN support stage against a direct NumPy/SciPy evaluation of its equation."""
+    import dataclasses
+
+    from simsend.calibration.model import build_identification_model
+    from simsend.calibration.targets import make_targets
+
+    t, _, prior = synthetic_targets(n_areas=2, n_years=5, seed=3)
+    rng = np.random.default_rng(0)
+    ss = rng.uniform(7000, 9000, (5, 2))
+    ss[2, 1] = np.nan  # unrecorded: drops transitions 2 and 3 of area 1
+    uni = rng.uniform(1000, 5000, (5, 26, 2))
+    t2 = make_targets(t["ehcp"].values, t["new_plans"].values, t["exposure"].values,
+                      t["ehcp_age_share"].values, t["need_factor"].values[:, 0],
+                      t["year"].values, list(t["area"].values), 0.25,
+                      sen_support=ss, universal=uni)
+    iota = np.linspace(0.001, 0.03, 26)
+    u = np.full(26, 0.08)
+    prior = dataclasses.replace(prior, identification=iota, deidentify=u,
+                                deescalate_share=np.full(26, 0.3))
+    esc = rng.uniform(100, 200, (4, 2))
+    down = rng.uniform(5, 20, (4, 2))
+    model = build_identification_model(t2, prior, esc, down)
+    assert len(model.coords["obs_sen_support"]) == 8 - 2
+    point = model.initial_point()
+    for k in point:
+        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
+    names = ["identification_mu", "identification_area_sd", "identification_area_z",
+             "identification_trend_area", "identification_innovation_sd",
+             "identification_innovation_z", "sen_support_cv"]
+    fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
+                          inputs=model.value_vars, on_unused_input="ignore")
+    v = dict(zip(names, fn(point), strict=True))
+    years = t2.year.values
+    dt = years[1:] - years[1:].mean()
+    walk = np.vstack([np.zeros((1, 2)),
+                      np.cumsum(v["identification_innovation_sd"]
+                                * v["identification_innovation_z"], axis=0)])
+    log_phi = (v["identification_mu"] + v["identification_area_sd"]
+               * v["identification_area_z"])[None] \
+        + v["identification_trend_area"][None] * dt[:, None] + walk
+    x = t2["exposure"].values[1:]  # (T, 26, R)
+    mu = ((x * (1 - u)[None, :, None]).sum(1) - esc
+          + np.exp(log_phi) * (uni[1:] * iota[None, :, None]).sum(1) + down)
+    mu = 10 * np.logaddexp(0.0, mu / 10) + 1
+    ok = np.isfinite(ss[1:]) & np.isfinite(ss[:-1])
+    sd = np.sqrt(mu + (v["sen_support_cv"] * mu) ** 2)
+    want = stats.norm.logpdf(ss[1:][ok], mu[ok], sd[ok]).sum()
+    got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
+                           on_unused_input="ignore")(point)
+    assert float(got) == pytest.approx(want, rel=1e-9)
