@@ -103,11 +103,19 @@ class ParameterSet:
         Age-0 entrants in the first simulated year.
     births_growth : float
         Annual growth factor of entrants.
-    identification_trend : float
-        Log-linear annual trend of identification (0 = constant rates).
-    escalation_trend : float or ndarray (26,)
+    identification_trend : float or ndarray (n_areas,)
+        Log-linear annual trend of identification (0 = constant rates), one for every area
+        or one per area.
+    identification_shock : ndarray (n, n_areas) or None
+        Log multiplier of identification in the year of index ``i`` (row ``i``), the
+        calibrated random walk of this draw; None = none.
+    escalation_trend : float or ndarray (26,) or (26, n_areas)
         Log-linear annual trend of moves into the specialist tier (new EHC plans), one for
-        every age or one per age.
+        every age, one per age, or one per age and area.
+    escalation_shock : ndarray (n, n_areas) or None
+        Log multiplier of moves into the specialist tier in the year of index ``i``
+        (row ``i``; rows past the end hold the last row): the calibrated random walk's
+        innovations of this draw, on top of the trend.  None = no innovations.
     label : int
         Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
     start_year : int
@@ -132,8 +140,10 @@ class ParameterSet:
     placement: np.ndarray
     births: np.ndarray
     births_growth: float = 1.0
-    identification_trend: float = 0.0
+    identification_trend: float | np.ndarray = 0.0
     escalation_trend: float | np.ndarray = 0.0
+    escalation_shock: np.ndarray | None = None
+    identification_shock: np.ndarray | None = None
     label: int = -1
     start_year: int = 0
     reform: ReformConfig | None = None
@@ -179,10 +189,24 @@ class ParameterSet:
         """
         t = year_index - 1
         year = self.start_year + year_index
-        p_id = np.clip(self.identification * np.exp(self.identification_trend * t), 0.0, 1.0)
+        log_id = np.asarray(self.identification_trend, float) * t
+        if self.identification_shock is not None:
+            log_id = log_id + self.identification_shock[
+                min(year_index, len(self.identification_shock) - 1)]
+        p_id = np.clip(self.identification * np.exp(log_id), 0.0, 1.0)
         tiers = self.tiers
-        if np.any(np.asarray(self.escalation_trend) != 0.0) and t > 0:
-            tiers = _scale_escalation(tiers, np.exp(np.asarray(self.escalation_trend) * t))
+        trend = np.asarray(self.escalation_trend, float)
+        factor = np.exp(trend * t) if np.any(trend != 0.0) and t > 0 else None
+        if self.escalation_shock is not None:
+            shock = self.escalation_shock[min(year_index, len(self.escalation_shock) - 1)]
+            if np.any(shock != 0.0):
+                # (age, area): the trend per age (and area) times this year's walk per area
+                f = np.ones((N_A, 1)) if factor is None else \
+                    np.broadcast_to(factor.reshape(-1, 1) if factor.ndim < 2 else factor,
+                                    (N_A, factor.shape[1] if factor.ndim == 2 else 1))
+                factor = f * np.exp(shock)[None, :]
+        if factor is not None:
+            tiers = _scale_escalation(tiers, factor)
         reformed = 0
         if self.reform is not None:
             tiers = apply_reform(self.reform, year, tiers)
@@ -226,7 +250,10 @@ class ParameterSet:
 
 
 def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:
-    """Multiply moves into the specialist tier by ``factor`` (scalar or per age, shape (26,)).
+    """Multiply moves into the specialist tier by ``factor``.
+
+    ``factor`` is a scalar, per age (26,), per age and area (26, n_areas) or already
+    broadcastable to ``(age, need, area)``.
 
     That is the flow the calibration's trend describes (new EHC plans); moves between the
     targeted tiers keep their rates.  The stay probability absorbs the change, and a move
@@ -234,7 +261,10 @@ def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:
     """
     out = tiers.copy()
     factor = np.asarray(factor, float)
-    factor = factor[:, None, None] if factor.ndim == 1 else factor  # (age, need, area)
+    if factor.ndim == 1:
+        factor = factor[:, None, None]  # (age, need, area)
+    elif factor.ndim == 2:
+        factor = factor[:, None, :]
     top = N_T - 1
     for s in range(1, top):
         up = out[s, top] * factor

@@ -11,8 +11,18 @@ the run's config):
   * need_multiplier[need]`` for ``src`` in (targeted, targeted_plus), where ``ref_src`` are
   the reference rates stored in the artefact (the calibration config's rates) and the need
   multipliers come from the run's config.  Rows whose moves would exceed 1 are scaled down.
-  ``escalation_trend`` is the posterior trend of each age group, by single age (the engine
-  applies it to every escalation at that age).
+  ``escalation_trend`` is the posterior trend of each age group and area
+  (``escalation_trend_area``; older artefacts: of each age group), by single age (the
+  engine applies it to every escalation at that age in that area).
+* identification (universal to the targeted tiers), where the posterior has the SEN support
+  block: ``identification[a, area] = multiplier[area] * identification_ref[a]`` with the
+  area's trend (``identification_trend_area``) and its own random walk;
+* year-to-year innovations: escalation follows the calibrated random walk
+  (``escalation_innovation_sd``) and transient yearly shocks (``escalation_noise_sd``) on
+  top of the trend; each Monte Carlo draw draws its own
+  innovations from a stream keyed by ``(seed, draw)`` (:meth:`PosteriorParameters.shock`),
+  so bands carry the change in rates that a trend does not explain and widen with the
+  horizon.
 * exits: the calibrated exit probability ``c[a, area] = 1 - exp(-kappa[g(a), area] h[a])``
   (``h`` the stored reference hazard) is split into leaving (``leaving[specialist, a]``,
   common to all areas: the smaller of the config's value and ``min_area c``) and
@@ -37,6 +47,10 @@ from simsend.rates.sources import FixedParameters, LastMemo
 _S = TIER["specialist"]
 NATIONAL = "E92000001"
 """Area code of England: a posterior of England alone serves runs of any area."""
+MAX_YEARS = 100
+"""Years of random walk drawn per Monte Carlo draw (a run's years index into them)."""
+_WALK_STREAM = 0x57A1C
+"""Third key of the walk's seed sequence, apart from every engine stream's keys."""
 
 
 def _load_posterior(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
@@ -85,6 +99,10 @@ class PosteriorParameters(LastMemo):
     start_year : int, optional
         Baseline census year of the run.  The posterior's rates are those of the year after
         its origin; a run starting later or earlier moves them along the posterior trend.
+    seed : int
+        The run's seed: each Monte Carlo draw's random-walk innovations in escalation come
+        from a stream keyed by ``(seed, draw)`` only, so they do not depend on threads,
+        workers or chunking.
 
     Examples
     --------
@@ -95,7 +113,8 @@ class PosteriorParameters(LastMemo):
     """
 
     def __init__(self, path: str | Path, model_cfg: ModelConfig, births: np.ndarray,
-                 replicates_per_draw: int = 1, *, areas=None, start_year: int | None = None):
+                 replicates_per_draw: int = 1, *, areas=None, start_year: int | None = None,
+                 seed: int = 0):
         if replicates_per_draw < 1:
             raise ValueError("replicates_per_draw must be >= 1")
         self.path = Path(path)
@@ -124,15 +143,44 @@ class PosteriorParameters(LastMemo):
         stacked = post.stack(sample=("chain", "draw"))
         theta = stacked["escalation_multiplier"].sel(sel).transpose("sample", "age_group", "area")
         kappa = stacked["exit_multiplier"].sel(sel).transpose("sample", "age_group", "area")
-        tr = stacked["escalation_trend"]
-        # per age group (dims age_group, sample) or one trend for every age (older artefacts)
-        tr = (tr.transpose("sample", "age_group").values if "age_group" in tr.dims
-              else np.repeat(tr.values[:, None], theta.sizes["age_group"], axis=1))
-        self.trend = np.asarray(tr, float)  # (sample, age_group)
+        n_g = theta.sizes["age_group"]
+        if "escalation_trend_area" in stacked:
+            tr = stacked["escalation_trend_area"].sel(sel).transpose("sample", "age_group",
+                                                                      "area").values
+        else:  # older artefacts: one trend per age group (or one for every age) for all areas
+            tr = stacked["escalation_trend"]
+            tr = (tr.transpose("sample", "age_group").values if "age_group" in tr.dims
+                  else np.repeat(tr.values[:, None], n_g, axis=1))
+            tr = np.repeat(np.asarray(tr, float)[:, :, None], len(areas), axis=2)
+        self.trend = np.asarray(tr, float)  # (sample, age_group, area)
+        sd = stacked["escalation_innovation_sd"].values if "escalation_innovation_sd" in \
+            stacked else np.zeros(self.trend.shape[0])
+        self.innovation_sd = np.asarray(sd, float).reshape(-1)  # (sample,)
+        sd = stacked["escalation_noise_sd"].values if "escalation_noise_sd" in stacked \
+            else np.zeros(self.trend.shape[0])
+        self.noise_sd = np.asarray(sd, float).reshape(-1)  # (sample,)
         self.theta = np.asarray(theta.values, float)
+        n_s = self.trend.shape[0]
+        if "identification_multiplier" in stacked and "identification_ref" in const:
+            self.id_mult = np.asarray(stacked["identification_multiplier"].sel(sel).transpose(
+                "sample", "area").values, float)
+            self.id_trend = np.asarray(stacked["identification_trend_area"].sel(sel).transpose(
+                "sample", "area").values, float)
+            self.id_sd = np.asarray(stacked["identification_innovation_sd"].values,
+                                    float).reshape(-1)
+            self.id_ref = np.asarray(const["identification_ref"].values, float)
+        else:  # no SEN support block: identification stays as the config sets it
+            self.id_mult = self.id_trend = self.id_ref = None
+            self.id_sd = np.zeros(n_s)
+        ref = int(self.attrs.get("reference_year", (start_year or 0) + 1))
+        # Years between the posterior's reference year and the run's first simulated year:
+        # the walk takes that many innovations before the first year of the run.
+        self.gap = 0 if start_year is None else int(start_year + 1 - ref)
         if start_year is not None:
-            ref = int(self.attrs.get("reference_year", start_year + 1))
-            self.theta = self.theta * np.exp(self.trend * (start_year + 1 - ref))[:, :, None]
+            self.theta = self.theta * np.exp(self.trend * self.gap)
+            if self.id_mult is not None:
+                self.id_mult = self.id_mult * np.exp(self.id_trend * self.gap)
+        self.seed = int(seed)
         self.kappa = np.asarray(kappa.values, float)
         self.ref_t = np.asarray(const["esc_ref_targeted"].values, float)
         self.ref_tp = np.asarray(const["esc_ref_targeted_plus"].values, float)
@@ -155,7 +203,49 @@ class PosteriorParameters(LastMemo):
         Consecutive draws fed by the same posterior draw (``replicates_per_draw > 1``) get the
         same object, so its year tables are built once.
         """
-        return self._recall(self.index(draw), self._build, operator.eq)
+        k = self.index(draw)
+        if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k]) > 0:  # each draw apart
+            return self._recall(int(draw), self._build_draw, operator.eq)
+        return self._recall(k, self._build, operator.eq)
+
+    def shocks(self, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        """Log multipliers of escalation and of identification by year index, per area.
+
+        For Monte Carlo ``draw``: row ``i`` (the run's year ``i``, ``i >= 1``) of the
+        escalation shock is the random walk's sum of the innovations from the posterior's
+        reference year to that year (``i + gap`` of them, each
+        ``N(0, escalation_innovation_sd)``) plus that year's transient shock
+        ``N(0, escalation_noise_sd)``; identification's is its own walk
+        (``identification_innovation_sd``).  All from the draw's posterior draw, independent
+        between areas, years and the two rates; row 0 (the baseline) is 0.
+        """
+        k = self.index(draw)
+        rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM])
+        n_r = self.theta.shape[2]
+        idx = np.clip(np.arange(MAX_YEARS) + self.gap, 0, MAX_YEARS)
+
+        def walk(sd):
+            z = rng.standard_normal((MAX_YEARS, n_r))
+            return (np.vstack([np.zeros((1, n_r)), np.cumsum(z, axis=0)]) * sd)[idx]
+
+        esc = walk(self.innovation_sd[k]) + rng.standard_normal((MAX_YEARS, n_r)) \
+            * self.noise_sd[k]
+        ident = walk(self.id_sd[k])
+        esc[0] = 0.0
+        ident[0] = 0.0
+        return esc, ident
+
+    def shock(self, draw: int) -> np.ndarray:
+        """Escalation's log multiplier by year index and area of ``draw`` (see :meth:`shocks`)."""
+        return self.shocks(draw)[0]
+
+    def _build_draw(self, draw: int) -> ParameterSet:
+        """Build draw ``draw``'s set: its posterior draw's plus its own walks."""
+        ps = self._build(self.index(draw))
+        esc, ident = self.shocks(draw)
+        return dataclasses.replace(ps, escalation_shock=esc,
+                                   identification_shock=None if self.id_mult is None
+                                   else ident)
 
     def _build(self, k: int) -> ParameterSet:
         """Build the parameter set of posterior draw ``k``."""
@@ -178,5 +268,10 @@ class PosteriorParameters(LastMemo):
         prop[TIER["targeted_plus"]] = np.where(tot > 0, prop[TIER["targeted_plus"]], 1.0)
         tiers[_S, :_S] = (prop[:, :, None] * deesc[None])[:, :, None, :]
         tiers[_S, _S] = 1.0 - tiers[_S, :_S].sum(axis=0)
+        ident = {}
+        if self.id_mult is not None:
+            ident = dict(identification=np.clip(self.id_ref[:, None] * self.id_mult[k][None],
+                                                 0.0, 1.0),
+                         identification_trend=self.id_trend[k].copy())
         return dataclasses.replace(base, tiers=tiers, leaving=leaving,
-                                   escalation_trend=self.trend[k][band], label=k)
+                                   escalation_trend=self.trend[k][band], label=k, **ident)

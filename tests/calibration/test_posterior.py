@@ -158,3 +158,113 @@ def test_engine_expected_escalations_equal_calibrated_rate_times_exposure(artefa
         model = theta[k][band] * (REF_ESC_T[:, None] * exposure_t
                                   + REF_ESC_TP[:, None] * exposure_tp)
         np.testing.assert_allclose(engine, model, rtol=1e-10, atol=1e-9)
+
+
+@pytest.fixture
+def walk_artefact(tmp_path):
+    """Area trends, a random walk (innovation sd 0.1) and yearly noise (sd 0.05): 1 x 4."""
+    theta = np.full((1, 4, 5, 2), 1.2)
+    trend_area = np.broadcast_to(np.array([0.02, 0.08])[None, None, None, :],
+                                 (1, 4, 5, 2)).copy()
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": theta, "exit_multiplier": np.ones((1, 4, 5, 2)),
+                   "escalation_trend": np.full((1, 4, 5), 0.05),
+                   "escalation_trend_area": trend_area,
+                   "escalation_innovation_sd": np.full((1, 4), 0.1),
+                   "escalation_noise_sd": np.full((1, 4), 0.05)},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["A", "B"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"],
+              "escalation_trend": ["age_group"],
+              "escalation_trend_area": ["age_group", "area"]})
+    return write_artefact(idata, tmp_path / "walk.nc", {"reference_year": 2023})
+
+
+def test_walk_is_keyed_by_seed_and_draw_only(walk_artefact, toy_config):
+    births = np.array([100, 200])
+    a = PosteriorParameters(walk_artefact, toy_config.model, births, seed=3, start_year=2022)
+    b = PosteriorParameters(walk_artefact, toy_config.model, births, seed=3, start_year=2022)
+    c = PosteriorParameters(walk_artefact, toy_config.model, births, seed=4, start_year=2022)
+    first = [a.get(d).escalation_shock for d in range(6)]
+    backwards = [b.get(d).escalation_shock for d in reversed(range(6))][::-1]
+    for x, y in zip(first, backwards, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(first[2], c.get(2).escalation_shock)
+    assert not np.array_equal(first[2], first[3])  # draws sharing no posterior draw differ
+    assert a.get(1).label == 1 and a.get(5).label == 1  # posterior draw still cycles
+    np.testing.assert_array_equal(first[0][0], 0.0)  # nothing before the first year
+
+
+def test_walk_variance_grows_with_the_horizon(walk_artefact, toy_config):
+    """Row i of a draw's shock sums i innovations of sd 0.1 plus one yearly shock of sd
+    0.05: variance 0.01 i + 0.0025, the same in every area, independent between areas; a
+    run starting two years after the posterior's reference year is two steps further on."""
+    def variance(start_year):
+        src = PosteriorParameters(walk_artefact, toy_config.model, np.array([1, 1]), seed=0,
+                                  start_year=start_year)
+        w = np.array([src.shock(d)[:6] for d in range(4000)])  # (draw, year, area)
+        return w, w.var(axis=0)
+
+    w, var = variance(2022)
+    i = np.arange(1, 6)[:, None]
+    # sample variance of 4,000 normal draws: relative sd sqrt(2/3999) = 2.2%; allow 4.5 sd
+    np.testing.assert_allclose(var[1:], np.broadcast_to(0.01 * i + 0.0025, (5, 2)), rtol=0.10)
+    assert (var[0] == 0).all()
+    assert abs(np.corrcoef(w[:, 3, 0], w[:, 3, 1])[0, 1]) < 0.06  # areas independent
+    _, later = variance(2024)
+    np.testing.assert_allclose(later[1:], np.broadcast_to(0.01 * (i + 2) + 0.0025, (5, 2)),
+                               rtol=0.10)
+
+
+def test_walk_and_area_trends_reach_the_year_tables(walk_artefact, toy_config):
+    """Escalation of year i = multiplier x reference x exp(trend_area t + walk[i]), per area."""
+    from simsend.testing import tier_probs
+
+    src = PosteriorParameters(walk_artefact, toy_config.model, np.array([1, 1]), seed=9,
+                              start_year=2022)
+    ps = src.get(2)
+    need0 = toy_config.model.need_multiplier[0]
+    for i in (1, 3):
+        p = tier_probs(ps.year_tables(i).tier_cdf)  # (age, need, area, src, dst)
+        expected = (1.2 * REF_ESC_T[:, None] * need0
+                    * np.exp(np.array([0.02, 0.08])[None] * (i - 1)
+                             + ps.escalation_shock[i][None]))
+        np.testing.assert_allclose(p[:, 0, :, T, S], expected, rtol=1e-9)
+
+
+def test_identification_multiplier_trend_and_walk_reach_the_tables(tmp_path, toy_config):
+    """p_identify of year i = reference x multiplier x exp(trend t + walk[i]), per area."""
+    ident_ref = np.linspace(0.001, 0.03, 26)
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": np.ones((1, 3, 5, 2)),
+                   "exit_multiplier": np.ones((1, 3, 5, 2)),
+                   "escalation_trend": np.zeros((1, 3, 5)),
+                   "identification_multiplier": np.tile([[1.5, 0.5]], (1, 3, 1)),
+                   "identification_trend_area": np.tile([[0.1, -0.05]], (1, 3, 1)),
+                   "identification_innovation_sd": np.full((1, 3), 0.2)},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT, "identification_ref": ident_ref},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["A", "B"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
+              "identification_multiplier": ["area"], "identification_trend_area": ["area"]})
+    path = write_artefact(idata, tmp_path / "id.nc", {"reference_year": 2023})
+    src = PosteriorParameters(path, toy_config.model, np.array([1, 1]), seed=2,
+                              start_year=2022)
+    ps = src.get(1)
+    np.testing.assert_allclose(ps.identification, ident_ref[:, None] * [1.5, 0.5])
+    walk = ps.identification_shock
+    assert walk.shape[1] == 2 and (walk[0] == 0).all() and (walk[1:4] != 0).all()
+    for i in (1, 3):
+        got = ps.year_tables(i).p_identify
+        want = ident_ref[:, None] * [1.5, 0.5] * np.exp(np.array([0.1, -0.05]) * (i - 1)
+                                                        + walk[i])
+        np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-12)
+    # identification's walk is its own: independent of escalation's shocks
+    esc, ident = src.shocks(1)
+    np.testing.assert_array_equal(ident, walk)
+    assert (esc == 0).all()  # this posterior has no walk in escalation
