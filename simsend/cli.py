@@ -171,10 +171,17 @@ def _with_areas(config: Path, areas):
 @click.option("--seed", type=click.IntRange(min=0), help="Sampler seed (default run.seed).")
 @click.option("--allow-failed-diagnostics", is_flag=True,
               help="Write the artefact even if r-hat/ESS/divergences fail (recorded in it).")
+@click.option("--sampler", type=click.Choice(["pymc", "nutpie"]), default="pymc",
+              show_default=True, help="NUTS implementation (nutpie: faster on many areas).")
+@click.option("--target-accept", type=click.FloatRange(0.5, 0.999), default=0.99,
+              show_default=True, help="NUTS target acceptance rate.")
+@click.option("--slim", is_flag=True,
+              help="Keep only what a forecast reads, as float32 (a posterior to ship).")
 @_log_options
 @_user_errors
 def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
-                  allow_failed_diagnostics, quiet=False, verbose=False) -> None:
+                  allow_failed_diagnostics, sampler, target_accept, slim, quiet=False,
+                  verbose=False) -> None:
     """Fit the transition rates of CONFIG to its data with PyMC and save the posterior."""
     _check_outputs([config], ("--out", out))
     _need_calibration("calibrate")
@@ -186,6 +193,7 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
     try:
         path = calibrate(cfg, out, draws=draws, tune=tune, chains=chains, origin=origin,
                          random_seed=seed, allow_failed_diagnostics=allow_failed_diagnostics,
+                         sampler=sampler, target_accept=target_accept, slim=slim,
                          progressbar=Progress("sampling", quiet=quiet).mode == "bar")
     except (CalibrationError, TargetsError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -196,34 +204,70 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
 
 @main.command("backtest")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--origin", "origins", type=int, multiple=True, required=True,
+@click.option("--origin", "origins", type=int, multiple=True,
               help="Last census year the fit may see; repeat for rolling origins.")
-@click.option("--horizon", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--origins", "origin_range", metavar="FIRST-LAST",
+              help="Every origin from FIRST to LAST (e.g. 2019-2024), instead of --origin.")
+@click.option("--horizon", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Years forecast from each origin.")
 @click.option("--draws", type=click.IntRange(min=10), default=200, show_default=True,
               help="Forecast replicates per origin.")
 @click.option("--area", "areas", multiple=True,
               help="Area code(s) instead of data.areas ('all' = every council).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="CSV of the score table (default results/backtest_<origins>.csv); the "
-                   "scored points go to <out>_points.csv and the chart to <out>.png.")
+                   "scored points go to <out>_points.csv, the chart to <out>.png and the PIT "
+                   "histograms to <out>_pit.png.")
 @click.option("--allow-failed-diagnostics", is_flag=True,
               help="Score fits whose diagnostics failed (otherwise they stop the backtest).")
+@click.option("--calib-draws", type=click.IntRange(min=50), default=2000, show_default=True,
+              help="Posterior draws per chain of each origin's calibration.")
+@click.option("--tune", type=click.IntRange(min=50), default=1000, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--sampler", type=click.Choice(["pymc", "nutpie"]), default="pymc",
+              show_default=True, help="NUTS implementation (nutpie: faster on many areas).")
+@click.option("--target-accept", type=click.FloatRange(0.5, 0.999), default=0.99,
+              show_default=True, help="NUTS target acceptance rate.")
 @_log_options
 @_user_errors
-def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
-                 allow_failed_diagnostics, quiet=False, verbose=False) -> None:
-    """Calibrate on data up to ORIGIN, forecast the years after, score against the record."""
-    tag = "_".join(str(o) for o in origins)
+def backtest_cmd(config: Path, origins, origin_range, horizon: int, draws: int, areas, out,
+                 allow_failed_diagnostics, calib_draws, tune, chains, sampler, target_accept,
+                 quiet=False, verbose=False) -> None:
+    """Calibrate on data up to each origin, forecast the years after, score against the record.
+
+    Scores EHC plans (in total and by age group), SEN support, new and ceased plans per
+    origin, area and lead, against two naive baselines (3-year growth with a band from its
+    own past errors; a 5-year linear trend).
+    """
+    import re
+
+    if origins and origin_range:
+        raise click.UsageError("give --origin or --origins, not both")
+    if not origins and not origin_range:
+        raise click.UsageError("give the backtest origins: --origin YEAR (repeatable) or "
+                               "--origins FIRST-LAST")
+    if origin_range:
+        m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", origin_range)
+        if not m or int(m[1]) > int(m[2]):
+            raise click.BadParameter(
+                f"{origin_range!r} is not a range of census years FIRST-LAST with FIRST <= LAST"
+                " (e.g. 2019-2024)", param_hint="'--origins'")
+        origins = list(range(int(m[1]), int(m[2]) + 1))
+        tag = f"{origins[0]}-{origins[-1]}"
+    else:
+        origins = list(dict.fromkeys(origins))
+        tag = "_".join(str(o) for o in origins)
     path = out or Path("results") / f"backtest_{tag}.csv"
-    _check_outputs([config], ("--out", path),
-                   ("--out", path.with_name(f"{path.stem}_points.csv")),
-                   ("--out", path.with_suffix(".png")))
+    points_path = path.with_name(f"{path.stem}_points.csv")
+    chart_path = path.with_suffix(".png")
+    pit_path = path.with_name(f"{path.stem}_pit.png")
+    _check_outputs([config], ("--out", path), ("--out", points_path), ("--out", chart_path),
+                   ("--out", pit_path))
     _need_calibration("backtest")
     import pandas as pd
 
     from simsend.calibration import CalibrationError
-    from simsend.calibration.backtest import plot_backtest, rolling_backtest
-    from simsend.calibration.fit import load_targets
+    from simsend.calibration.backtest import plot_backtest, plot_pit, rolling_backtest
     from simsend.calibration.targets import TargetsError
 
     configure_logging(quiet, verbose)
@@ -232,26 +276,35 @@ def backtest_cmd(config: Path, origins, horizon: int, draws: int, areas, out,
         with Progress("forecast draws", quiet=quiet) as bar:
             table = rolling_backtest(cfg, origins, horizon, draws,
                                      allow_failed_diagnostics=allow_failed_diagnostics,
-                                     progress=bar, progressbar=bar.mode == "bar")
+                                     calib_draws=calib_draws, tune=tune, chains=chains,
+                                     sampler=sampler, target_accept=target_accept,
+                                     progress=bar,
+                                     progressbar=bar.mode == "bar")
     except (CalibrationError, TargetsError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
     except ValueError as exc:  # e.g. no recorded year after the origin
         click.echo(f"error: {exc}", err=True)
         sys.exit(USER_ERROR)
+    points = table.attrs["points"]
     _write_csv(table, path)
-    _write_csv(table.attrs["points"], path.with_name(f"{path.stem}_points.csv"))
-    targets, _ = load_targets(cfg)
-    chart = plot_backtest(table.attrs["points"], path.with_suffix(".png"), targets,
-                          title=f"simsend backtest, {_areas_label(cfg)}, origin"
-                                f"{'s' if len(origins) > 1 else ''} "
-                                f"{', '.join(map(str, origins))}")
+    _write_csv(points, points_path)
+    label = (f"{_areas_label(cfg)}, origin{'s' if len(origins) > 1 else ''} "
+             f"{tag.replace('_', ', ')}")
+    chart = plot_backtest(points, chart_path, table.attrs.get("record"),
+                          title=f"simsend backtest, {label}")
+    pit = plot_pit(points, pit_path, title=f"simsend backtest, {label}: PIT histograms")
     if quiet:
         return
+    pooled = table[(table["origin"] == "all") & (table["lead"] == "all")
+                   & (table["size_band"] == "all") & (table["area"] == "all")]
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.3f}".format):
-        click.echo(table.to_string(index=False))
-    click.echo(f"wrote {path}, {path.with_name(path.stem + '_points.csv')} and {chart}")
+        click.echo(pooled.drop(columns=["origin", "lead", "size_band", "area"])
+                   .to_string(index=False))
+    click.echo(f"pooled over origins, leads and areas; per origin, lead, size band and area "
+               f"in {path}")
+    click.echo(f"wrote {path}, {points_path}, {chart} and {pit}")
 
 
 @main.command("validate")

@@ -65,26 +65,37 @@ def test_scoring_table(synthetic_fit):
     path, t, _, _ = synthetic_fit
     fc = aggregate_forecast(path, t, horizon=2, draws=300, seed=0)
     pts = score_points(fc, t)
-    assert set(pts["variable"]) == {"ehcp", "new_plans"}
-    assert pts["year"].tolist() == [2021, 2022, 2021, 2022]
+    # The aggregate path has no SEN support or ceased plans: only the EHC plan series.
+    assert set(pts["variable"]) == {"ehcp", "new_plans", *(f"ehcp_{g}" for g in GROUPS)}
+    assert set(pts["method"]) == {"simsend", "naive_growth", "naive_linear"}
+    ehcp = pts[pts.variable == "ehcp"]
+    assert ehcp[ehcp.method == "simsend"]["year"].tolist() == [2021, 2022]
     # Naive forecasts are the scores module's baselines on the recorded history to 2020.
     hist = t["ehcp"].sum("age_group").sel(area="A0", year=slice(None, 2020)).values
-    ehcp = pts[pts.variable == "ehcp"]
-    np.testing.assert_allclose(ehcp["naive_linear"], scores.naive_linear_trend(hist, 2))
-    np.testing.assert_allclose(ehcp["naive_growth"], scores.naive_constant_growth(hist, 2))
-    # CRPS and interval flags agree with the scores module on the same draws.
+    np.testing.assert_allclose(ehcp[ehcp.method == "naive_linear"]["point"],
+                               scores.naive_linear_trend(hist, 2))
+    np.testing.assert_allclose(ehcp[ehcp.method == "naive_growth"]["point"],
+                               scores.naive_constant_growth(hist, 2))
+    # CRPS, interval flags and PIT agree with the scores module on the same draws.
     x = fc["ehcp"].sum("age_group").sel(area="A0", year=2022).values
     obs = float(t["ehcp"].sum("age_group").sel(area="A0", year=2022))
-    row = ehcp[ehcp.year == 2022].iloc[0]
+    row = ehcp[(ehcp.year == 2022) & (ehcp.method == "simsend")].iloc[0]
     assert row["crps"] == pytest.approx(float(scores.crps_sample(x, obs)))
     assert row["in90"] == bool(scores.covered(x, obs, 0.9))
+    assert row["pit"] == pytest.approx(float(scores.pit(x, obs)))
+    # The age groups are scored on their own draws.
+    x5 = fc["ehcp"].sel(area="A0", year=2021, age_group="5_to_10").values
+    r5 = pts[(pts.variable == "ehcp_5_to_10") & (pts.year == 2021) & (pts.method == "simsend")]
+    assert r5["median"].item() == pytest.approx(np.median(x5))
     # A calibrated two-year forecast of a council-sized stock: median within 5%.
-    assert (np.abs(ehcp["median"] / ehcp["observed"] - 1) < 0.05).all()
+    sims = ehcp[ehcp.method == "simsend"]
+    assert (np.abs(sims["median"] / sims["observed"] - 1) < 0.05).all()
     tab = summarise(pts)
     assert set(tab["method"]) == {"simsend", "naive_linear", "naive_growth"}
     assert set(tab["area"]) == {"A0", "all"}
-    sims = tab[(tab.method == "simsend") & (tab.area == "all") & (tab.variable == "ehcp")]
-    assert sims["n"].item() == 2 and 0 <= sims["coverage_90"].item() <= 1
+    one = tab[(tab.method == "simsend") & (tab.area == "all") & (tab.variable == "ehcp")
+              & (tab.origin == "all") & (tab.lead == "all") & (tab.size_band == "all")]
+    assert one["n"].item() == 2 and 0 <= one["coverage_90"].item() <= 1
 
 
 @pytest.mark.slow
@@ -94,7 +105,8 @@ def test_backtest_end_to_end(calib_config):
     tab = backtest(calib_config, origin=2019, horizon=3, draws=200, targets=t, prior=prior,
                    calib_draws=500, tune=500, chains=2, allow_failed_diagnostics=True)
     assert tab.attrs["method"] == "aggregate"
-    assert len(tab.attrs["points"]) == 2 * 2 * 3
+    # 2 areas x 3 leads x 7 series (total, 5 age groups, new plans) x 3 methods
+    assert len(tab.attrs["points"]) == 2 * 3 * 7 * 3
     assert set(tab["area"]) == {"A0", "A1", "all"}
     assert tab["mape"].notna().all()
 
@@ -113,12 +125,13 @@ def test_rolling_backtest_and_chart(tmp_path, calib_config):
     assert sorted(set(pts["origin"])) == [2018, 2019]
     assert set(tab["origin"]) == {"2018", "2019", "all"}
     # the pooled rows score every point of both origins
-    pooled = tab[(tab.origin == "all") & (tab.area == "all") & (tab.method == "simsend")]
+    pooled = tab[(tab.origin == "all") & (tab.area == "all") & (tab.method == "simsend")
+                 & (tab.lead == "all") & (tab.size_band == "all")]
     for var in ("ehcp", "new_plans"):
         row = pooled[pooled.variable == var].iloc[0]
-        p = pts[pts.variable == var]
-        assert row["n"] == len(p)
-        assert row["coverage_90"] == pytest.approx(p["in90"].mean())
+        p = pts[(pts.variable == var) & (pts.method == "simsend")]
+        assert row["n"] == len(p) == 4
+        assert row["coverage_90"] == pytest.approx(p["in90"].astype(float).mean())
     png = plot_backtest(pts, tmp_path / "bt.png", t, title="synthetic")
     img = mpimg.imread(png)
     assert img.shape[0] > 300 and img.shape[1] > 600

@@ -97,3 +97,80 @@ def test_mape_and_bias_without_any_scorable_pair_are_nan_quietly():
         assert np.isnan(scores.mape([np.nan, 1.0], [5.0, 0.0]))
         assert np.isnan(scores.bias([np.nan], [5.0]))
     assert scores.mape([110.0, np.nan], [100.0, 100.0]) == pytest.approx(0.1)
+
+
+def test_pit_known_answers_and_ties():
+    assert scores.pit(np.arange(100.0), 49.5) == pytest.approx(0.5)
+    assert scores.pit(np.arange(100.0), 10.0) == pytest.approx(0.105)  # 10 below, 1 equal
+    assert scores.pit([1.0, 2.0, 2.0, 3.0], 2.0) == pytest.approx(0.5)
+    assert scores.pit([5.0, 6.0], 1.0) == 0.0 and scores.pit([5.0, 6.0], 9.0) == 1.0
+    assert scores.pit(np.full(7, 3.0), 3.0) == pytest.approx(0.5)
+    assert np.isnan(scores.pit([1.0, 2.0], np.nan))
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 20, size=(300, 4)).astype(float)
+    y = np.array([3.0, 10.0, 10.5, 25.0])
+    direct = (x < y).mean(0) + 0.5 * (x == y).mean(0)
+    np.testing.assert_allclose(scores.pit(x, y), direct)
+    np.testing.assert_allclose(scores.pit(x.T, y, axis=1), direct)
+
+
+def test_pit_of_calibrated_forecasts_is_uniform():
+    rng = np.random.default_rng(3)
+    mu = rng.normal(0, 5, 4000)
+    draws = mu + rng.normal(size=(500, 4000))
+    obs = mu + rng.normal(size=4000)
+    counts = np.histogram(scores.pit(draws, obs), bins=10, range=(0, 1))[0]
+    assert np.abs(counts / 400 - 1).max() < 0.2
+
+
+def test_finite_tail():
+    assert scores.finite_tail([np.nan, 1.0, 2.0]).tolist() == [1.0, 2.0]
+    assert scores.finite_tail([1.0, np.nan, 2.0, 3.0]).tolist() == [2.0, 3.0]
+    assert scores.finite_tail([1.0, 2.0, np.nan]).size == 0
+    assert scores.finite_tail([4.0, 5.0]).tolist() == [4.0, 5.0]
+
+
+def test_naive_growth_log_errors_hand_series():
+    # 100 x 4 then 200: from origins at index 2 and 3 the rule forecasts 100 (no growth).
+    e = scores.naive_growth_log_errors([100.0, 100.0, 100.0, 100.0, 200.0], 3)
+    np.testing.assert_allclose(e[0], [0.0, np.log(2)])
+    np.testing.assert_allclose(e[1], [np.log(2)])
+    assert e[2].size == 0
+    # Exact on a geometric series: every past error is 0.
+    geo = scores.naive_growth_log_errors(50.0 * 1.07 ** np.arange(8), 2)
+    assert [len(x) for x in geo] == [5, 4]
+    np.testing.assert_allclose(np.concatenate(geo), 0.0, atol=1e-12)
+    # A gap restarts the history; zeros are skipped.
+    gap = scores.naive_growth_log_errors([10.0, 10.0, 10.0, np.nan, 20.0, 20.0, 20.0, 40.0], 1)
+    np.testing.assert_allclose(gap[0], [np.log(2)])
+    assert scores.naive_growth_log_errors([1.0, 1.0, 1.0, 0.0], 1)[0].size == 0
+
+
+def test_naive_growth_band_pools_errors_and_gives_known_quantiles():
+    """A geometric series (errors 0) and a jump (errors 0, log 2): pooled, then scaled."""
+    geo = 100.0 * 1.1 ** np.arange(5)
+    jump = np.array([100.0, 100.0, 100.0, 100.0, 200.0])
+    point, err = scores.naive_growth_band([geo, jump], 2)
+    np.testing.assert_allclose(point[0], 100.0 * 1.1 ** np.arange(5, 7))
+    np.testing.assert_allclose(point[1], 200.0 * 2 ** (np.arange(1, 3) / 3))
+    np.testing.assert_allclose(np.sort(err[0]), [0.0, 0.0, 0.0, np.log(2)], atol=1e-12)
+    np.testing.assert_allclose(np.sort(err[1]), [0.0, np.log(2)], atol=1e-12)
+    # The band of the geometric series at lead 1: values p, p, p, 2p.
+    sample = point[0, 0] * np.exp(err[0])
+    lo, hi = scores.interval(sample, 0.9)
+    assert lo == pytest.approx(point[0, 0]) and hi == pytest.approx(1.85 * point[0, 0])
+    # Too short for the rule (fewer than 3 years): no point forecast, no errors.
+    p, e = scores.naive_growth_band([[5.0, 6.0]], 1)
+    assert np.isnan(p).all() and e[0].size == 0
+
+
+def test_naive_growth_band_reads_only_the_histories_given():
+    """Each history ends at the origin: truncating a longer series is all it takes."""
+    rng = np.random.default_rng(4)
+    ys = [100 * np.cumprod(1 + rng.normal(0.05, 0.03, 12)) for _ in range(3)]
+    a = scores.naive_growth_band([y[:8] for y in ys], 3)
+    moved = [np.r_[y[:8], y[8:] * 5] for y in ys]
+    b = scores.naive_growth_band([y[:8] for y in moved], 3)
+    np.testing.assert_array_equal(a[0], b[0])
+    for x, z in zip(a[1], b[1], strict=True):
+        np.testing.assert_array_equal(x, z)
