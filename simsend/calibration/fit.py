@@ -61,6 +61,16 @@ SLIM_DRAWS = 500
 """A slim artefact keeps about this many posterior draws (every k-th of each chain)."""
 
 
+def slim_posterior(posterior: xr.Dataset) -> xr.Dataset:
+    """Keep what a forecast reads: :data:`ENGINE_VARIABLES` as float32, every k-th draw.
+
+    ``k`` is chosen so that about :data:`SLIM_DRAWS` draws remain (all when fewer).
+    """
+    out = posterior[[v for v in ENGINE_VARIABLES if v in posterior]].astype(np.float32)
+    step = max(1, out.sizes["chain"] * out.sizes["draw"] // SLIM_DRAWS)
+    return out.isel(draw=slice(None, None, step))
+
+
 class CalibrationError(RuntimeError):
     """The sampler's diagnostics failed the gate; ``.diagnostics`` holds the numbers."""
 
@@ -379,10 +389,7 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
     # Groups: posterior, sample_stats from the sampler; observed data in the engine's dims.
     posterior = idata.posterior
     if slim:
-        posterior = posterior[[v for v in ENGINE_VARIABLES if v in posterior]].astype(
-            np.float32)
-        step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // SLIM_DRAWS)
-        posterior = posterior.isel(draw=slice(None, None, step))
+        posterior = slim_posterior(posterior)
     observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support") if v in targets]
     keep = {"posterior": posterior, "sample_stats": idata.sample_stats,
             "observed_data": targets[observed],

@@ -112,19 +112,25 @@ def test_artefact_contents(synthetic_fit):
     assert a["allow_failed_diagnostics"] == 0
 
 
-def test_slim_artefact_keeps_what_a_forecast_reads(tmp_path, calib_config):
-    """--slim: only the engine's variables, float32, about SLIM_DRAWS draws; still loadable."""
+def test_slim_posterior_keeps_what_a_forecast_reads(synthetic_fit, calib_config, tmp_path):
+    """--slim: only the engine's variables, float32, about SLIM_DRAWS draws, still loadable."""
     from simsend.calibration import PosteriorParameters
 
-    t, _, prior = synthetic_targets(n_areas=2, n_years=5, seed=4)
-    path = calibrate(calib_config, tmp_path / "slim.nc", draws=600, tune=200, chains=2,
-                     targets=t, prior=prior, random_seed=1, allow_failed_diagnostics=True,
-                     slim=True)
-    post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
-    assert set(post.data_vars) <= set(fit.ENGINE_VARIABLES)
-    assert {"escalation_multiplier", "escalation_innovation_sd"} <= set(post.data_vars)
+    path = synthetic_fit[0]
+    full = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
+    assert full.sizes["chain"] * full.sizes["draw"] == 2000
+    post = fit.slim_posterior(full)
+    assert set(post.data_vars) == set(fit.ENGINE_VARIABLES) & set(full.data_vars)
+    assert {"escalation_multiplier", "exit_multiplier", "escalation_trend_area"} <= set(
+        post.data_vars)
     assert all(post[v].dtype == np.float32 for v in post.data_vars)
-    assert post.sizes["chain"] * post.sizes["draw"] == 2 * 300  # every 2nd of 1,200 draws
-    assert post.attrs["slim"] == 1
-    src = PosteriorParameters(path, calib_config.model, np.array([10, 20]), seed=1)
-    assert len(src) == 600 and src.get(3).escalation_shock is not None
+    assert post.sizes["chain"] * post.sizes["draw"] == 500  # every 4th of 2,000 draws
+    np.testing.assert_array_equal(post["escalation_multiplier"].values,
+                                  full["escalation_multiplier"].values[:, ::4]
+                                  .astype(np.float32))
+    idata = az.InferenceData(posterior=post, constant_data=xr.open_dataset(
+        path, group="constant_data", engine="h5netcdf").load())
+    slim_path = fit.write_artefact(idata, tmp_path / "slim.nc",
+                                   {"reference_year": int(full.attrs["reference_year"])})
+    src = PosteriorParameters(slim_path, calib_config.model, np.array([10]))
+    assert len(src) == 500
