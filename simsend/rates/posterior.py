@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,7 @@ class PosteriorParameters(LastMemo):
                                  f"{len(births)}; pass areas= to select")
             areas = post_areas
         missing = [a for a in areas if a not in post_areas]
+        self.areas = [str(a) for a in areas]
         self.area_source = {str(a): str(a) for a in areas}
         if missing and post_areas == [NATIONAL]:
             # A national posterior serves any area: England's calibrated multipliers on the
@@ -135,9 +137,13 @@ class PosteriorParameters(LastMemo):
             self.area_source = {str(a): NATIONAL for a in areas}
             sel = dict(area=[NATIONAL] * len(areas))
         elif missing:
-            raise ConfigError(f"areas {missing} are not in the posterior {self.path} "
-                             f"(it covers {post_areas}); calibrate a config naming them "
-                             f"(simsend calibrate) or use a national (E92000001) posterior")
+            covers = (post_areas if len(post_areas) <= 6 else
+                      [*post_areas[:3], "...", *post_areas[-2:]])
+            raise ConfigError(f"areas {missing[:10]}{' ...' if len(missing) > 10 else ''} are "
+                              f"not in the posterior {self.path} (it covers "
+                              f"{len(post_areas)} areas: {', '.join(covers)}); calibrate a "
+                              f"config naming them (simsend calibrate) or use a national "
+                              f"(E92000001) posterior")
         else:
             sel = dict(area=list(areas))
         stacked = post.stack(sample=("chain", "draw"))
@@ -211,26 +217,31 @@ class PosteriorParameters(LastMemo):
     def shocks(self, draw: int) -> tuple[np.ndarray, np.ndarray]:
         """Log multipliers of escalation and of identification by year index, per area.
 
-        For Monte Carlo ``draw``: row ``i`` (the run's year ``i``, ``i >= 1``) of the
-        escalation shock is the random walk's sum of the innovations from the posterior's
-        reference year to that year (``i + gap`` of them, each
-        ``N(0, escalation_innovation_sd)``) plus that year's transient shock
+        For Monte Carlo ``draw`` (each area's from a stream keyed by the seed, the draw and
+        the area's code, so chunks of areas and draws give the same walks): row ``i`` (the
+        run's year ``i``, ``i >= 1``) of the escalation shock is the random walk's sum of
+        the innovations from the posterior's reference year to that year (``i + gap`` of
+        them, each ``N(0, escalation_innovation_sd)``) plus that year's transient shock
         ``N(0, escalation_noise_sd)``; identification's is its own walk
         (``identification_innovation_sd``).  All from the draw's posterior draw, independent
         between areas, years and the two rates; row 0 (the baseline) is 0.
         """
         k = self.index(draw)
-        rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM])
         n_r = self.theta.shape[2]
+        z = np.empty((3, MAX_YEARS, n_r))
+        for j, code in enumerate(self.areas):
+            # Keyed by the area's code, not its position: a run split into chunks of areas
+            # draws the same walks as the whole run.
+            rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM,
+                                         zlib.crc32(code.encode())])
+            z[:, :, j] = rng.standard_normal((3, MAX_YEARS))
         idx = np.clip(np.arange(MAX_YEARS) + self.gap, 0, MAX_YEARS)
 
-        def walk(sd):
-            z = rng.standard_normal((MAX_YEARS, n_r))
-            return (np.vstack([np.zeros((1, n_r)), np.cumsum(z, axis=0)]) * sd)[idx]
+        def walk(zz, sd):
+            return (np.vstack([np.zeros((1, n_r)), np.cumsum(zz, axis=0)]) * sd)[idx]
 
-        esc = walk(self.innovation_sd[k]) + rng.standard_normal((MAX_YEARS, n_r)) \
-            * self.noise_sd[k]
-        ident = walk(self.id_sd[k])
+        esc = walk(z[0], self.innovation_sd[k]) + z[1] * self.noise_sd[k]
+        ident = walk(z[2], self.id_sd[k])
         esc[0] = 0.0
         ident[0] = 0.0
         return esc, ident

@@ -70,6 +70,15 @@ def _slice_params(ps: ParameterSet, lo: int, hi: int) -> ParameterSet:
         if a.shape[axis] != n:
             raise ValueError(f"parameter {name!r} has {a.shape[axis]} areas, expected {n}")
         changes[name] = np.ascontiguousarray(np.take(a, np.arange(lo, hi), axis=axis))
+    # Fields that are per area only in some sets: trends (per age and area, or per area) and
+    # the calibrated walks (per year and area).
+    for name, ndim in (("escalation_trend", 2), ("identification_trend", 1),
+                       ("escalation_shock", 2), ("identification_shock", 2)):
+        a = getattr(ps, name, None)
+        if a is not None and np.ndim(a) == ndim:
+            if np.shape(a)[-1] != n:
+                raise ValueError(f"parameter {name!r} has {np.shape(a)[-1]} areas, expected {n}")
+            changes[name] = np.ascontiguousarray(np.asarray(a)[..., lo:hi])
     if getattr(ps, "modifiers", ()):
         changes["modifiers"] = slice_modifiers(ps.modifiers, lo, hi)  # area filters renumbered
     return dataclasses.replace(ps, **changes)

@@ -69,8 +69,8 @@ def test_hash_changes_with_text(toy_text):
 
 
 @pytest.mark.parametrize("value,msg", [
-    ('"wales"', "[model.posterior] no shipped posterior 'wales' (models/ has ['england_2022', "
-     "'england_2025'])"),
+    ('"wales"', "[model.posterior] no shipped posterior 'wales' (models/ has ['councils_2025', "
+     "'england_2022', 'england_2025'])"),
     ('"fits/none.nc"', "[model.posterior] file not found"),
 ])
 def test_posterior_names_a_shipped_artefact_or_an_existing_file(tmp_path, value, msg):
