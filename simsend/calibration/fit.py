@@ -57,7 +57,7 @@ ENGINE_VARIABLES = (
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 
-SLIM_DRAWS = 500
+SLIM_DRAWS = 400
 """A slim artefact keeps about this many posterior draws (every k-th of each chain)."""
 
 
@@ -235,10 +235,20 @@ def write_artefact(idata: az.InferenceData, path: str | Path, attrs: dict) -> Pa
 
     Non-string attribute values are stored as JSON.
     """
+    attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()}
     clean = {k: v if isinstance(v, str | int | float) and not isinstance(v, bool)
              else json.dumps(v, default=str) for k, v in attrs.items()}
     idata.posterior.attrs.update(clean)
-    return atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
+
+    def write(tmp):
+        # Group by group, compressed (shuffle + zlib): a posterior of every council to ship.
+        for i, group in enumerate(idata.groups()):
+            ds = idata[group]
+            enc = {v: {"zlib": True, "complevel": 6, "shuffle": True} for v in ds.data_vars}
+            ds.to_netcdf(tmp, group=group, mode="w" if i == 0 else "a", engine="h5netcdf",
+                         encoding=enc)
+
+    return atomic_write(path, write)
 
 
 def default_path(areas, origin: int) -> Path:
