@@ -280,6 +280,10 @@ def check_overlap(old: pd.DataFrame, new: pd.DataFrame, years, measure: str) -> 
             "largest_difference": float(d.abs().max()) if len(d) else 0.0}
 
 
+CEASED_BY_AGE = ("ceased", "ceased_moved_la", "ceased_needs_met")
+"""Ceased-plan reasons kept by age band (SEN2 person-level release, calendar 2023-2024)."""
+
+
 def build_flows(age_new, estab_new, mi, wide: dict[str, pd.DataFrame]
                 ) -> tuple[pd.DataFrame, list, list]:
     """Calendar-year flows on the current geography (see the module docstring)."""
@@ -301,6 +305,15 @@ def build_flows(age_new, estab_new, mi, wide: dict[str, pd.DataFrame]
         parts.append(df[(df["age"] == "all") & (df["placement"] == "all")])
         if fam == "sen2_new_plans":
             parts.append(df[(df["age"] == "all") & (df["placement"] != "all")])
+        if fam in ("sen2_new_plans", "sen2_ceased"):
+            # by age band; ceased plans by age when the plan ceased: all reasons, transfers
+            # and needs met (the calibration's plan endings by age)
+            if fam == "sen2_ceased":
+                # SEN2's "Age unknown" ceased plans are nearly all ceased at the maximum age
+                # (England 2024: 30 of 32), so they join the 20-25 band.
+                df = df[df["measure"].isin(CEASED_BY_AGE)].copy()
+                df.loc[(df["age"] != "all") & (df["age_group"] == "unknown"),
+                       "age_group"] = "20_to_25"
             ages = df[(df["age"] != "all") & (df["placement"] == "all")
                       & (df["age_group"] != "unknown")]
             bands = (ages.groupby(["year", "area", "measure", "age_group"], as_index=False)

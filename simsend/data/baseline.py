@@ -174,7 +174,8 @@ class Baseline:
     history : xarray.Dataset
         ``ehcp`` (year, age_group, area), ``ehcp_placement`` (year, placement, area),
         ``new_plans`` (year, age_group, area; calendar year), ``sen_support`` (year, area),
-        ``requests``, ``ceased``, ``ceased_moved_la`` (year, area; calendar year); no data
+        ``requests``, ``ceased``, ``ceased_moved_la``, ``ceased_needs_met`` (year, area; calendar
+        year), ``ceased_age``, ``ceased_moved_la_age`` (year, age_group, area); no data
         after ``year`` (flows: none after ``year - 1``); NaN = not published.
     population : xarray.DataArray
         (year, age, area): ONS estimates labelled by the January census they feed.
@@ -637,6 +638,10 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
     def flow_total(name: str) -> pd.DataFrame:
         return _total_rows(flows[flows["flow"] == name]) if len(flows) else flows
 
+    def flow_bands(name: str) -> pd.DataFrame:
+        return (_margin_rows(flows[flows["flow"] == name], "age_group") if len(flows)
+                else flows)
+
     req = flow_total("requests")
     ds = xr.Dataset(
         {
@@ -675,6 +680,25 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
                                               "another council in England (SEN2 transfer; "
                                               "DisleaEHC to 2021)",
                                  "units": "1 year-1"}),
+            "ceased_age": (("year", "age_group", "area"),
+                           _grid(flow_bands("ceased"), years, "age_group", GROUPS, areas),
+                           {"long_name": "EHC plans ceased in calendar year `year` by age "
+                                         "band when the plan ceased (SEN2, from 2023)",
+                            "units": "1 year-1"}),
+            "ceased_moved_la_age": (("year", "age_group", "area"),
+                                    _grid(flow_bands("ceased_moved_la"), years, "age_group",
+                                          GROUPS, areas),
+                                    {"long_name": "EHC plans ceased in calendar year `year` "
+                                                  "on transfer to another council, by age "
+                                                  "band when the plan ceased (SEN2, from "
+                                                  "2023)", "units": "1 year-1"}),
+            "ceased_needs_met": (("year", "area"),
+                                 _grid(flow_total("ceased_needs_met"), years, None, None,
+                                       areas),
+                                 {"long_name": "EHC plans ceased in calendar year `year` "
+                                               "because the needs were met (SEN2 needs_met;"
+                                               " DismetEHC to 2021)",
+                                  "units": "1 year-1"}),
         },
         coords={"year": years, "age_group": list(GROUPS), "placement": list(PLACEMENTS),
                 "area": areas},
