@@ -29,6 +29,7 @@ import xarray as xr
 
 from simsend import config as _config
 from simsend._version import __version__
+from simsend.calibration.exits import sample_share
 from simsend.calibration.model import (
     PriorConfig,
     build_identification_model,
@@ -53,7 +54,7 @@ MODEL_NAME = "simsend.calibration.model:stock_flow_v1"
 ENGINE_VARIABLES = (
     "escalation_multiplier", "exit_multiplier", "escalation_trend", "escalation_trend_area",
     "escalation_innovation_sd", "escalation_noise_sd", "identification_multiplier",
-    "identification_trend_area", "identification_innovation_sd")
+    "identification_trend_area", "identification_innovation_sd", "deescalation_share")
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 
@@ -367,13 +368,17 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
              sampler, chains, draws, tune)
     idata, wall = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                          sampler=sampler, target_accept=target_accept, progressbar=progressbar)
+    share = sample_share(targets, idata.posterior.sizes["chain"],
+                         idata.posterior.sizes["draw"], random_seed)
     if has_sen_support(targets, prior):
         # Second stage: identification from SEN support, given the first stage's flows.
-        mean = idata.posterior[["targeted_escalations", "specialist_moved_down"]].mean(
-            ("chain", "draw"))
+        mean = idata.posterior[["targeted_escalations", "specialist_moved_down",
+                                "specialist_exits"]].mean(("chain", "draw"))
+        down = mean["specialist_moved_down"].values
+        if share is not None:  # plans moving down: the recorded needs-met share of exits
+            down = mean["specialist_exits"].values * share.mean(("chain", "draw")).values
         second = build_identification_model(targets, prior,
-                                            mean["targeted_escalations"].values,
-                                            mean["specialist_moved_down"].values)
+                                            mean["targeted_escalations"].values, down)
         LOG.info("calibrating identification to SEN support (second stage)")
         id_data, wall2 = sample(second, draws=draws, tune=tune, chains=chains,
                                 random_seed=random_seed + 1, sampler=sampler,
@@ -381,7 +386,8 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
         wall += wall2
         # Draw i of chain c of each stage are paired: the stages are independent given
         # the first stage's mean flows.
-        post = idata.posterior.drop_vars(["targeted_escalations", "specialist_moved_down"])
+        post = idata.posterior.drop_vars(["targeted_escalations", "specialist_moved_down",
+                                          "specialist_exits"])
         stats = xr.concat([idata.sample_stats[["diverging"]],
                            id_data.sample_stats[["diverging"]]], "stage").any("stage")
         idata = az.InferenceData(
@@ -389,6 +395,10 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
                 [c for c in id_data.posterior.coords if c in post.coords
                  and c not in ("chain", "draw")], errors="ignore")], compat="override"),
             sample_stats=idata.sample_stats.assign(diverging=stats["diverging"]))
+    if share is not None:
+        # Drawn apart (conjugate, independent of NUTS): not part of the diagnostics.
+        share = share.assign_coords(chain=idata.posterior["chain"].values,
+                                    draw=idata.posterior["draw"].values)
     try:
         diag = gate(idata, allow_failed_diagnostics)
     finally:
@@ -398,9 +408,12 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
              diag["max_rhat"], diag["min_ess_bulk"], diag["n_divergent"])
     # Groups: posterior, sample_stats from the sampler; observed data in the engine's dims.
     posterior = idata.posterior
+    if share is not None:
+        posterior = posterior.assign(deescalation_share=share)
     if slim:
         posterior = slim_posterior(posterior)
-    observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support") if v in targets]
+    observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support", "exits",
+                            "needs_met") if v in targets]
     keep = {"posterior": posterior, "sample_stats": idata.sample_stats,
             "observed_data": targets[observed],
             "constant_data": _constant_data(targets, prior)}

@@ -63,7 +63,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from simsend.calibration.targets import GROUPS, band_matrix, band_of_age
+from simsend.calibration.targets import GROUPS, NEW_PLANS_LAG, band_matrix, band_of_age
 from simsend.config import ModelConfig
 from simsend.dims import TIER
 
@@ -158,6 +158,15 @@ class PriorConfig:
         innovation sd of its random walk (half-normal).
     sen_support_cv_sd : float
         Half-normal prior scale of SEN support's coefficient of variation beyond Poisson.
+    exits_cv_sd : float
+        Half-normal prior scale of the coefficient of variation beyond Poisson of plans
+        ending (recorded from :data:`EXITS_FIRST_FLOW_YEAR`).
+    estimate_issue_lag : bool
+        Estimate the issue-age lag (``issue_age_lag``, uniform prior on [0, 1]) instead of
+        fixing it at ``issue_age_lag``.  :meth:`from_model` turns it on: SEN2's ages at the
+        census and at issue (or ending) need not follow the same convention, and a fixed 0.5
+        left England's under-5 plans unexplained (the fit pushed their exit multiplier to 16,
+        or their stock's extra variation to 0.30; with the lag at 0 it was 0.19).
 
     """
 
@@ -192,6 +201,8 @@ class PriorConfig:
     id_area_sd: float = 0.5
     id_innovation_sd: float = 0.05
     sen_support_cv_sd: float = 0.05
+    exits_cv_sd: float = 0.3
+    estimate_issue_lag: bool = False
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -211,7 +222,8 @@ class PriorConfig:
         exit_p = 1.0 - (1.0 - model.leaving[s]) * stay
         share = float(overrides.pop("targeted_plus_share", 0.25))
         down = model.tiers[s, t] + model.tiers[s, tp]
-        kw = dict(identification=np.asarray(model.identification, float).copy(),
+        kw = dict(estimate_issue_lag=True,
+                  identification=np.asarray(model.identification, float).copy(),
                   deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
                   deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
                                             0.0))
@@ -244,6 +256,11 @@ class Constants:
     stock_mask: np.ndarray  # (T, 5, R) bool: stock enters the likelihood
     t_centre: float
     ref_year: int
+    exits_obs: np.ndarray | None = None  # (T, R) plans ended (not transferred), recorded
+    exits_mask: np.ndarray | None = None  # (T, R) bool: exits enter the likelihood
+    aged_out: np.ndarray | None = None  # (T, R) plans of the last census at age 25
+    exits_age_obs: np.ndarray | None = None  # (T, 5, R) plans ended by age band at ending
+    exits_age_mask: np.ndarray | None = None  # (T, 5, R) bool
 
 
 def issue_matrix(lag: float) -> np.ndarray:
@@ -292,6 +309,20 @@ def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
     stock_mask = np.isfinite(stock) & prev_ok & (new_known | expo_ok)
     if not new_mask.any() and not stock_mask.any():
         raise ValueError("no observation enters the likelihood (all targets missing)")
+    exits = {}
+    if "exits" in targets:
+        ex = targets["exits"].transpose("year", "area").values[1:].astype(float)
+        person_level = (years - NEW_PLANS_LAG >= EXITS_FIRST_FLOW_YEAR)[:, None]
+        ok = prev_ok[:, 0, :] & person_level
+        exits = {"exits_obs": np.nan_to_num(ex), "exits_mask": np.isfinite(ex) & (ex >= 0) & ok,
+                 "aged_out": np.nan_to_num(prev_by_age[:, -1, :])}
+        if "exits_age" in targets:
+            # By age band where every band is recorded; the total is then left out.
+            eg = targets["exits_age"].transpose("year", "age_group", "area").values[1:]
+            whole = (np.isfinite(eg) & (eg >= 0)).all(axis=1) & ok  # (T, R)
+            exits["exits_age_obs"] = np.nan_to_num(eg)
+            exits["exits_age_mask"] = np.broadcast_to(whole[:, None, :], eg.shape).copy()
+            exits["exits_mask"] = exits["exits_mask"] & ~whole
     return Constants(
         years=years, areas=[str(a) for a in targets["area"].values], e_cfg=e_cfg,
         xe=np.nan_to_num(xe), x_cfg=np.nan_to_num(x_cfg), issue=issue_matrix(prior.issue_age_lag),
@@ -299,8 +330,15 @@ def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
         aged=np.nan_to_num(aged), hazard=hazard, new_obs=np.nan_to_num(new),
         stock_obs=np.nan_to_num(stock), new_mask=new_mask, new_known=new_known,
         stock_mask=stock_mask, t_centre=float(np.mean(years)),
-        ref_year=int(targets["year"].values[-1]) + 1)
+        ref_year=int(targets["year"].values[-1]) + 1, **exits)
 
+
+EXITS_FIRST_FLOW_YEAR = 2022
+"""First calendar year whose plan endings enter the likelihood.  SEN2 counted ceased plans
+in councils' aggregate returns to 2021 and from person-level records from 2022 (DfE marks a
+break in series): England's endings other than transfers were 3.3% of plans in 2021 and 5.5%
+in 2023, a jump no rate in the model has; the earlier years still inform the needs-met
+share (:mod:`simsend.calibration.exits`)."""
 
 AGE_FORMS = ("fixed_spread", "centred", "non_centred", "independent")
 
@@ -460,7 +498,13 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
                       + (walk + noise)[:, None, :])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
-        mu_rec = pt.tensordot(mu_age, c.issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
+        if prior_cfg.estimate_issue_lag:
+            # issue_matrix(lag) is linear in lag: B = (1 - lag) M + lag Y
+            lag = pm.Beta("issue_age_lag", 1.0, 1.0)
+            issue = (1.0 - lag) * issue_matrix(0.0) + lag * issue_matrix(1.0)
+        else:
+            issue = pt.as_tensor_variable(c.issue)
+        mu_rec = pt.tensordot(mu_age, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
         kappa = pt.exp(log_kappa)
         surv = pt.exp(-kappa[band] * c.hazard[:, None])  # (26, R)
         survivors = pt.tensordot(c.aged * surv[None], band_matrix(), axes=[[1], [0]])
@@ -480,12 +524,36 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         mu_s = mu_stock.ravel()[stock_idx]
         pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
                   observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")
+        ended = c.aged * (1.0 - surv[None])  # (T, 26, R) plans ending by census age
+        if c.exits_mask is not None and c.exits_mask.any():
+            # Plans ending (other than by transfer): the exit hazard applied to the aged
+            # stock, plus plans ageing past 25; this is what pins the exit multipliers
+            # (stocks alone trade them against escalation).
+            ex_idx = np.flatnonzero(c.exits_mask.ravel())
+            model.add_coord("obs_exits", ex_idx)
+            mu_ex = pt.sum(ended, axis=1) + c.aged_out + 1e-9
+            cv_ex = pm.HalfNormal("exits_cv", prior_cfg.exits_cv_sd)
+            pm.NegativeBinomial("exits", mu=mu_ex.ravel()[ex_idx], alpha=1.0 / cv_ex ** 2,
+                                observed=c.exits_obs.ravel()[ex_idx], dims="obs_exits")
+        if c.exits_age_mask is not None and c.exits_age_mask.any():
+            # By age band when the plan ended: like new plans, about half a year younger
+            # than the age at the next census (the issue matrix), ageing out past 25 in the
+            # 20-25 band.
+            eg_idx = np.flatnonzero(c.exits_age_mask.ravel())
+            model.add_coord("obs_exits_age", eg_idx)
+            mu_eg = pt.tensordot(ended, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1)
+            mu_eg = pt.set_subtensor(mu_eg[:, -1, :], mu_eg[:, -1, :] + c.aged_out) + 1e-9
+            cv_eg = pm.HalfNormal("exits_age_cv", prior_cfg.exits_cv_sd, dims="age_group")
+            cv_eg_f = pt.broadcast_to(cv_eg[None, :, None], (n_t, n_g, n_r)).ravel()[eg_idx]
+            pm.NegativeBinomial("exits_age", mu=mu_eg.ravel()[eg_idx],
+                                alpha=1.0 / cv_eg_f ** 2,
+                                observed=c.exits_age_obs.ravel()[eg_idx], dims="obs_exits_age")
 
         if has_sen_support(targets, prior_cfg):
             # What the SEN support model takes from this one (its second stage).
             pm.Deterministic("targeted_escalations", mu_age.sum(axis=1), dims=("year", "area"))
-            down = pt.sum(c.aged * (1.0 - surv[None])
-                          * prior_cfg.deescalate_share[None, :, None], axis=1)
+            pm.Deterministic("specialist_exits", ended.sum(axis=1), dims=("year", "area"))
+            down = pt.sum(ended * prior_cfg.deescalate_share[None, :, None], axis=1)
             pm.Deterministic("specialist_moved_down", down, dims=("year", "area"))
 
         # Quantities handed to the engine (rates of the first year after the data)

@@ -55,6 +55,11 @@ HISTORY_NAMES = {
     "new_plans": ("new_plans", "new_ehcp", "n_new_plans"),
     "sen_support": ("sen_support", "n_sen_support"),
     "requests": ("requests", "n_requests"),
+    "ceased": ("ceased", "total_ceased", "n_ceased"),
+    "ceased_moved_la": ("ceased_moved_la",),
+    "ceased_needs_met": ("ceased_needs_met",),
+    "ceased_age": ("ceased_age",),
+    "ceased_moved_la_age": ("ceased_moved_la_age",),
 }
 """Accepted variable names in ``Baseline.history`` (first match wins), per series."""
 
@@ -100,7 +105,10 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                  targeted_plus_share: float,
                  sources: Mapping[str, object] | None = None,
                  sen_support: np.ndarray | None = None,
-                 universal: np.ndarray | None = None) -> xr.Dataset:
+                 universal: np.ndarray | None = None,
+                 exits: np.ndarray | None = None,
+                 needs_met: np.ndarray | None = None,
+                 exits_age: np.ndarray | None = None) -> xr.Dataset:
     """Assemble and check a target Dataset from plain arrays.
 
     Parameters
@@ -126,6 +134,12 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
     universal : array (Y, 26, R), optional
         Children exposed to identification during the year ending at each census (row 0
         ignored).  Given together with ``sen_support``.
+    exits, needs_met : array (Y, R), optional
+        EHC plans that ended during the year ending at each census other than by a transfer
+        to another council, and those of them whose needs were met (SEN2 ceased plans by
+        reason; NaN where unknown; row 0 ignored).  Given together.
+    exits_age : array (Y, 5, R), optional
+        ``exits`` by age band when the plan ended (NaN where unknown; row 0 ignored).
 
     Returns
     -------
@@ -185,6 +199,36 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                           {"long_name": "children exposed to identification during the year"
                                         " ending at the census", "units": "1"}),
         }
+    if (exits is None) != (needs_met is None):
+        raise TargetsError("exits and needs_met are given together or not at all")
+    if exits is not None:
+        exits, needs_met = np.array(exits, float), np.array(needs_met, float)
+        for name, arr in (("exits", exits), ("needs_met", needs_met)):
+            if arr.shape != (y, r):
+                raise TargetsError(f"{name}: expected shape {(y, r)}, got {arr.shape}")
+            if np.any(arr[np.isfinite(arr)] < 0):
+                raise TargetsError(f"{name}: negative counts")
+            arr[0] = np.nan
+        extra["exits"] = (("year", "area"), exits,
+                          {"long_name": "EHC plans ended during the year ending at the census, "
+                                        "other than by transfer to another council",
+                           "units": "1 year-1"})
+        if exits_age is not None:
+            exits_age = np.array(exits_age, float)
+            if exits_age.shape != (y, N_G, r):
+                raise TargetsError(f"exits_age: expected shape {(y, N_G, r)}, got "
+                                   f"{exits_age.shape}")
+            if np.any(exits_age[np.isfinite(exits_age)] < 0):
+                raise TargetsError("exits_age: negative counts")
+            exits_age[0] = np.nan
+            extra["exits_age"] = (("year", "age_group", "area"), exits_age,
+                                  {"long_name": "EHC plans ended during the year ending at "
+                                                "the census, other than by transfer, by age "
+                                                "band when the plan ended", "units": "1 year-1"})
+        extra["needs_met"] = (("year", "area"), needs_met,
+                              {"long_name": "EHC plans ended during the year ending at the "
+                                            "census because the needs were met",
+                               "units": "1 year-1"})
     new_plans[0] = np.nan
     exposure[0] = np.nan
     ds = xr.Dataset(
@@ -234,8 +278,9 @@ def restrict(targets: xr.Dataset, first_year: int | None = None,
     out = out.copy()
     out["new_plans"][0] = np.nan
     out["exposure"][0] = np.nan
-    if "universal" in out:
-        out["universal"][0] = np.nan
+    for v in ("universal", "exits", "needs_met", "exits_age"):
+        if v in out:
+            out[v][0] = np.nan
     out.attrs = {**targets.attrs, "origin": int(out.year[-1])}
     return out
 
@@ -365,8 +410,24 @@ def targets_from_baseline(baseline, model: ModelConfig, *, first_year: int = 201
     mix = targ.sum(axis=3)  # (age, need, area)
     nf = need_factor_from_mix(model, mix)
     prov = dict(getattr(baseline, "provenance", {}) or {})
+    flows = {}
+    ceased = _pick(hist, "ceased", required=False)
+    moved = _pick(hist, "ceased_moved_la", required=False)
+    met = _pick(hist, "ceased_needs_met", required=False)
+    if ceased is not None and moved is not None and met is not None:
+        # Plans ended other than by transfer (a transfer is not an ending in the engine:
+        # the plan moves with the child), by calendar year, placed at the next census.
+        flows = {"exits": grid(ceased, years - NEW_PLANS_LAG)
+                 - grid(moved, years - NEW_PLANS_LAG),
+                 "needs_met": grid(met, years - NEW_PLANS_LAG)}
+        c_age = _pick(hist, "ceased_age", required=False)
+        m_age = _pick(hist, "ceased_moved_la_age", required=False)
+        if c_age is not None and m_age is not None:
+            flows["exits_age"] = (grid(c_age.sel(age_group=list(GROUPS)), years - NEW_PLANS_LAG)
+                                  - grid(m_age.sel(age_group=list(GROUPS)),
+                                         years - NEW_PLANS_LAG))
     return make_targets(e, n, exposure, share, nf, years, areas, share_tp, sources=prov,
-                        sen_support=s, universal=universal)
+                        sen_support=s, universal=universal, **flows)
 
 
 def _age_share(ind: np.ndarray) -> np.ndarray:

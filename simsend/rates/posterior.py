@@ -24,9 +24,13 @@ the run's config):
   so bands carry the change in rates that a trend does not explain and widen with the
   horizon.
 * exits: the calibrated exit probability ``c[a, area] = 1 - exp(-kappa[g(a), area] h[a])``
-  (``h`` the stored reference hazard) is split into leaving (``leaving[specialist, a]``,
-  common to all areas: the smaller of the config's value and ``min_area c``) and
-  de-escalation (the rest, per area, spread over lower tiers in the config's proportions).
+  (``h`` the stored reference hazard).  With ``deescalation_share`` (the needs-met share
+  ``delta`` of plan endings, estimated from SEN2's ceased plans by reason, see
+  :mod:`simsend.calibration.exits`): ``delta c`` moves down to the targeted tiers (the
+  config's targeted : targeted-plus proportions) and the rest ends without support, by
+  leaving (``leaving[specialist, a]``, common to all areas: the smaller of the config's
+  value and every area's share) and a move to the universal tier.  Older artefacts: leaving
+  as above of ``c`` and the rest down to lower tiers in the config's proportions.
 """
 
 from __future__ import annotations
@@ -187,6 +191,11 @@ class PosteriorParameters(LastMemo):
             if self.id_mult is not None:
                 self.id_mult = self.id_mult * np.exp(self.id_trend * self.gap)
         self.seed = int(seed)
+        if "deescalation_share" in stacked:
+            self.down_share = np.asarray(stacked["deescalation_share"].sel(sel).transpose(
+                "sample", "area").values, float)
+        else:  # older artefacts: exits beyond leaving go down (the config's proportions)
+            self.down_share = None
         self.kappa = np.asarray(kappa.values, float)
         self.ref_t = np.asarray(const["esc_ref_targeted"].values, float)
         self.ref_tp = np.asarray(const["esc_ref_targeted_plus"].values, float)
@@ -258,6 +267,33 @@ class PosteriorParameters(LastMemo):
                                    identification_shock=None if self.id_mult is None
                                    else ident)
 
+    def _exit_split(self, c: np.ndarray, delta: np.ndarray, leaving: np.ndarray
+                    ) -> np.ndarray:
+        """Split exit probabilities ``c`` (26, R) by the needs-met share ``delta`` (R,).
+
+        A share ``delta`` of all exits moves down to the targeted tiers (in the config's
+        targeted : targeted-plus proportions); the rest ends without support: leaving
+        (``leaving[specialist]``, common to all areas, lowered in place to fit every area)
+        and, for what leaving does not cover, a move to the universal tier.  Leaving is
+        applied before tier moves, so the moves are probabilities among those who stay:
+        ``P(down) = (1 - lv) m_down = delta c``.  Returns the specialist row's moves to the
+        lower tiers, (3, 26, R).
+        """
+        t, tp, u = TIER["targeted"], TIER["targeted_plus"], TIER["universal"]
+        rest = (1.0 - delta)[None, :] * c  # (26, R) exits without support
+        lv = np.minimum(leaving[_S], rest.min(axis=1))
+        leaving[_S] = lv
+        stay = 1.0 - lv[:, None]
+        down = delta[None, :] * c / stay
+        out = np.zeros((3, *c.shape))
+        cfg = self.model.tiers[_S]  # config proportions of the targeted tiers
+        tot = cfg[t] + cfg[tp]
+        w_tp = np.where(tot > 0, cfg[tp] / np.where(tot > 0, tot, 1.0), 1.0)  # (26,)
+        out[tp] = down * w_tp[:, None]
+        out[t] = down * (1.0 - w_tp)[:, None]
+        out[u] = np.maximum(rest - lv[:, None], 0.0) / stay
+        return out
+
     def _build(self, k: int) -> ParameterSet:
         """Build the parameter set of posterior draw ``k``."""
         band = band_of_age()
@@ -270,14 +306,17 @@ class PosteriorParameters(LastMemo):
             _cap_rows(tiers, src)
         c = 1.0 - np.exp(-self.kappa[k][band] * self.hazard[:, None])  # (26, R)
         leaving = base.leaving.copy()
-        lv = np.minimum(leaving[_S], c.min(axis=1))
-        leaving[_S] = lv
-        deesc = 1.0 - (1.0 - c) / (1.0 - lv[:, None])  # (26, R)
-        prop = self.model.tiers[_S, :_S]  # (3, 26) config de-escalation by destination
-        tot = prop.sum(axis=0)
-        prop = np.where(tot > 0, prop / np.where(tot > 0, tot, 1.0), 0.0)
-        prop[TIER["targeted_plus"]] = np.where(tot > 0, prop[TIER["targeted_plus"]], 1.0)
-        tiers[_S, :_S] = (prop[:, :, None] * deesc[None])[:, :, None, :]
+        if self.down_share is None:
+            lv = np.minimum(leaving[_S], c.min(axis=1))
+            leaving[_S] = lv
+            deesc = 1.0 - (1.0 - c) / (1.0 - lv[:, None])  # (26, R)
+            prop = self.model.tiers[_S, :_S]  # (3, 26) config de-escalation by destination
+            tot = prop.sum(axis=0)
+            prop = np.where(tot > 0, prop / np.where(tot > 0, tot, 1.0), 0.0)
+            prop[TIER["targeted_plus"]] = np.where(tot > 0, prop[TIER["targeted_plus"]], 1.0)
+            tiers[_S, :_S] = (prop[:, :, None] * deesc[None])[:, :, None, :]
+        else:
+            tiers[_S, :_S] = self._exit_split(c, self.down_share[k], leaving)[:, :, None, :]
         tiers[_S, _S] = 1.0 - tiers[_S, :_S].sum(axis=0)
         ident = {}
         if self.id_mult is not None:

@@ -19,10 +19,11 @@ A request surge is a scenario that raises moves into the specialist tier (more r
 assessed and issued at the same rates), so requests, assessments and plans rise together in
 the years it applies; a scenario may also change any pipeline rate (``pipeline.p_refuse``).
 Appeals upheld do not feed back into plans issued (a simplification).  Ceased plans come
-from the engine: ``n_ceased_needs_met`` (moves out of the specialist tier, by draw and year
-only, as ``n_transitions`` has no other dimension) and ``n_ceased_left`` (specialist-tier
-leavers), split into ``n_ceased_aged_out`` (past 25) and ``n_ceased_moved`` (moved away or
-moved on before 26).
+from the engine: ``n_ceased_needs_met`` (moves from the specialist tier down to SEN
+support, by draw and year only, as ``n_transitions`` has no other dimension),
+``n_ceased_no_support`` (moves to the universal tier: plans ended without support, e.g. moved
+on to work or study) and ``n_ceased_left`` (specialist-tier leavers), split into
+``n_ceased_aged_out`` (past 25) and ``n_ceased_moved`` (moved away or moved on before 26).
 
 Default rates (``[pipeline]``; :class:`simsend.config.PipelineConfig`): refusals 22.3% of
 initial requests (20,830 of 93,302), decisions not to issue 5.9% of assessments (3,903 of
@@ -91,11 +92,18 @@ LONG_NAMES = {
 def _ceased(ds: xr.Dataset) -> dict:
     """Plans ceased: needs met (moves out of the specialist tier), left, and left's two parts."""
     sp = str(ds["tier"].values[TIER["specialist"]])
-    below = [str(t) for t in ds["tier"].values[:TIER["specialist"]]]
-    met = ds["n_transitions"].sel(tier_from=sp, tier=below).sum("tier", min_count=1)
+    down = [str(ds["tier"].values[TIER[t]]) for t in ("targeted", "targeted_plus")]
+    met = ds["n_transitions"].sel(tier_from=sp, tier=down).sum("tier", min_count=1)
     met = met.drop_vars("tier_from", errors="ignore")
     met.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because needs are met "
-                 "(moves out of the specialist tier)", "cell_methods": "year: sum"}
+                 "(moves from the specialist tier down to SEN support)",
+                 "cell_methods": "year: sum"}
+    uni = str(ds["tier"].values[TIER["universal"]])
+    none = ds["n_transitions"].sel(tier_from=sp, tier=uni).drop_vars(["tier_from", "tier"],
+                                                                     errors="ignore")
+    none.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased without a move to SEN "
+                  "support (moved on to work or study, disengaged, other; the young person "
+                  "stays in the population)", "cell_methods": "year: sum"}
     left = ds["n_left"].sel(tier=sp).drop_vars("tier", errors="ignore")
     left.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the young person "
                   "left (moved away, moved on, or aged out past 25), by state at the previous "
@@ -107,8 +115,8 @@ def _ceased(ds: xr.Dataset) -> dict:
     moved.attrs = {"units": "1 year-1", "long_name": "EHC plans ceased because the child or "
                    "young person moved away or moved on (left before 26), by state at the "
                    "previous census", "cell_methods": "year: sum"}
-    out = {"n_ceased_needs_met": met, "n_ceased_left": left, "n_ceased_aged_out": aged,
-           "n_ceased_moved": moved}
+    out = {"n_ceased_needs_met": met, "n_ceased_no_support": none, "n_ceased_left": left,
+           "n_ceased_aged_out": aged, "n_ceased_moved": moved}
     if "n_moved_out" in ds:
         tr = ds["n_moved_out"].sel(tier=sp).drop_vars("tier", errors="ignore")
         tr.attrs = {"units": "1 year-1", "long_name": "EHC plans transferred to another "

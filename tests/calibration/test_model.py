@@ -169,3 +169,110 @@ def test_identification_model_loglik_matches_manual():
     got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
                            on_unused_input="ignore")(point)
     assert float(got) == pytest.approx(want, rel=1e-9)
+
+
+def test_exits_loglik_matches_manual(problem):
+    """Plans ending: NegBin around the exit hazard on the aged stock plus plans past 25.
+
+    Only person-level years (calendar 2022 on, census 2023 on) enter: here the synthetic
+    census years are moved to 2020-2024, so censuses 2023 and 2024 count.
+    """
+    t, prior = problem
+    t = t.assign_coords(year=t.year.values + 2)
+    rng = np.random.default_rng(4)
+    ex = rng.integers(20, 200, size=(t.sizes["year"], t.sizes["area"])).astype(float)
+    ex[0] = np.nan
+    ex[-1, 1] = np.nan  # unrecorded: left out
+    t["exits"] = (("year", "area"), ex)
+    t["needs_met"] = (("year", "area"), np.floor(ex / 10))
+    model = build_model(t, prior)
+    assert len(model.coords["obs_exits"]) == 3  # 2023 x 2 areas, 2024 x 1
+    point = model.initial_point()
+    for k in point:
+        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
+    fn = model.compile_fn(model.replace_rvs_by_values([model["exit_multiplier"],
+                                                        model["exits_cv"]]),
+                          inputs=model.value_vars, on_unused_input="ignore")
+    kappa, cv = fn(point)
+    band = band_of_age()
+    h = -np.log(1 - prior.exit_specialist)
+    ehcp, share = t["ehcp"].values, t["ehcp_age_share"].values
+    want = 0.0
+    for i, year in enumerate(t.year.values):
+        if year < 2023:
+            continue
+        for r in range(2):
+            if not np.isfinite(ex[i, r]):
+                continue
+            prev = ehcp[i - 1][band, r] * share[:, r]
+            aged = np.concatenate([[0.0], prev[:-1]])
+            mu = (aged * (1 - np.exp(-kappa[band, r] * h))).sum() + prev[-1] + 1e-9
+            a = 1 / cv ** 2
+            want += stats.nbinom.logpmf(ex[i, r], a, a / (a + mu))
+    got = model.compile_fn(model.logp(vars=[model["exits"]]), inputs=model.value_vars,
+                           on_unused_input="ignore")(point)
+    assert float(got) == pytest.approx(want, rel=1e-9)
+
+
+def test_exits_by_age_band_replace_the_total_where_every_band_is_recorded(problem):
+    """By age band at ending (issue matrix, past-25 in 20-25); the total only elsewhere."""
+    t, prior = problem
+    t = t.assign_coords(year=t.year.values + 2)  # censuses 2023 and 2024 person-level
+    rng = np.random.default_rng(6)
+    n_y = t.sizes["year"]
+    eg = rng.integers(5, 100, size=(n_y, 5, 2)).astype(float)
+    eg[:-1] = np.nan  # by age only at census 2024
+    eg[-1, 2, 1] = np.nan  # area 1 misses a band: its total counts instead
+    ex = np.nansum(eg, axis=1) + 0.0
+    ex[:-1] = rng.integers(100, 300, size=(n_y - 1, 2))
+    ex[0] = np.nan
+    t["exits"] = (("year", "area"), ex)
+    t["needs_met"] = (("year", "area"), np.floor(ex / 10))
+    t["exits_age"] = (("year", "age_group", "area"), eg)
+    model = build_model(t, prior)
+    assert len(model.coords["obs_exits_age"]) == 5  # census 2024, area 0
+    assert len(model.coords["obs_exits"]) == 3  # 2023 x 2 areas, 2024 area 1
+    point = model.initial_point()
+    for k in point:
+        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
+    fn = model.compile_fn(model.replace_rvs_by_values([model["exit_multiplier"],
+                                                        model["exits_age_cv"]]),
+                          inputs=model.value_vars, on_unused_input="ignore")
+    kappa, cv = fn(point)
+    band = band_of_age()
+    h = -np.log(1 - prior.exit_specialist)
+    i = n_y - 1
+    prev = t["ehcp"].values[i - 1][band, 0] * t["ehcp_age_share"].values[:, 0]
+    aged = np.concatenate([[0.0], prev[:-1]])
+    ended = aged * (1 - np.exp(-kappa[band, 0] * h))  # by census age
+    mu = issue_matrix(0.5).T @ ended
+    mu[-1] += prev[-1]
+    mu += 1e-9
+    a = 1 / cv ** 2
+    want = stats.nbinom.logpmf(eg[i, :, 0], a, a / (a + mu)).sum()
+    got = model.compile_fn(model.logp(vars=[model["exits_age"]]), inputs=model.value_vars,
+                           on_unused_input="ignore")(point)
+    assert float(got) == pytest.approx(want, rel=1e-9)
+
+
+def test_estimated_issue_lag_gives_the_fixed_lags_likelihood(problem):
+    """With the lag estimated, the likelihood at a point equals the fixed-lag model's at it."""
+    import dataclasses
+
+    t, prior = problem
+    est = build_model(t, dataclasses.replace(prior, estimate_issue_lag=True))
+    point = est.initial_point()
+    point["issue_age_lag_logodds__"] = np.array(-0.7)
+    lag = float(1 / (1 + np.exp(0.7)))
+    fixed = build_model(t, dataclasses.replace(prior, issue_age_lag=lag))
+    fixed_point = {k: v for k, v in point.items() if not k.startswith("issue_age_lag")}
+    got = est.compile_fn(est.logp(vars=est.observed_RVs), inputs=est.value_vars,
+                         on_unused_input="ignore")(point)
+    want = fixed.compile_fn(fixed.logp(vars=fixed.observed_RVs), inputs=fixed.value_vars,
+                            on_unused_input="ignore")(fixed_point)
+    assert float(got) == pytest.approx(float(want), rel=1e-10)
+    # and the lag matters: the model with the lag fixed at 0.5 differs at the same point
+    half = build_model(t, dataclasses.replace(prior, issue_age_lag=0.5))
+    other = half.compile_fn(half.logp(vars=half.observed_RVs), inputs=half.value_vars,
+                            on_unused_input="ignore")(fixed_point)
+    assert abs(float(other) - float(want)) > 1e-3

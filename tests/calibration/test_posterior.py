@@ -268,3 +268,43 @@ def test_identification_multiplier_trend_and_walk_reach_the_tables(tmp_path, toy
     esc, ident = src.shocks(1)
     np.testing.assert_array_equal(ident, walk)
     assert (esc == 0).all()  # this posterior has no walk in escalation
+
+
+def test_exit_split_sends_the_needs_met_share_down_and_the_rest_out(artefact, tmp_path,
+                                                                   toy_config):
+    """With ``deescalation_share``: P(down) = delta c, P(out of support) = (1 - delta) c."""
+    _, theta, kappa, _ = artefact
+    delta = np.array([[[0.1, 0.4]] * 3] * 2)  # (chain, draw, area)
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": theta.reshape(2, 3, 5, 2),
+                   "exit_multiplier": kappa.reshape(2, 3, 5, 2),
+                   "escalation_trend": np.zeros((2, 3)), "deescalation_share": delta},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["A", "B"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"], "deescalation_share": ["area"]})
+    path = write_artefact(idata, tmp_path / "split.nc", {"reference_year": 2023})
+    model = toy_config.model
+    src = PosteriorParameters(path, model, np.array([100, 200]))
+    band = band_of_age()
+    U = TIER["universal"]
+    for k in (0, 5):
+        ps = src.get(k)
+        np.testing.assert_allclose(ps.tiers.sum(axis=1), 1.0, atol=1e-12)
+        assert (ps.tiers >= 0).all()
+        c = 1.0 - (1.0 - REF_EXIT[:, None]) ** kappa[k][band]  # (26, 2)
+        stay = 1.0 - ps.leaving[S][:, None, None]
+        down = stay * (ps.tiers[S, T] + ps.tiers[S, TP])  # unconditional, (26, 13, 2)
+        out = (1.0 - stay) + stay * ps.tiers[S, U]
+        np.testing.assert_allclose(down, np.broadcast_to((c * [0.1, 0.4])[:, None, :],
+                                                         down.shape), rtol=1e-12)
+        np.testing.assert_allclose(out, np.broadcast_to((c * [0.9, 0.6])[:, None, :],
+                                                        out.shape), rtol=1e-12)
+        # targeted : targeted-plus in the config's proportions
+        cfg = model.tiers[S]
+        w = cfg[TP] / (cfg[T] + cfg[TP])
+        np.testing.assert_allclose(ps.tiers[S, TP] * (1 - w)[:, None, None],
+                                   ps.tiers[S, T] * w[:, None, None], atol=1e-15)
+        assert (ps.leaving[S] <= model.leaving[S] + 1e-15).all()

@@ -86,3 +86,21 @@ def test_adapter_by_hand(toy_config):
     np.testing.assert_allclose(sh[:5], np.arange(1, 6) / 15.0)
     assert t.attrs["targeted_plus_share"] == 0.25
     assert "sen2.csv" in t.attrs["sources"]
+
+
+def test_adapter_reads_plan_endings_by_calendar_year(toy_config):
+    """exits = ceased - transfers to another council, needs_met as recorded, at census Y+1."""
+    model = toy_config.model
+    base = fake_baseline(model)
+    cal = np.arange(2014, 2023)  # the history's years
+    ceased = xr.DataArray((100.0 + cal - 2013)[:, None], dims=("year", "area"),
+                          coords={"year": cal, "area": ["E1"]})
+    base.history = base.history.assign(ceased=ceased, ceased_moved_la=ceased * 0 + 30.0,
+                                       ceased_needs_met=ceased * 0 + 7.0)
+    t = targets_from_baseline(base, model, first_year=2015, origin=2021)
+    # calendar 2019 (ceased 106) flows into census 2020
+    assert float(t["exits"].sel(year=2020, area="E1")) == 106.0 - 30.0
+    assert float(t["needs_met"].sel(year=2020, area="E1")) == 7.0
+    assert np.isnan(t["exits"].sel(year=2015)).all()  # row 0: no year before it
+    # without the reasons the series are left out
+    assert "exits" not in targets_from_baseline(fake_baseline(model), model, origin=2021)
