@@ -171,6 +171,16 @@ def test_identification_model_loglik_matches_manual():
     assert float(got) == pytest.approx(want, rel=1e-9)
 
 
+def _at_random_point(model, names, rng):
+    """A perturbed initial point of ``model`` and the values of ``names`` at it."""
+    point = model.initial_point()
+    for k in point:
+        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
+    fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
+                          inputs=model.value_vars, on_unused_input="ignore")
+    return point, fn(point)
+
+
 def test_exits_loglik_matches_manual(problem):
     """Plans ending: NegBin around the exit hazard on the aged stock plus plans past 25.
 
@@ -187,13 +197,7 @@ def test_exits_loglik_matches_manual(problem):
     t["needs_met"] = (("year", "area"), np.floor(ex / 10))
     model = build_model(t, prior)
     assert len(model.coords["obs_exits"]) == 3  # 2023 x 2 areas, 2024 x 1
-    point = model.initial_point()
-    for k in point:
-        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
-    fn = model.compile_fn(model.replace_rvs_by_values([model["exit_multiplier"],
-                                                        model["exits_cv"]]),
-                          inputs=model.value_vars, on_unused_input="ignore")
-    kappa, cv = fn(point)
+    point, (kappa, cv) = _at_random_point(model, ["exit_multiplier", "exits_cv"], rng)
     band = band_of_age()
     h = -np.log(1 - prior.exit_specialist)
     ehcp, share = t["ehcp"].values, t["ehcp_age_share"].values
@@ -232,13 +236,7 @@ def test_exits_by_age_band_replace_the_total_where_every_band_is_recorded(proble
     model = build_model(t, prior)
     assert len(model.coords["obs_exits_age"]) == 5  # census 2024, area 0
     assert len(model.coords["obs_exits"]) == 3  # 2023 x 2 areas, 2024 area 1
-    point = model.initial_point()
-    for k in point:
-        point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
-    fn = model.compile_fn(model.replace_rvs_by_values([model["exit_multiplier"],
-                                                        model["exits_age_cv"]]),
-                          inputs=model.value_vars, on_unused_input="ignore")
-    kappa, cv = fn(point)
+    point, (kappa, cv) = _at_random_point(model, ["exit_multiplier", "exits_age_cv"], rng)
     band = band_of_age()
     h = -np.log(1 - prior.exit_specialist)
     i = n_y - 1
