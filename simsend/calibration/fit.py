@@ -413,7 +413,7 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
     if slim:
         posterior = slim_posterior(posterior)
     observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support", "exits",
-                            "needs_met") if v in targets]
+                            "needs_met", "exits_age") if v in targets]
     keep = {"posterior": posterior, "sample_stats": idata.sample_stats,
             "observed_data": targets[observed],
             "constant_data": _constant_data(targets, prior)}
