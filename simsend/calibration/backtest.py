@@ -61,7 +61,7 @@ SIZE_BANDS = ("small", "medium", "large")
 MIN_BAND_ERRORS = 5
 """Fewest pooled past errors at a lead for the naive growth band (fewer: point forecast only)."""
 RECORD_NAMES = {"sen_support": HISTORY_NAMES["sen_support"],
-                "ceased": ("ceased", "total_ceased", "n_ceased")}
+                "ceased": HISTORY_NAMES["ceased"]}
 """Names read from ``Baseline.history`` for the series the calibration targets lack."""
 _SUMMARY_COLUMNS = ("origin", "variable", "lead", "method", "size_band", "area", "n",
                     "coverage_50", "coverage_90", "crps", "mape", "bias")
