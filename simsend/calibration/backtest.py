@@ -45,6 +45,7 @@ from simsend.calibration.model import PriorConfig
 from simsend.calibration.targets import HISTORY_NAMES, NEW_PLANS_LAG, restrict
 from simsend.data.configured import load_config_baseline
 from simsend.dims import AGE_GROUPS, band_matrix, band_of_age
+from simsend.rates.parameters import damped_steps
 from simsend.runner.forecast import simulate_run
 from simsend.runner.plan import prepare
 
@@ -105,9 +106,15 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     k = np.arange(draws) % n_post
     theta = st["escalation_multiplier"].transpose("sample", "age_group", "area").values[k]
     kappa = st["exit_multiplier"].transpose("sample", "age_group", "area").values[k]
-    tr = st["escalation_trend"]
-    trend = (tr.transpose("sample", "age_group").values[k] if "age_group" in tr.dims
-             else np.repeat(tr.values[k][:, None], 5, axis=1))  # (D, G)
+    if "escalation_trend_ref" in st:  # the step at the reference year, damped after it
+        trend = st["escalation_trend_ref"].sel(area=areas).transpose(
+            "sample", "age_group", "area").values[k]  # (D, G, R)
+    else:
+        tr = st["escalation_trend"]
+        trend = (tr.transpose("sample", "age_group").values[k] if "age_group" in tr.dims
+                 else np.repeat(tr.values[k][:, None], 5, axis=1))[:, :, None]  # (D, G, 1)
+    phi = (st["escalation_damping"].values.reshape(-1)[k] if "escalation_damping" in st
+           else np.ones(draws))
     cv_new = np.broadcast_to(st["new_plans_cv"].transpose("sample", ...).values[k].reshape(
         draws, -1), (draws, 5))[:, :, None]  # (D, G, 1)
     cv_stock = np.broadcast_to(st["ehcp_cv"].transpose("sample", ...).values[k].reshape(
@@ -116,7 +123,8 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     m = band_matrix()
     e_ref = const["escalation_ref"].transpose("age", "area").sel(area=areas).values  # (26, R)
     hazard = -np.log1p(-np.clip(const["exit_ref_specialist"].values, 1e-6, 1 - 1e-6))
-    share = t["ehcp_age_share"].transpose("age", "area").values
+    share = (st["ehcp_age_share"].sel(area=areas).mean("sample").transpose("age", "area").values
+             if "ehcp_age_share" in st else t["ehcp_age_share"].transpose("age", "area").values)
     expo = t["exposure"].transpose("year", "age", "area").values
     last = np.flatnonzero(np.isfinite(expo).all(axis=(1, 2)))
     x = expo[last[-1]] if len(last) else np.zeros_like(share)
@@ -128,7 +136,8 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     surv_p = np.exp(-kappa[:, band] * hazard[None, :, None])  # (D, 26, R)
     for h in range(1, horizon + 1):
         year = origin + h
-        rate = theta[:, band] * np.exp(trend[:, band] * (year - ref_year))[:, :, None] * e_ref[None]
+        steps = damped_steps(phi, year - ref_year)[:, None, None]  # (D, 1, 1)
+        rate = theta[:, band] * np.exp(trend[:, band] * steps) * e_ref[None]
         mu_age = rate * x[None]  # (D, 26, R)
         mu_band = np.einsum("dar,ag->dgr", mu_age, m)
         shape = 1.0 / np.maximum(cv_new, 1e-6) ** 2

@@ -54,7 +54,8 @@ MODEL_NAME = "simsend.calibration.model:stock_flow_v1"
 ENGINE_VARIABLES = (
     "escalation_multiplier", "exit_multiplier", "escalation_trend", "escalation_trend_area",
     "escalation_innovation_sd", "escalation_noise_sd", "identification_multiplier",
-    "identification_trend_area", "identification_innovation_sd", "deescalation_share")
+    "identification_trend_area", "identification_innovation_sd", "deescalation_share",
+    "ehcp_age_share", "escalation_trend_ref", "escalation_damping")
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 

@@ -29,9 +29,15 @@ with
   with the horizon;
 * ``n_{r t} ~ N(0, sigma_n)`` a transient shock of the area's year that does not persist
   (``escalation_noise_sd``), added to ``w`` in the rate of that year only;
-* ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year (banded stocks spread over single
-  ages by ``ehcp_age_share``), ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard
-  (leaving plus de-escalation) of the specialist tier and ``kappa`` its multiplier
+* ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year: the recorded band stocks spread
+  over single ages by ``ehcp_age_share`` (fixed), or with ``PriorConfig.propagate_ages`` by the
+  model's own within-band profile of census ``t - 1``, carried from year to year (the
+  survivors aged on plus the new plans of each age, started from ``ehcp_age_share`` at the
+  first census): SEN2 published age bands only before 2024, and a flat spread over a band
+  puts too many plans at its oldest ages, where they leave the band by ageing and not by
+  ending (England fitted to 2022 took 16-19 exits at a fifth of SEN2's rate);
+  ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard (leaving plus de-escalation)
+  of the specialist tier and ``kappa`` its multiplier
   (proportional hazards, so exit probabilities stay in (0, 1)).
 
 Each stock equation conditions on the recorded stock of the previous census (a one-step-ahead
@@ -167,6 +173,18 @@ class PriorConfig:
         census and at issue (or ending) need not follow the same convention, and a fixed 0.5
         left England's under-5 plans unexplained (the fit pushed their exit multiplier to 16,
         or their stock's extra variation to 0.30; with the lag at 0 it was 0.19).
+    damping_prior : (float, float) or None
+        Beta prior ``(a, b)`` of the escalation trend's damping ``phi``
+        (``escalation_damping``): the step from year ``k`` after the first fitted year to the
+        next is ``trend * phi^k``, and the forecast goes on damping it (``escalation_trend_ref`` is
+        the step at the first year after the data).  None keeps the linear trend.
+        :meth:`from_model` uses :data:`DAMPING_PRIOR`.
+    propagate_ages : bool
+        Carry the within-band age profile of EHC plans from census to census by the model's
+        own survival and new plans (see the module docstring) instead of keeping
+        ``ehcp_age_share`` for every year; the profile at the last census is recorded as
+        ``ehcp_age_share`` (age, area) for the engine's baseline.  :meth:`from_model` turns
+        it on.
 
     """
 
@@ -203,6 +221,8 @@ class PriorConfig:
     sen_support_cv_sd: float = 0.05
     exits_cv_sd: float = 0.3
     estimate_issue_lag: bool = False
+    propagate_ages: bool = False
+    damping_prior: tuple[float, float] | None = None
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -222,7 +242,7 @@ class PriorConfig:
         exit_p = 1.0 - (1.0 - model.leaving[s]) * stay
         share = float(overrides.pop("targeted_plus_share", 0.25))
         down = model.tiers[s, t] + model.tiers[s, tp]
-        kw = dict(estimate_issue_lag=True,
+        kw = dict(estimate_issue_lag=True, propagate_ages=True, damping_prior=DAMPING_PRIOR,
                   identification=np.asarray(model.identification, float).copy(),
                   deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
                   deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
@@ -261,6 +281,8 @@ class Constants:
     aged_out: np.ndarray | None = None  # (T, R) plans of the last census at age 25
     exits_age_obs: np.ndarray | None = None  # (T, 5, R) plans ended by age band at ending
     exits_age_mask: np.ndarray | None = None  # (T, 5, R) bool
+    prev_band: np.ndarray | None = None  # (T, 5, R) recorded stock of the previous census
+    share0: np.ndarray | None = None  # (26, R) within-band age shares at the first census
 
 
 def issue_matrix(lag: float) -> np.ndarray:
@@ -330,8 +352,15 @@ def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
         aged=np.nan_to_num(aged), hazard=hazard, new_obs=np.nan_to_num(new),
         stock_obs=np.nan_to_num(stock), new_mask=new_mask, new_known=new_known,
         stock_mask=stock_mask, t_centre=float(np.mean(years)),
-        ref_year=int(targets["year"].values[-1]) + 1, **exits)
+        ref_year=int(targets["year"].values[-1]) + 1, prev_band=ehcp[:-1], share0=share,
+        **exits)
 
+
+DAMPING_PRIOR = (4.0, 1.0)
+"""Beta prior of the escalation trend's damping (ASSUMPTION): mode 1 (no damping), mean 0.8,
+P(phi < 0.5) = 0.06.  Fitted to 2015-2019 the linear trend carried the 2014 reform's
+build-up (11-13% a year) into forecasts that ran 21-25% above the new plans recorded a
+year later; a damped trend lets the data say whether growth in the rate has been slowing."""
 
 EXITS_FIRST_FLOW_YEAR = 2022
 """First calendar year whose plan endings enter the likelihood.  SEN2 counted ceased plans
@@ -493,8 +522,23 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
 
         # Likelihood
         dt = pt.as_tensor_variable(c.years - c.t_centre)
+        steps = np.append(c.years, c.ref_year) - c.years[0]  # years since the first, and ref
+        if prior_cfg.damping_prior is not None:
+            # Damped trend: the step from year k to k + 1 is trend * phi^k, so the log rate moves by
+            # trend * sum_{i<k} phi^i (centred over the fitted years like the linear trend).
+            phi = pm.Beta("escalation_damping", *prior_cfg.damping_prior)
+            cum = pt.concatenate([pt.zeros(1), pt.cumsum(phi ** np.arange(steps.max()))])
+            cum = cum[steps]
+            dt_esc = cum[:-1] - pt.mean(cum[:-1])
+            ref_esc = cum[-1] - pt.mean(cum[:-1])
+            slope_ref = trend_ar * phi ** float(steps[-1])
+        else:
+            dt_esc = dt
+            ref_esc = float(c.ref_year - c.t_centre)
+            slope_ref = trend_ar
+        pm.Deterministic("escalation_trend_ref", slope_ref, dims=("age_group", "area"))
         rate = pt.exp(log_theta[band][None]
-                      + trend_ar[band][None] * dt[:, None, None]
+                      + trend_ar[band][None] * dt_esc[:, None, None]
                       + (walk + noise)[:, None, :])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
@@ -507,10 +551,16 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         mu_rec = pt.tensordot(mu_age, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
         kappa = pt.exp(log_kappa)
         surv = pt.exp(-kappa[band] * c.hazard[:, None])  # (26, R)
-        survivors = pt.tensordot(c.aged * surv[None], band_matrix(), axes=[[1], [0]])
-        survivors = survivors.dimshuffle(0, 2, 1)  # (T, G, R)
         # Recorded new plans (by issue age) moved to census-age bands in expectation.
         new_used = pt.where(c.new_known, c.new_obs * (mu_new + 1e-9) / mu_rec, mu_new)
+        if prior_cfg.propagate_ages:
+            aged, aged_out, share_last = propagated_ages(c, surv, mu_age, new_used / mu_new)
+            model.add_coord("age", np.arange(len(band)))
+            pm.Deterministic("ehcp_age_share", share_last, dims=("age", "area"))
+        else:
+            aged, aged_out = pt.as_tensor_variable(c.aged), c.aged_out
+        survivors = pt.tensordot(aged * surv[None], band_matrix(), axes=[[1], [0]])
+        survivors = survivors.dimshuffle(0, 2, 1)  # (T, G, R)
         mu_stock = survivors + new_used
         mu_new_f = mu_rec.ravel()[new_idx]
         if prior_cfg.likelihood == "poisson":
@@ -524,14 +574,14 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         mu_s = mu_stock.ravel()[stock_idx]
         pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
                   observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")
-        ended = c.aged * (1.0 - surv[None])  # (T, 26, R) plans ending by census age
+        ended = aged * (1.0 - surv[None])  # (T, 26, R) plans ending by census age
         if c.exits_mask is not None and c.exits_mask.any():
             # Plans ending (other than by transfer): the exit hazard applied to the aged
             # stock, plus plans ageing past 25; this is what pins the exit multipliers
             # (stocks alone trade them against escalation).
             ex_idx = np.flatnonzero(c.exits_mask.ravel())
             model.add_coord("obs_exits", ex_idx)
-            mu_ex = pt.sum(ended, axis=1) + c.aged_out + 1e-9
+            mu_ex = pt.sum(ended, axis=1) + aged_out + 1e-9
             cv_ex = pm.HalfNormal("exits_cv", prior_cfg.exits_cv_sd)
             pm.NegativeBinomial("exits", mu=mu_ex.ravel()[ex_idx], alpha=1.0 / cv_ex ** 2,
                                 observed=c.exits_obs.ravel()[ex_idx], dims="obs_exits")
@@ -542,7 +592,7 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             eg_idx = np.flatnonzero(c.exits_age_mask.ravel())
             model.add_coord("obs_exits_age", eg_idx)
             mu_eg = pt.tensordot(ended, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1)
-            mu_eg = pt.set_subtensor(mu_eg[:, -1, :], mu_eg[:, -1, :] + c.aged_out) + 1e-9
+            mu_eg = pt.set_subtensor(mu_eg[:, -1, :], mu_eg[:, -1, :] + aged_out) + 1e-9
             cv_eg = pm.HalfNormal("exits_age_cv", prior_cfg.exits_cv_sd, dims="age_group")
             cv_eg_f = pt.broadcast_to(cv_eg[None, :, None], (n_t, n_g, n_r)).ravel()[eg_idx]
             pm.NegativeBinomial("exits_age", mu=mu_eg.ravel()[eg_idx],
@@ -557,21 +607,77 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             pm.Deterministic("specialist_moved_down", down, dims=("year", "area"))
 
         # Quantities handed to the engine (rates of the first year after the data)
-        ref = float(c.ref_year - c.t_centre)
         # The walk's last fitted value carries on; the innovation of the year ahead is the
         # forecast's (see simsend.rates.posterior).
         theta_ref = pm.Deterministic("escalation_multiplier",
-                                     pt.exp(log_theta + trend_ar * ref + walk[-1][None, :]),
+                                     pt.exp(log_theta + trend_ar * ref_esc + walk[-1][None, :]),
                                      dims=("age_group", "area"))
         pm.Deterministic("exit_multiplier", kappa, dims=("age_group", "area"))
         w_new = c.x_cfg[-1] / np.where(c.x_band[-1] > 0, c.x_band[-1], 1.0)
         pm.Deterministic("escalation", theta_ref * w_new, dims=("age_group", "area"))
-        w = c.aged[-1] if c.aged[-1].sum() > 0 else np.ones_like(c.aged[-1])
-        w = np.where(band_matrix().T @ w > 0, 0, 1)[band] + w  # empty band: equal weights
-        kept = pt.tensordot((w * surv).T, band_matrix(), axes=[[1], [0]]).T  # (G, R)
-        pm.Deterministic("exit_specialist", 1.0 - kept / (band_matrix().T @ w),
-                         dims=("age_group", "area"))
+        if prior_cfg.propagate_ages:
+            w = aged[-1] + 1e-6  # the model's own profile (empty band: equal weights)
+            kept = pt.tensordot((w * surv).T, band_matrix(), axes=[[1], [0]]).T  # (G, R)
+            whole = pt.tensordot(w.T, band_matrix(), axes=[[1], [0]]).T
+        else:
+            w = c.aged[-1] if c.aged[-1].sum() > 0 else np.ones_like(c.aged[-1])
+            w = np.where(band_matrix().T @ w > 0, 0, 1)[band] + w  # empty band: equal weights
+            kept = pt.tensordot((w * surv).T, band_matrix(), axes=[[1], [0]]).T  # (G, R)
+            whole = band_matrix().T @ w
+        pm.Deterministic("exit_specialist", 1.0 - kept / whole, dims=("age_group", "area"))
     return model
+
+
+def propagated_ages(c: Constants, surv, mu_age, new_ratio):
+    """Previous stocks by single age, carried from census to census by the model itself.
+
+    Each year's recorded band stocks (the model's own where a census is unrecorded) are
+    spread over single ages by the within-band profile of the model's expected stock at
+    that census: survivors of the year before aged on, plus new plans of each census age
+    (``mu_age`` scaled by ``new_ratio``, the recorded-to-expected ratio of the band's new
+    plans).  The first census uses ``c.share0``.
+
+    Parameters
+    ----------
+    c : Constants
+        Needs ``prev_band`` (T, 5, R) (NaN where unrecorded) and ``share0`` (26, R).
+    surv : tensor or array (26, R)
+        One-year survival of a plan by census age.
+    mu_age : tensor or array (T, 26, R)
+        Expected new plans by census age.
+    new_ratio : tensor or array (T, 5, R)
+        New plans used in the stock equation over expected, by band.
+
+    Returns
+    -------
+    aged : tensor (T, 26, R)
+        Stock of the previous census aged one year (age 0 empty).
+    aged_out : tensor (T, R)
+        Stock of the previous census at age 25 (ageing out).
+    share : tensor (26, R)
+        Within-band age profile of the expected stock at the last census.
+
+    """
+    m = band_matrix()
+    band = band_of_age()
+    width = m.sum(axis=0)[band][:, None]
+    share = pt.as_tensor_variable(c.share0)
+    pred = None
+    aged, out = [], []
+    for t in range(c.prev_band.shape[0]):
+        rec = c.prev_band[t]
+        known = np.isfinite(rec)
+        prev = (pt.as_tensor_variable(np.nan_to_num(rec)) if pred is None
+                else pt.where(known, np.nan_to_num(rec), pred))
+        prev_age = prev[band] * share  # (26, R)
+        aged_t = pt.concatenate([pt.zeros_like(prev_age[:1]), prev_age[:-1]], axis=0)
+        aged.append(aged_t)
+        out.append(prev_age[-1])
+        stock_age = aged_t * surv + mu_age[t] * new_ratio[t][band]
+        pred = pt.dot(m.T, stock_age)  # (5, R)
+        # a tiny floor keeps an empty band's profile flat (and shares summing to 1)
+        share = (stock_age + 1e-6) / (pred[band] + 1e-6 * width)
+    return pt.stack(aged), pt.stack(out), share
 
 
 def has_sen_support(targets: xr.Dataset, prior_cfg: PriorConfig) -> bool:

@@ -66,6 +66,24 @@ class YearTables(NamedTuple):
     births_factor: np.ndarray | None = None
 
 
+def damped_steps(phi, t):
+    """Sum of a damped trend's first ``t`` steps relative to the first, ``sum_{i<t} phi^i``.
+
+    ``(1 - phi^t) / (1 - phi)``, which is ``t`` at ``phi = 1`` and extends to ``t < 0``
+    (minus the steps back to year ``t``).
+
+    Examples
+    --------
+    >>> float(damped_steps(0.5, 3)), float(damped_steps(1.0, 3)), float(damped_steps(0.5, -1))
+    (1.75, 3.0, -2.0)
+
+    """
+    phi = np.asarray(phi, float)
+    lin = np.isclose(phi, 1.0, rtol=0.0, atol=1e-12)
+    safe = np.where(lin, 0.5, phi)
+    return np.where(lin, float(t), (1.0 - safe ** t) / (1.0 - safe))
+
+
 def _cdf(p: np.ndarray) -> np.ndarray:
     """Cumulative sum along the last axis, with the last entry forced to exactly 1."""
     c = np.cumsum(p, axis=-1)
@@ -112,6 +130,10 @@ class ParameterSet:
     escalation_trend : float or ndarray (26,) or (26, n_areas)
         Log-linear annual trend of moves into the specialist tier (new EHC plans), one for
         every age, one per age, or one per age and area.
+    escalation_damping : float
+        Damping ``phi`` of the escalation trend: the step of year ``t`` is
+        ``escalation_trend * phi^(t - 1)``, so the log multiplier after ``t`` steps is
+        ``escalation_trend * sum_{i<t} phi^i`` (:func:`damped_steps`); 1 = linear.
     escalation_shock : ndarray (n, n_areas) or None
         Log multiplier of moves into the specialist tier in the year of index ``i``
         (row ``i``; rows past the end hold the last row): the calibrated random walk's
@@ -142,6 +164,7 @@ class ParameterSet:
     births_growth: float = 1.0
     identification_trend: float | np.ndarray = 0.0
     escalation_trend: float | np.ndarray = 0.0
+    escalation_damping: float = 1.0
     escalation_shock: np.ndarray | None = None
     identification_shock: np.ndarray | None = None
     label: int = -1
@@ -181,7 +204,8 @@ class ParameterSet:
         """Build :meth:`year_tables`' tables.
 
         Trends multiply identification by ``exp(identification_trend * (year_index - 1))``
-        and every move into the specialist tier by ``exp(escalation_trend * (year_index - 1))``,
+        and every move into the specialist tier by ``exp(escalation_trend * D)``, with
+        ``D = sum_{i < year_index - 1} escalation_damping^i`` (``year_index - 1`` undamped),
         capped so that rows stay probability distributions.  Then the reform timeline
         (:func:`simsend.rates.reform.apply_reform`) and a scenario's modifiers
         (:func:`simsend.rates.modifiers.apply_modifiers`) act on the year's tables; a table nothing
@@ -196,7 +220,8 @@ class ParameterSet:
         p_id = np.clip(self.identification * np.exp(log_id), 0.0, 1.0)
         tiers = self.tiers
         trend = np.asarray(self.escalation_trend, float)
-        factor = np.exp(trend * t) if np.any(trend != 0.0) and t > 0 else None
+        factor = (np.exp(trend * damped_steps(self.escalation_damping, t))
+                  if np.any(trend != 0.0) and t > 0 else None)
         if self.escalation_shock is not None:
             shock = self.escalation_shock[min(year_index, len(self.escalation_shock) - 1)]
             if np.any(shock != 0.0):

@@ -46,7 +46,7 @@ import xarray as xr
 from simsend.config.model import ModelConfig
 from simsend.config.toml import ConfigError
 from simsend.dims import TIER, band_of_age
-from simsend.rates.parameters import ParameterSet
+from simsend.rates.parameters import ParameterSet, damped_steps
 from simsend.rates.sources import FixedParameters, LastMemo
 
 _S = TIER["specialist"]
@@ -154,7 +154,10 @@ class PosteriorParameters(LastMemo):
         theta = stacked["escalation_multiplier"].sel(sel).transpose("sample", "age_group", "area")
         kappa = stacked["exit_multiplier"].sel(sel).transpose("sample", "age_group", "area")
         n_g = theta.sizes["age_group"]
-        if "escalation_trend_area" in stacked:
+        if "escalation_trend_ref" in stacked:  # the (damped) step at the reference year
+            tr = stacked["escalation_trend_ref"].sel(sel).transpose("sample", "age_group",
+                                                                     "area").values
+        elif "escalation_trend_area" in stacked:
             tr = stacked["escalation_trend_area"].sel(sel).transpose("sample", "age_group",
                                                                       "area").values
         else:  # older artefacts: one trend per age group (or one for every age) for all areas
@@ -163,6 +166,9 @@ class PosteriorParameters(LastMemo):
                   else np.repeat(tr.values[:, None], n_g, axis=1))
             tr = np.repeat(np.asarray(tr, float)[:, :, None], len(areas), axis=2)
         self.trend = np.asarray(tr, float)  # (sample, age_group, area)
+        # The trend's damping: each year's step is the last one's times phi (1 = linear).
+        self.damping = (np.asarray(stacked["escalation_damping"].values, float).reshape(-1)
+                        if "escalation_damping" in stacked else np.ones(self.trend.shape[0]))
         sd = stacked["escalation_innovation_sd"].values if "escalation_innovation_sd" in \
             stacked else np.zeros(self.trend.shape[0])
         self.innovation_sd = np.asarray(sd, float).reshape(-1)  # (sample,)
@@ -187,7 +193,9 @@ class PosteriorParameters(LastMemo):
         # the walk takes that many innovations before the first year of the run.
         self.gap = 0 if start_year is None else int(start_year + 1 - ref)
         if start_year is not None:
-            self.theta = self.theta * np.exp(self.trend * self.gap)
+            phi = self.damping[:, None, None]
+            self.theta = self.theta * np.exp(self.trend * damped_steps(phi, self.gap))
+            self.trend = self.trend * phi ** self.gap
             if self.id_mult is not None:
                 self.id_mult = self.id_mult * np.exp(self.id_trend * self.gap)
         self.seed = int(seed)
@@ -197,6 +205,13 @@ class PosteriorParameters(LastMemo):
         else:  # older artefacts: exits beyond leaving go down (the config's proportions)
             self.down_share = None
         self.kappa = np.asarray(kappa.values, float)
+        # The calibration's own within-band age profile of EHC plans at its last census
+        # (posterior mean): the baseline's bands are re-spread by it when the run starts
+        # from that census (simsend.data.band_ages).  Older artefacts: None.
+        self.age_share = None
+        if "ehcp_age_share" in stacked and self.gap == 0:
+            self.age_share = np.asarray(stacked["ehcp_age_share"].sel(sel).transpose(
+                "sample", "age", "area").values, float).mean(axis=0)
         self.ref_t = np.asarray(const["esc_ref_targeted"].values, float)
         self.ref_tp = np.asarray(const["esc_ref_targeted_plus"].values, float)
         self.hazard = -np.log1p(-np.clip(const["exit_ref_specialist"].values, 1e-6, 1 - 1e-6))
@@ -324,4 +339,5 @@ class PosteriorParameters(LastMemo):
                                                  0.0, 1.0),
                          identification_trend=self.id_trend[k].copy())
         return dataclasses.replace(base, tiers=tiers, leaving=leaving,
-                                   escalation_trend=self.trend[k][band], label=k, **ident)
+                                   escalation_trend=self.trend[k][band],
+                                   escalation_damping=float(self.damping[k]), label=k, **ident)

@@ -31,6 +31,7 @@ from simsend.config import SimConfig, load
 from simsend.config.scenarios import BASELINE, BASELINE_RUN, Scenario, is_baseline
 from simsend.config.toml import ConfigError
 from simsend.data import Baseline
+from simsend.data.band_ages import respread_bands
 from simsend.data.configured import load_config_baseline
 from simsend.engine.loop import Job, Outputs
 from simsend.engine.tally import Layout, make_layout
@@ -297,6 +298,9 @@ def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
     base = load_config_baseline(cfg)
     clock = {"t0": t0, "started": started, "baseline_s": round(_time.perf_counter() - t0, 3)}
     rates = parameter_source(cfg, base)  # one read of a posterior for every run
+    if getattr(rates, "age_share", None) is not None:
+        # the calibration's within-band age profile at its origin, for plans SEN2 banded
+        base = respread_bands(base, rates.age_share, source=Path(cfg.model.posterior).name)
     return RunPlan(cfg=cfg, baseline=base, layout=make_layout(cfg.outputs.by, base.areas),
                    years=list(range(cfg.run.start_year, cfg.run.end_year + 1)), runs=runs,
                    sources=tuple(run_source(cfg, base, s, rates) for s in runs), stacked=stacked,

@@ -17,11 +17,15 @@ def problem():
     return t, prior
 
 
-def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=None):
+def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=None,
+                  propagate=False, out=None, phi=None):
     """Direct evaluation of the stock-and-flow likelihood (module docstring equations).
 
     ``trend`` is per age group (G,) or per age group and area (G, R); ``walk`` (T, R) the
-    random walk of log escalation by transition year.
+    random walk of log escalation by transition year.  ``propagate``: the within-band age
+    profile is carried from census to census (survivors aged on plus new plans by census
+    age), the last one stored in ``out["share"]``.  ``phi``: the trend is damped, the log
+    rate moving by ``trend * sum_{j<k} phi^j`` in transition year ``k`` (centred).
     """
     m, band = band_matrix(), band_of_age()
     s = t.attrs["targeted_plus_share"]
@@ -29,6 +33,12 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     e_cfg = nf * ((1 - s) * prior.esc_targeted + s * prior.esc_targeted_plus)[:, None]
     years = t.year.values
     tc = years[1:].mean()
+    steps = np.arange(len(years) - 1)  # transition years since the first
+    if phi is None:
+        dts = years[1:] - tc
+    else:
+        cum = np.array([sum(phi ** j for j in range(k)) for k in steps])
+        dts = cum - cum.mean()
     ehcp = t["ehcp"].values
     share = t["ehcp_age_share"].values
     h = -np.log(1 - prior.exit_specialist)
@@ -36,7 +46,7 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     for i in range(1, len(years)):
         w = 0.0 if walk is None else walk[i - 1][None, :]
         tr = trend if np.ndim(trend) == 2 else np.reshape(trend, (-1, 1))
-        theta = np.exp(log_theta + tr * (years[i] - tc) + w)  # (G, R)
+        theta = np.exp(log_theta + tr * dts[i - 1] + w)  # (G, R)
         x = t["exposure"].values[i]  # (26, R)
         esc = theta[band] * x * e_cfg  # expected escalations by census age
         mu_new = m.T @ esc
@@ -51,15 +61,27 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
         prev = ehcp[i - 1][band] * share  # (26, R) by single age
         aged = np.zeros_like(prev)
         aged[1:] = prev[:-1]
-        surv = m.T @ (aged * np.exp(-np.exp(log_kappa)[band] * h[:, None]))
+        kept = aged * np.exp(-np.exp(log_kappa)[band] * h[:, None])
+        surv = m.T @ kept
         mu_s = surv + np.where(ok, obs_new * mu_new / mu_rec, mu_new)
+        if propagate:  # next census's profile: survivors plus new plans by census age
+            stock_age = kept + esc * np.where(ok, obs_new / mu_rec, 1.0)[band]
+            width = m.sum(axis=0)[band][:, None]
+            share = (stock_age + 1e-6) / ((m.T @ stock_age)[band] + 1e-6 * width)
         sd = np.sqrt(mu_s + 1 + (cv_stock[:, None] * mu_s) ** 2)
         ll += stats.norm.logpdf(ehcp[i], mu_s, sd).sum()
+    if out is not None:
+        out["share"] = share
     return ll
 
 
-def test_loglik_matches_manual(problem):
+@pytest.mark.parametrize(("propagate", "damped"), [(False, False), (True, True)])
+def test_loglik_matches_manual(problem, propagate, damped):
+    import dataclasses
+
     t, prior = problem
+    prior = dataclasses.replace(prior, propagate_ages=propagate,
+                                damping_prior=(4.0, 1.0) if damped else None)
     model = build_model(t, prior)
     assert model.named_vars_to_dims["escalation_multiplier"] == ("age_group", "area")
     assert len(model.coords["obs_new"]) == 4 * 5 * 2 - 1
@@ -71,7 +93,8 @@ def test_loglik_matches_manual(problem):
     names = ["esc_age", "esc_area_sd", "esc_area_z", "esc_area_age_sd", "esc_area_age_z",
              "escalation_trend_area", "escalation_walk", "escalation_noise_sd",
              "escalation_noise_z", "exit_age", "exit_area_sd",
-             "exit_area_z", "exit_area_age_sd", "exit_area_age_z", "new_plans_cv", "ehcp_cv"]
+             "exit_area_z", "exit_area_age_sd", "exit_area_age_z", "new_plans_cv", "ehcp_cv",
+             *(["escalation_damping"] if damped else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
@@ -85,10 +108,28 @@ def test_loglik_matches_manual(problem):
     # the walk starts at 0 and moves (the random point perturbs its innovations)
     assert np.all(v["escalation_walk"][0] == 0) and np.all(v["escalation_walk"][1:] != 0)
     assert np.ptp(trend, axis=1).min() > 0  # areas' trends differ
-    want = manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk)
+    out = {}
+    want = manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk,
+                         propagate=propagate, out=out,
+                         phi=float(v["escalation_damping"]) if damped else None)
     got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
                            on_unused_input="ignore")(point)
     assert float(got) == pytest.approx(want, rel=1e-9)
+    if damped:
+        # the step handed to the engine: the trend damped up to the first year after the data
+        n_steps = len(t.year) - 1
+        ref = model.compile_fn(model.replace_rvs_by_values([model["escalation_trend_ref"]])[0],
+                               inputs=model.value_vars, on_unused_input="ignore")(point)
+        phi = float(v["escalation_damping"])
+        assert 0.05 < abs(phi - 1.0)
+        np.testing.assert_allclose(ref, trend * phi ** n_steps, rtol=1e-9)
+    if propagate:
+        # the profile of the last census handed to the engine, bands summing to 1
+        share = model.compile_fn(model.replace_rvs_by_values([model["ehcp_age_share"]])[0],
+                                 inputs=model.value_vars, on_unused_input="ignore")(point)
+        np.testing.assert_allclose(share, out["share"], rtol=1e-9)
+        np.testing.assert_allclose(band_matrix().T @ share, 1.0, rtol=1e-12)
+        assert np.abs(share - t["ehcp_age_share"].values).max() > 1e-3  # it moved
 
 
 def test_issue_matrix():

@@ -308,3 +308,37 @@ def test_exit_split_sends_the_needs_met_share_down_and_the_rest_out(artefact, tm
         np.testing.assert_allclose(ps.tiers[S, TP] * (1 - w)[:, None, None],
                                    ps.tiers[S, T] * w[:, None, None], atol=1e-15)
         assert (ps.leaving[S] <= model.leaving[S] + 1e-15).all()
+
+
+def test_damped_trend_reaches_the_year_tables(tmp_path, toy_config):
+    """With ``escalation_damping`` phi and the step ``escalation_trend_ref`` b at the
+    reference year, escalation of year i = multiplier x reference x exp(b sum_{j<i-1} phi^j);
+    a run starting two years later starts b (1 + phi) further on with step b phi^2."""
+    from simsend.testing import tier_probs
+
+    phi, b = 0.6, np.array([0.05, 0.2])
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": np.full((1, 1, 5, 2), 1.5),
+                   "exit_multiplier": np.ones((1, 1, 5, 2)),
+                   "escalation_trend": np.full((1, 1, 5), 0.3),
+                   "escalation_trend_area": np.full((1, 1, 5, 2), 0.3),
+                   "escalation_trend_ref": np.broadcast_to(b, (1, 1, 5, 2)).copy(),
+                   "escalation_damping": np.full((1, 1), phi)},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["A", "B"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
+              "escalation_trend_area": ["age_group", "area"],
+              "escalation_trend_ref": ["age_group", "area"]})
+    path = write_artefact(idata, tmp_path / "damped.nc", {"reference_year": 2023})
+    need0 = toy_config.model.need_multiplier[0]
+    for start, lead in ((2022, 0.0), (2024, 1.0 + phi)):
+        ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
+                                 start_year=start).get(0)
+        for i, steps in ((1, 0.0), (2, 1.0), (4, 1.0 + phi + phi ** 2)):
+            p = tier_probs(ps.year_tables(i).tier_cdf)
+            step = b * phi ** (start - 2022)
+            expected = 1.5 * REF_ESC_T[:, None] * need0 * np.exp(b * lead + step * steps)
+            np.testing.assert_allclose(p[:, 0, :, T, S], expected, rtol=1e-9)
