@@ -55,7 +55,8 @@ ENGINE_VARIABLES = (
     "escalation_multiplier", "exit_multiplier", "escalation_trend", "escalation_trend_area",
     "escalation_innovation_sd", "escalation_noise_sd", "identification_multiplier",
     "identification_trend_area", "identification_innovation_sd", "deescalation_share",
-    "ehcp_age_share", "escalation_trend_ref", "escalation_damping")
+    "ehcp_age_share", "escalation_trend_ref", "escalation_damping", "identification_trend_ref",
+    "identification_damping")
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 

@@ -177,7 +177,9 @@ class PriorConfig:
         Beta prior ``(a, b)`` of the escalation trend's damping ``phi``
         (``escalation_damping``): the step from year ``k`` after the first fitted year to the
         next is ``trend * phi^k``, and the forecast goes on damping it (``escalation_trend_ref`` is
-        the step at the first year after the data).  None keeps the linear trend.
+        the step at the first year after the data).  Identification's trend is damped the same
+        way with its own ``identification_damping`` (``identification_trend_ref``).  None keeps
+        the linear trends.
         :meth:`from_model` uses :data:`DAMPING_PRIOR`.
     propagate_ages : bool
         Carry the within-band age profile of EHC plans from census to census by the model's
@@ -749,6 +751,17 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
     x_stay = np.nan_to_num((expo * (1.0 - prior_cfg.deidentify)[None, :, None]).sum(axis=1))
     lam = pm.Normal("identification_mu", 0.0, prior_cfg.id_level_sd)
     gam = pm.Normal("identification_trend_mu", 0.0, prior_cfg.trend_sd)
+    steps = np.append(c.years, c.ref_year) - c.years[0]
+    if prior_cfg.damping_prior is not None:
+        # damped like escalation's trend, with its own damping
+        rho = pm.Beta("identification_damping", *prior_cfg.damping_prior)
+        cum = pt.concatenate([pt.zeros(1), pt.cumsum(rho ** np.arange(steps.max()))])[steps]
+        dt = cum[:-1] - pt.mean(cum[:-1])
+        ref = cum[-1] - pt.mean(cum[:-1])
+        step_ref = rho ** float(steps[-1])
+    else:
+        ref = float(c.ref_year - c.t_centre)
+        step_ref = 1.0
     log_phi = lam + gam * dt[:, None] * pt.ones((1, n_r))
     trend_r = gam * pt.ones(n_r)
     level_r = lam * pt.ones(n_r)
@@ -776,6 +789,6 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
     cv = pm.HalfNormal("sen_support_cv", prior_cfg.sen_support_cv_sd)
     pm.Normal("sen_support", mu=mu_f, sigma=pt.sqrt(mu_f + (cv * mu_f) ** 2),
               observed=np.nan_to_num(ss).ravel()[idx], dims="obs_sen_support")
-    ref = float(c.ref_year - c.t_centre)
+    pm.Deterministic("identification_trend_ref", trend_r * step_ref, dims="area")
     pm.Deterministic("identification_multiplier",
                      pt.exp(level_r + trend_r * ref + walk[-1]), dims="area")

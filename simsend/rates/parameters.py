@@ -124,6 +124,8 @@ class ParameterSet:
     identification_trend : float or ndarray (n_areas,)
         Log-linear annual trend of identification (0 = constant rates), one for every area
         or one per area.
+    identification_damping : float
+        Damping of the identification trend, as ``escalation_damping``.
     identification_shock : ndarray (n, n_areas) or None
         Log multiplier of identification in the year of index ``i`` (row ``i``), the
         calibrated random walk of this draw; None = none.
@@ -163,6 +165,7 @@ class ParameterSet:
     births: np.ndarray
     births_growth: float = 1.0
     identification_trend: float | np.ndarray = 0.0
+    identification_damping: float = 1.0
     escalation_trend: float | np.ndarray = 0.0
     escalation_damping: float = 1.0
     escalation_shock: np.ndarray | None = None
@@ -203,9 +206,10 @@ class ParameterSet:
     def _build_year_tables(self, year_index: int) -> YearTables:
         """Build :meth:`year_tables`' tables.
 
-        Trends multiply identification by ``exp(identification_trend * (year_index - 1))``
-        and every move into the specialist tier by ``exp(escalation_trend * D)``, with
-        ``D = sum_{i < year_index - 1} escalation_damping^i`` (``year_index - 1`` undamped),
+        Trends multiply identification by ``exp(identification_trend * D_id)`` and every move
+        into the specialist tier by ``exp(escalation_trend * D)``, with
+        ``D = sum_{i < year_index - 1} escalation_damping^i`` (``year_index - 1`` undamped;
+        ``D_id`` the same with ``identification_damping``),
         capped so that rows stay probability distributions.  Then the reform timeline
         (:func:`simsend.rates.reform.apply_reform`) and a scenario's modifiers
         (:func:`simsend.rates.modifiers.apply_modifiers`) act on the year's tables; a table nothing
@@ -213,7 +217,8 @@ class ParameterSet:
         """
         t = year_index - 1
         year = self.start_year + year_index
-        log_id = np.asarray(self.identification_trend, float) * t
+        log_id = (np.asarray(self.identification_trend, float)
+                  * damped_steps(self.identification_damping, t))
         if self.identification_shock is not None:
             log_id = log_id + self.identification_shock[
                 min(year_index, len(self.identification_shock) - 1)]

@@ -180,14 +180,19 @@ class PosteriorParameters(LastMemo):
         if "identification_multiplier" in stacked and "identification_ref" in const:
             self.id_mult = np.asarray(stacked["identification_multiplier"].sel(sel).transpose(
                 "sample", "area").values, float)
-            self.id_trend = np.asarray(stacked["identification_trend_area"].sel(sel).transpose(
-                "sample", "area").values, float)
+            name = ("identification_trend_ref" if "identification_trend_ref" in stacked
+                    else "identification_trend_area")  # the (damped) step at the reference year
+            self.id_trend = np.asarray(stacked[name].sel(sel).transpose("sample", "area").values,
+                                       float)
             self.id_sd = np.asarray(stacked["identification_innovation_sd"].values,
                                     float).reshape(-1)
             self.id_ref = np.asarray(const["identification_ref"].values, float)
         else:  # no SEN support block: identification stays as the config sets it
             self.id_mult = self.id_trend = self.id_ref = None
             self.id_sd = np.zeros(n_s)
+        self.id_damping = (np.asarray(stacked["identification_damping"].values,
+                                      float).reshape(-1)
+                           if "identification_damping" in stacked else np.ones(n_s))
         ref = int(self.attrs.get("reference_year", (start_year or 0) + 1))
         # Years between the posterior's reference year and the run's first simulated year:
         # the walk takes that many innovations before the first year of the run.
@@ -197,7 +202,9 @@ class PosteriorParameters(LastMemo):
             self.theta = self.theta * np.exp(self.trend * damped_steps(phi, self.gap))
             self.trend = self.trend * phi ** self.gap
             if self.id_mult is not None:
-                self.id_mult = self.id_mult * np.exp(self.id_trend * self.gap)
+                rho = self.id_damping[:, None]
+                self.id_mult = self.id_mult * np.exp(self.id_trend * damped_steps(rho, self.gap))
+                self.id_trend = self.id_trend * rho ** self.gap
         self.seed = int(seed)
         if "deescalation_share" in stacked:
             self.down_share = np.asarray(stacked["deescalation_share"].sel(sel).transpose(
@@ -337,7 +344,8 @@ class PosteriorParameters(LastMemo):
         if self.id_mult is not None:
             ident = dict(identification=np.clip(self.id_ref[:, None] * self.id_mult[k][None],
                                                  0.0, 1.0),
-                         identification_trend=self.id_trend[k].copy())
+                         identification_trend=self.id_trend[k].copy(),
+                         identification_damping=float(self.id_damping[k]))
         return dataclasses.replace(base, tiers=tiers, leaving=leaving,
                                    escalation_trend=self.trend[k][band],
                                    escalation_damping=float(self.damping[k]), label=k, **ident)

@@ -159,8 +159,10 @@ def test_prior_from_config(toy_config):
         build_model(t, dataclasses.replace(prior, likelihood="gaussian"))
 
 
-def test_identification_model_loglik_matches_manual():
-    """The SEN support stage against a direct NumPy/SciPy evaluation of its equation."""
+@pytest.mark.parametrize("damped", [False, True])
+def test_identification_model_loglik_matches_manual(damped):
+    """The SEN support stage against a direct NumPy/SciPy evaluation of its equation; damped:
+    the trend moves log identification by ``trend * sum_{j<k} rho^j`` (centred)."""
     import dataclasses
 
     from simsend.calibration.model import build_identification_model
@@ -178,7 +180,8 @@ def test_identification_model_loglik_matches_manual():
     iota = np.linspace(0.001, 0.03, 26)
     u = np.full(26, 0.08)
     prior = dataclasses.replace(prior, identification=iota, deidentify=u,
-                                deescalate_share=np.full(26, 0.3))
+                                deescalate_share=np.full(26, 0.3),
+                                damping_prior=(4.0, 1.0) if damped else None)
     esc = rng.uniform(100, 200, (4, 2))
     down = rng.uniform(5, 20, (4, 2))
     model = build_identification_model(t2, prior, esc, down)
@@ -188,12 +191,23 @@ def test_identification_model_loglik_matches_manual():
         point[k] = point[k] + rng.normal(0, 0.1, size=np.shape(point[k]))
     names = ["identification_mu", "identification_area_sd", "identification_area_z",
              "identification_trend_area", "identification_innovation_sd",
-             "identification_innovation_z", "sen_support_cv"]
+             "identification_innovation_z", "sen_support_cv",
+             *(["identification_damping"] if damped else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
     years = t2.year.values
     dt = years[1:] - years[1:].mean()
+    if damped:
+        rho = float(v["identification_damping"])
+        assert abs(rho - 1.0) > 0.05
+        cum = np.array([sum(rho ** j for j in range(k)) for k in range(len(years) - 1)])
+        dt = cum - cum.mean()
+        ref = model.compile_fn(
+            model.replace_rvs_by_values([model["identification_trend_ref"]])[0],
+            inputs=model.value_vars, on_unused_input="ignore")(point)
+        np.testing.assert_allclose(ref, v["identification_trend_area"] * rho ** (len(years) - 1),
+                                   rtol=1e-9)
     walk = np.vstack([np.zeros((1, 2)),
                       np.cumsum(v["identification_innovation_sd"]
                                 * v["identification_innovation_z"], axis=0)])
