@@ -342,3 +342,37 @@ def test_damped_trend_reaches_the_year_tables(tmp_path, toy_config):
             step = b * phi ** (start - 2022)
             expected = 1.5 * REF_ESC_T[:, None] * need0 * np.exp(b * lead + step * steps)
             np.testing.assert_allclose(p[:, 0, :, T, S], expected, rtol=1e-9)
+
+
+def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config):
+    """With ``identification_damping`` rho and the step ``identification_trend_ref`` g:
+    p_identify of year i = reference x multiplier x exp(g sum_{j<i-1} rho^j); starting two
+    years after the posterior's origin moves the multiplier g (1 + rho) on, the step to g rho^2."""
+    ident_ref = np.linspace(0.001, 0.03, 26)
+    rho, g = 0.5, np.array([0.1, -0.05])
+    idata = az.from_dict(
+        posterior={"escalation_multiplier": np.ones((1, 1, 5, 2)),
+                   "exit_multiplier": np.ones((1, 1, 5, 2)),
+                   "escalation_trend": np.zeros((1, 1, 5)),
+                   "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
+                   "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
+                   "identification_trend_ref": g[None, None],
+                   "identification_damping": np.full((1, 1), rho),
+                   "identification_innovation_sd": np.zeros((1, 1))},
+        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+                       "exit_ref_specialist": REF_EXIT, "identification_ref": ident_ref},
+        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
+                "area": ["A", "B"]},
+        dims={"escalation_multiplier": ["age_group", "area"],
+              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
+              "identification_multiplier": ["area"], "identification_trend_area": ["area"],
+              "identification_trend_ref": ["area"]})
+    path = write_artefact(idata, tmp_path / "idd.nc", {"reference_year": 2023})
+    for start, lead in ((2022, 0.0), (2024, 1.0 + rho)):
+        ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
+                                 start_year=start).get(0)
+        step = g * rho ** (start - 2022)
+        for i, steps in ((1, 0.0), (2, 1.0), (4, 1.0 + rho + rho ** 2)):
+            want = ident_ref[:, None] * [1.5, 0.5] * np.exp(g * lead + step * steps)
+            np.testing.assert_allclose(ps.year_tables(i).p_identify, np.clip(want, 0, 1),
+                                       rtol=1e-12)
