@@ -556,7 +556,7 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         # Recorded new plans (by issue age) moved to census-age bands in expectation.
         new_used = pt.where(c.new_known, c.new_obs * (mu_new + 1e-9) / mu_rec, mu_new)
         if prior_cfg.propagate_ages:
-            aged, aged_out, share_last = propagated_ages(c, surv, mu_age, new_used / mu_new)
+            aged, aged_out, share_last = propagated_ages(c, surv, mu_age, new_used)
             model.add_coord("age", np.arange(len(band)))
             pm.Deterministic("ehcp_age_share", share_last, dims=("age", "area"))
         else:
@@ -630,14 +630,14 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
     return model
 
 
-def propagated_ages(c: Constants, surv, mu_age, new_ratio):
+def propagated_ages(c: Constants, surv, mu_age, new_band):
     """Previous stocks by single age, carried from census to census by the model itself.
 
     Each year's recorded band stocks (the model's own where a census is unrecorded) are
     spread over single ages by the within-band profile of the model's expected stock at
-    that census: survivors of the year before aged on, plus new plans of each census age
-    (``mu_age`` scaled by ``new_ratio``, the recorded-to-expected ratio of the band's new
-    plans).  The first census uses ``c.share0``.
+    that census: survivors of the year before aged on, plus the band's new plans dealt over
+    its ages in proportion to the expected new plans ``mu_age`` (evenly where none are
+    expected).  The first census uses ``c.share0``.
 
     Parameters
     ----------
@@ -647,8 +647,8 @@ def propagated_ages(c: Constants, surv, mu_age, new_ratio):
         One-year survival of a plan by census age.
     mu_age : tensor or array (T, 26, R)
         Expected new plans by census age.
-    new_ratio : tensor or array (T, 5, R)
-        New plans used in the stock equation over expected, by band.
+    new_band : tensor or array (T, 5, R)
+        New plans used in the stock equation, by band.
 
     Returns
     -------
@@ -675,7 +675,9 @@ def propagated_ages(c: Constants, surv, mu_age, new_ratio):
         aged_t = pt.concatenate([pt.zeros_like(prev_age[:1]), prev_age[:-1]], axis=0)
         aged.append(aged_t)
         out.append(prev_age[-1])
-        stock_age = aged_t * surv + mu_age[t] * new_ratio[t][band]
+        expected = pt.dot(m.T, mu_age[t])[band]  # (26, R) the band's expected new plans
+        stock_age = aged_t * surv + new_band[t][band] * (mu_age[t] + 1e-9) / (expected
+                                                                              + 1e-9 * width)
         pred = pt.dot(m.T, stock_age)  # (5, R)
         # a tiny floor keeps an empty band's profile flat (and shares summing to 1)
         share = (stock_age + 1e-6) / (pred[band] + 1e-6 * width)

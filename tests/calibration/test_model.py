@@ -65,8 +65,9 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
         surv = m.T @ kept
         mu_s = surv + np.where(ok, obs_new * mu_new / mu_rec, mu_new)
         if propagate:  # next census's profile: survivors plus new plans by census age
-            stock_age = kept + esc * np.where(ok, obs_new / mu_rec, 1.0)[band]
             width = m.sum(axis=0)[band][:, None]
+            new_band = np.where(ok, obs_new * (mu_new + 1e-9) / (mu_rec + 1e-9), mu_new)
+            stock_age = kept + new_band[band] * (esc + 1e-9) / (mu_new[band] + 1e-9 * width)
             share = (stock_age + 1e-6) / ((m.T @ stock_age)[band] + 1e-6 * width)
         sd = np.sqrt(mu_s + 1 + (cv_stock[:, None] * mu_s) ** 2)
         ll += stats.norm.logpdf(ehcp[i], mu_s, sd).sum()
