@@ -101,7 +101,9 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | None = None) -> dic
     """Convergence numbers of a fit: max r-hat, min bulk ESS, divergences.
 
     Every element of every posterior variable (deterministics included) counts; elements
-    that are constant over all draws (no r-hat defined) are skipped.
+    that are constant over all draws (no r-hat defined) are skipped, including those that vary
+    only by floating-point rounding (sd below 1e-10 of their magnitude: an empty age band's
+    within-band shares, for one, are 1/width in every draw up to the last bit).
 
     Returns
     -------
@@ -117,8 +119,9 @@ def diagnose(idata: az.InferenceData, var_names: list[str] | None = None) -> dic
     ess_t = az.ess(post[names], method="tail")
     worst_r, worst_rv, worst_e, worst_ev, worst_t = -np.inf, "", np.inf, "", np.inf
     for v in names:
-        sd = post[v].std(("chain", "draw")).values
-        keep = np.asarray(sd > 0)
+        sd = np.asarray(post[v].std(("chain", "draw")).values)
+        size = np.abs(np.asarray(post[v].mean(("chain", "draw")).values))
+        keep = sd > 1e-10 * np.maximum(size, np.finfo(float).tiny)
         if not keep.any():
             continue
         r = np.asarray(rh[v].values)[keep]

@@ -87,6 +87,15 @@ def test_gate_thresholds():
     walk = np.cumsum(rng.normal(size=(2, 500)), axis=1) * 0.05
     d = fit.diagnose(az.from_dict(posterior={"x": walk}))
     assert any("ESS" in f for f in fit.failures(d))
+    # An element constant up to rounding (an empty age band's share: 1/5 in every draw) has
+    # no r-hat and does not fail the gate; the well-mixed element beside it is still judged.
+    flat = np.full((2, 500), 0.2)
+    flat[1, :3] = np.nextafter(0.2, 1.0)  # one chain a last bit off in three draws
+    share = np.stack([rng.normal(size=(2, 500)), flat], axis=-1)
+    d = fit.diagnose(az.from_dict(posterior={"share": share},
+                                  sample_stats={"diverging": np.zeros((2, 500), bool)}))
+    assert np.isfinite(d["max_rhat"]) and d["max_rhat"] < 1.01, d
+    assert fit.failures(d) == []
     assert fit.ess_threshold(500, 2) == 400.0
     assert fit.ess_threshold(100, 2) == 80.0
 
