@@ -14,6 +14,22 @@ from simsend.rates.sources import FixedParameters
 T, TP, S = TIER["targeted"], TIER["targeted_plus"], TIER["specialist"]
 
 
+GROUPS5 = ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"]
+
+
+def _artefact(path, posterior, dims, ident_ref=None, reference_year=2023):
+    """Write a hand-made posterior over areas A and B with the synthetic reference rates."""
+    const = {"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
+             "exit_ref_specialist": REF_EXIT}
+    if ident_ref is not None:
+        const["identification_ref"] = ident_ref
+    dims = {"escalation_multiplier": ["age_group", "area"],
+            "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"], **dims}
+    idata = az.from_dict(posterior=posterior, constant_data=const,
+                         coords={"age_group": GROUPS5, "area": ["A", "B"]}, dims=dims)
+    return write_artefact(idata, path, {"reference_year": reference_year})
+
+
 @pytest.fixture
 def artefact(tmp_path):
     """A hand-made posterior: 2 chains x 3 draws, 2 areas, known multipliers."""
@@ -238,21 +254,15 @@ def test_walk_and_area_trends_reach_the_year_tables(walk_artefact, toy_config):
 def test_identification_multiplier_trend_and_walk_reach_the_tables(tmp_path, toy_config):
     """p_identify of year i = reference x multiplier x exp(trend t + walk[i]), per area."""
     ident_ref = np.linspace(0.001, 0.03, 26)
-    idata = az.from_dict(
-        posterior={"escalation_multiplier": np.ones((1, 3, 5, 2)),
-                   "exit_multiplier": np.ones((1, 3, 5, 2)),
-                   "escalation_trend": np.zeros((1, 3, 5)),
-                   "identification_multiplier": np.tile([[1.5, 0.5]], (1, 3, 1)),
-                   "identification_trend_area": np.tile([[0.1, -0.05]], (1, 3, 1)),
-                   "identification_innovation_sd": np.full((1, 3), 0.2)},
-        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
-                       "exit_ref_specialist": REF_EXIT, "identification_ref": ident_ref},
-        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
-                "area": ["A", "B"]},
-        dims={"escalation_multiplier": ["age_group", "area"],
-              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
-              "identification_multiplier": ["area"], "identification_trend_area": ["area"]})
-    path = write_artefact(idata, tmp_path / "id.nc", {"reference_year": 2023})
+    path = _artefact(
+        tmp_path / "id.nc",
+        {"escalation_multiplier": np.ones((1, 3, 5, 2)), "exit_multiplier": np.ones((1, 3, 5, 2)),
+         "escalation_trend": np.zeros((1, 3, 5)),
+         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 3, 1)),
+         "identification_trend_area": np.tile([[0.1, -0.05]], (1, 3, 1)),
+         "identification_innovation_sd": np.full((1, 3), 0.2)},
+        {"identification_multiplier": ["area"], "identification_trend_area": ["area"]},
+        ident_ref=ident_ref)
     src = PosteriorParameters(path, toy_config.model, np.array([1, 1]), seed=2,
                               start_year=2022)
     ps = src.get(1)
@@ -317,22 +327,15 @@ def test_damped_trend_reaches_the_year_tables(tmp_path, toy_config):
     from simsend.testing import tier_probs
 
     phi, b = 0.6, np.array([0.05, 0.2])
-    idata = az.from_dict(
-        posterior={"escalation_multiplier": np.full((1, 1, 5, 2), 1.5),
-                   "exit_multiplier": np.ones((1, 1, 5, 2)),
-                   "escalation_trend": np.full((1, 1, 5), 0.3),
-                   "escalation_trend_area": np.full((1, 1, 5, 2), 0.3),
-                   "escalation_trend_ref": np.broadcast_to(b, (1, 1, 5, 2)).copy(),
-                   "escalation_damping": np.full((1, 1), phi)},
-        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
-                       "exit_ref_specialist": REF_EXIT},
-        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
-                "area": ["A", "B"]},
-        dims={"escalation_multiplier": ["age_group", "area"],
-              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
-              "escalation_trend_area": ["age_group", "area"],
-              "escalation_trend_ref": ["age_group", "area"]})
-    path = write_artefact(idata, tmp_path / "damped.nc", {"reference_year": 2023})
+    path = _artefact(
+        tmp_path / "damped.nc",
+        {"escalation_multiplier": np.full((1, 1, 5, 2), 1.5),
+         "exit_multiplier": np.ones((1, 1, 5, 2)), "escalation_trend": np.full((1, 1, 5), 0.3),
+         "escalation_trend_area": np.full((1, 1, 5, 2), 0.3),
+         "escalation_trend_ref": np.broadcast_to(b, (1, 1, 5, 2)).copy(),
+         "escalation_damping": np.full((1, 1), phi)},
+        {"escalation_trend_area": ["age_group", "area"],
+         "escalation_trend_ref": ["age_group", "area"]})
     need0 = toy_config.model.need_multiplier[0]
     for start, lead in ((2022, 0.0), (2024, 1.0 + phi)):
         ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
@@ -350,24 +353,17 @@ def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config):
     years after the posterior's origin moves the multiplier g (1 + rho) on, the step to g rho^2."""
     ident_ref = np.linspace(0.001, 0.03, 26)
     rho, g = 0.5, np.array([0.1, -0.05])
-    idata = az.from_dict(
-        posterior={"escalation_multiplier": np.ones((1, 1, 5, 2)),
-                   "exit_multiplier": np.ones((1, 1, 5, 2)),
-                   "escalation_trend": np.zeros((1, 1, 5)),
-                   "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
-                   "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
-                   "identification_trend_ref": g[None, None],
-                   "identification_damping": np.full((1, 1), rho),
-                   "identification_innovation_sd": np.zeros((1, 1))},
-        constant_data={"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
-                       "exit_ref_specialist": REF_EXIT, "identification_ref": ident_ref},
-        coords={"age_group": ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"],
-                "area": ["A", "B"]},
-        dims={"escalation_multiplier": ["age_group", "area"],
-              "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"],
-              "identification_multiplier": ["area"], "identification_trend_area": ["area"],
-              "identification_trend_ref": ["area"]})
-    path = write_artefact(idata, tmp_path / "idd.nc", {"reference_year": 2023})
+    path = _artefact(
+        tmp_path / "idd.nc",
+        {"escalation_multiplier": np.ones((1, 1, 5, 2)), "exit_multiplier": np.ones((1, 1, 5, 2)),
+         "escalation_trend": np.zeros((1, 1, 5)),
+         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
+         "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
+         "identification_trend_ref": g[None, None],
+         "identification_damping": np.full((1, 1), rho),
+         "identification_innovation_sd": np.zeros((1, 1))},
+        {"identification_multiplier": ["area"], "identification_trend_area": ["area"],
+         "identification_trend_ref": ["area"]}, ident_ref=ident_ref)
     for start, lead in ((2022, 0.0), (2024, 1.0 + rho)):
         ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
                                  start_year=start).get(0)
