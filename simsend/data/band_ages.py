@@ -10,9 +10,10 @@ calibration, read that ageing as fewer endings).
 
 The calibration carries its own within-band profile from census to census
 (``PriorConfig.propagate_ages``) and records the profile of its last census as
-``ehcp_age_share`` (age, area).  :func:`respread_bands` deals a baseline's EHC plans within
-each (band, need, placement, area) cell over the band's ages by that profile (band totals,
-needs and placements exact; each age's population kept by the universal pool).  Areas whose
+``ehcp_age_share`` (age, area).  :func:`respread_bands` deals each band's EHC plans over its
+ages by that profile (largest remainder), then splits them over the band's need x placement
+cells (each cell's total exact, within about one plan of proportional; each age's population
+kept by the universal pool).  Areas whose
 single ages SEN2 published at the baseline census keep them.
 """
 
@@ -23,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from simsend.data.early_years import deal
+from simsend.data.rounding import split_rank_one
 from simsend.dims import AGE_GROUPS, TIER
 
 ASSUMPTION = ("ehcp_band_ages: EHC plans of areas without published single ages are dealt over "
@@ -84,9 +86,14 @@ def respread_bands(baseline, share: np.ndarray, *, source: str = ""):
                                  f"{w.sum():.6f}, expected 1")
             spec = ind[s, lo:hi + 1, :, r, :]  # (ages, need, placement)
             cells = spec.sum(axis=0)
+            # The band's plans by age first (largest remainder), then a table with those age
+            # totals and the cells' totals: dealing each small cell on its own would send
+            # every one-plan cell to the same age.
+            ages = deal(int(cells.sum()), w)
             new = np.zeros_like(spec)
-            for n, p in zip(*np.nonzero(cells), strict=True):
-                new[:, n, p] = deal(int(cells[n, p]), w)
+            nz = np.nonzero(cells)
+            if len(nz[0]):
+                new[:, nz[0], nz[1]] = split_rank_one(cells[nz], ages).T
             diff = (new - spec).sum(axis=(1, 2))  # (ages,)
             if (pool[lo:hi + 1, r] - diff < 0).any():
                 continue  # too few universal children at some age: keep the data's spread
