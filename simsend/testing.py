@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
-from simsend.rates.demography import YearMoves
+from simsend.rates.demography import YearMoves, with_net_flow
 from simsend.rates.parameters import ParameterSet
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
@@ -47,10 +47,15 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
     moves by the new tier.
     """
     tab = ps.year_tables(year_index)
-    # 0. migration: each child leaves with probability out and brings ``in`` arrivals
-    if moves is not None:
-        pool = pool * (1.0 - moves.pool_out[year_index] + moves.pool_in[year_index])
-        f = 1.0 - moves.ind_out[year_index] + moves.ind_in[year_index]  # (tier, age, area)
+    # 0. migration: each child leaves with probability out or brings ``in`` arrivals (the
+    # year's net flow of individuals, ``tab.net_flow``, added to both)
+    if moves is not None or tab.net_flow is not None:
+        q_out = q_in = np.zeros((ind.shape[0], ind.shape[1], ind.shape[3]))
+        if moves is not None:
+            pool = pool * (1.0 - moves.pool_out[year_index] + moves.pool_in[year_index])
+            q_out, q_in = moves.ind_out[year_index], moves.ind_in[year_index]
+        q_out, q_in = with_net_flow(q_out, q_in, tab.net_flow)
+        f = (1.0 - q_out) * (1.0 + q_in)  # (tier, age, area): arrivals copy stayers
         ind = ind * f[:, :, None, :, None]
     # 1. ageing and leaving
     aged = np.zeros_like(pool, dtype=float)

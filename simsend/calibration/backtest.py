@@ -46,6 +46,7 @@ from simsend.calibration.targets import HISTORY_NAMES, NEW_PLANS_LAG, restrict
 from simsend.data.configured import load_config_baseline
 from simsend.dims import AGE_GROUPS, band_matrix, band_of_age
 from simsend.rates.parameters import damped_steps
+from simsend.rates.posterior import sample_mean
 from simsend.runner.forecast import simulate_run
 from simsend.runner.plan import prepare
 
@@ -123,7 +124,7 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     m = band_matrix()
     e_ref = const["escalation_ref"].transpose("age", "area").sel(area=areas).values  # (26, R)
     hazard = -np.log1p(-np.clip(const["exit_ref_specialist"].values, 1e-6, 1 - 1e-6))
-    share = (st["ehcp_age_share"].sel(area=areas).mean("sample").transpose("age", "area").values
+    share = (sample_mean(st["ehcp_age_share"]).sel(area=areas).transpose("age", "area").values
              if "ehcp_age_share" in st else t["ehcp_age_share"].transpose("age", "area").values)
     expo = t["exposure"].transpose("year", "age", "area").values
     last = np.flatnonzero(np.isfinite(expo).all(axis=(1, 2)))

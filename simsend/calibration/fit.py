@@ -56,7 +56,7 @@ ENGINE_VARIABLES = (
     "escalation_innovation_sd", "escalation_noise_sd", "identification_multiplier",
     "identification_trend_area", "identification_innovation_sd", "deescalation_share",
     "ehcp_age_share", "escalation_trend_ref", "escalation_damping", "identification_trend_ref",
-    "identification_damping")
+    "identification_damping", "new_plans_cv", "ehcp_cv", "sen_support_cv")
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 
@@ -415,8 +415,17 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
     posterior = idata.posterior
     if share is not None:
         posterior = posterior.assign(deescalation_share=share)
+    if "ehcp_age_share" in posterior:
+        # (age, area) per draw tripled a posterior of every council (9.7 MB); the engine
+        # reads its mean only (simsend.data.band_ages), so only the mean is kept.
+        posterior = posterior.assign(
+            ehcp_age_share=posterior["ehcp_age_share"].mean(("chain", "draw")))
     if slim:
         posterior = slim_posterior(posterior)
+    else:  # float32 halves the file; diagnostics were computed above at full precision
+        posterior = posterior.assign({v: x.astype(np.float32)
+                                      for v, x in posterior.data_vars.items()
+                                      if x.dtype == np.float64})
     observed = [v for v in ("ehcp", "new_plans", "exposure", "sen_support", "exits",
                             "needs_met", "exits_age") if v in targets]
     keep = {"posterior": posterior, "sample_stats": idata.sample_stats,

@@ -7,7 +7,9 @@ in :data:`STEPS`:
                        (:mod:`simsend.rates.demography`: net migration for the universal
                        and targeted tiers, plan transfers between councils for the
                        specialist tier); arrivals copy the tier, plan, need and placement
-                       of a resident child of their age.  Without demography nothing moves.
+                       of a resident child of their age.  Without demography nothing moves;
+                       a calibrated posterior's stock residual (``YearTables.net_flow``)
+                       moves individuals in and out the same way, with or without one.
 1. ``age_and_leave``   every child ages one year; individuals past 25 age out and others leave
                        by ``p_leave[tier, age]`` (with a demography a leaver stays in the
                        population, back in the universal pool: moving away and death are
@@ -85,7 +87,7 @@ from simsend.kernels.transitions import (
     step_pupils,
     step_pupils_serial,
 )
-from simsend.rates.demography import DemographySource, YearMoves
+from simsend.rates.demography import DemographySource, YearMoves, with_net_flow
 from simsend.rates.parameters import ParameterSet
 from simsend.rates.provision import kernel_places
 from simsend.rates.sources import ParameterSource
@@ -94,7 +96,7 @@ STEPS = ("migration", "age_and_leave", "entrants", "identification", "tier_moves
          "placement_moves", "allocation", "tallies")
 """The order of processes within a simulated year."""
 
-N_A, N_N = len(AGES), len(NEEDS)
+N_A, N_N, N_T = len(AGES), len(NEEDS), 4
 PARALLEL_MIN = 20_000
 """Below this many individuals a year's kernels run on one thread: starting a parallel region
 costs more than the work (the results are the same either way).  Measured on the quiet 2-core
@@ -225,22 +227,33 @@ def _kernels(n: int, serial: bool = False):
     return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
 
 
-def migrate(pop: Population, moves: YearMoves, yi: int, keys: np.ndarray, layout: Layout,
-            sc: _Scratch) -> None:
-    """Step ``migration``: children of the opening census leave and arrive (``sc.mig``)."""
+def migrate(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi: int,
+            keys: np.ndarray, layout: Layout, sc: _Scratch) -> None:
+    """Step ``migration``: children of the opening census leave and arrive (``sc.mig``).
+
+    ``moves`` is the draw's demography (None: nobody migrates), ``net`` the year's net flow
+    of individuals the rates do not explain (:attr:`YearTables.net_flow`; None: none),
+    added to their leaving and arrival rates.
+    """
     m = layout.marginal
-    pool = pop.pool
-    pool_departures(pool, np.ascontiguousarray(moves.pool_out[yi]),
-                    keys[STREAM["migrate_out_pool"]], sc.tmp, pop.area_base, pop.area_total)
-    _pool_tally(layout, sc.tmp, sc.mig[MOVED_OUT])
-    pool_arrivals(pool, np.ascontiguousarray(moves.pool_in[yi]),
-                  keys[STREAM["migrate_in_pool"]], sc.tmp, pop.area_base, pop.area_total)
-    _pool_tally(layout, sc.tmp, sc.mig[MOVED_IN])
+    if moves is not None:
+        pool = pop.pool
+        pool_departures(pool, np.ascontiguousarray(moves.pool_out[yi]),
+                        keys[STREAM["migrate_out_pool"]], sc.tmp, pop.area_base,
+                        pop.area_total)
+        _pool_tally(layout, sc.tmp, sc.mig[MOVED_OUT])
+        pool_arrivals(pool, np.ascontiguousarray(moves.pool_in[yi]),
+                      keys[STREAM["migrate_in_pool"]], sc.tmp, pop.area_base, pop.area_total)
+        _pool_tally(layout, sc.tmp, sc.mig[MOVED_IN])
+        q_out, q_in = moves.ind_out[yi], moves.ind_in[yi]
+    else:
+        q_out = q_in = np.zeros((N_T, N_A, pop.n_areas))
+    q_out, q_in = with_net_flow(q_out, q_in, net)
     n = pop.n
     if len(sc.decide) < n:
         sc.decide = np.zeros(int(n * 1.5) + 1, np.int64)
-    migrate_decide(pop.cur, pop.cell_start, N_N, np.ascontiguousarray(moves.ind_out[yi]),
-                   np.ascontiguousarray(moves.ind_in[yi]),
+    migrate_decide(pop.cur, pop.cell_start, N_N, np.ascontiguousarray(q_out),
+                   np.ascontiguousarray(q_in),
                    np.array([keys[STREAM["migrate_out"]], keys[STREAM["migrate_in"]]],
                             np.uint64), (m.strides, m.age_map), sc.decide, sc.per_cell,
                    sc.mig)
@@ -282,9 +295,9 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     # work or study, a plan ceased) leaves the child in the population, in the pool.
     sc.reformed[1] = moves is not None
     n_parts = 8 * numba.config.NUMBA_NUM_THREADS
-    # 0. migration
-    if moves is not None:
-        migrate(pop, moves, yi, keys, layout, sc)
+    # 0. migration (and the net flow of individuals the rates do not explain)
+    if moves is not None or tab.net_flow is not None:
+        migrate(pop, moves, tab.net_flow, yi, keys, layout, sc)
     # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
     left_pool = np.zeros(layout.size, np.int64)
     aged_out = np.zeros((N_A, n_areas), np.int64)

@@ -113,6 +113,33 @@ def year_moves(births: np.ndarray, net_rate: np.ndarray, transfer_out: np.ndarra
     return YearMoves(b, out, inn, ind_out, ind_in)
 
 
+def with_net_flow(ind_out: np.ndarray, ind_in: np.ndarray, net: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Add a year's net flow of individuals to their leaving probability and arrival rate.
+
+    ``ind_out``, ``ind_in`` and ``net`` are (4, 26, n_areas) for the census opening the
+    year (:attr:`simsend.rates.parameters.YearTables.net_flow`).  The migration kernel
+    keeps a cell's pupils with probability ``1 - out`` and copies each one who stays
+    ``in`` times on average, so the cell changes by ``(1 - out)(1 + in)``; the net flow
+    multiplies that by ``1 + net``: a positive ``net`` raises the arrival rate to
+    ``(1 + in)(1 + net) - 1``, a negative one the leaving probability to
+    ``1 - (1 - out)(1 + net)`` (capped at 1).  ``net`` None returns the inputs.
+
+    Examples
+    --------
+    >>> out, inn = with_net_flow(np.full((4, 26, 1), 0.5), np.zeros((4, 26, 1)),
+    ...                          np.full((4, 26, 1), -0.5))
+    >>> float(out[3, 0, 0]), float(inn[3, 0, 0])
+    (0.75, 0.0)
+
+    """
+    if net is None:
+        return ind_out, ind_in
+    up, down = np.maximum(net, 0.0), np.minimum(net, 0.0)
+    out = np.clip(1.0 - (1.0 - ind_out) * (1.0 + down), 0.0, 1.0)
+    return np.ascontiguousarray(out), np.ascontiguousarray((1.0 + ind_in) * (1.0 + up) - 1.0)
+
+
 class DemographySource(LastMemo):
     """Hands the engine one draw's :class:`YearMoves` (the last one is remembered).
 

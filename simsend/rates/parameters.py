@@ -50,6 +50,8 @@ class YearTables(NamedTuple):
     births_factor : (n_areas,) float or None
         What a scenario's modifiers did to births (modified / unmodified entrants; None =
         untouched): the engine scales the demography's births by it when it has one.
+    net_flow : (4, 26, n_areas) float or None
+        This year's row of :attr:`ParameterSet.stock_shock` (None = none).
 
     """
 
@@ -64,6 +66,7 @@ class YearTables(NamedTuple):
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
     births_factor: np.ndarray | None = None
+    net_flow: np.ndarray | None = None
 
 
 def damped_steps(phi, t):
@@ -136,10 +139,18 @@ class ParameterSet:
         Damping ``phi`` of the escalation trend: the step of year ``t`` is
         ``escalation_trend * phi^(t - 1)``, so the log multiplier after ``t`` steps is
         ``escalation_trend * sum_{i<t} phi^i`` (:func:`damped_steps`); 1 = linear.
-    escalation_shock : ndarray (n, n_areas) or None
+    escalation_shock : ndarray (n, n_areas) or (n, 26, n_areas) or None
         Log multiplier of moves into the specialist tier in the year of index ``i``
         (row ``i``; rows past the end hold the last row): the calibrated random walk's
-        innovations of this draw, on top of the trend.  None = no innovations.
+        innovations of this draw, on top of the trend, per area or per age and area (with
+        the calibrated over-dispersion of new plans by age band).  None = no innovations.
+    stock_shock : ndarray (n, 4, 26, n_areas) or None
+        Net flow of each tier's pupils in the year of index ``i`` that the rates do not
+        explain, as a share of the pupils of (tier, age at the census opening the year,
+        area): the calibrated stock residual of this draw (moves between councils,
+        recording).  Positive: that share arrives (copies of resident pupils, like
+        migration); negative: that share leaves.  Row 0 and the universal row are unused;
+        None = none.
     label : int
         Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
     start_year : int
@@ -170,6 +181,7 @@ class ParameterSet:
     escalation_damping: float = 1.0
     escalation_shock: np.ndarray | None = None
     identification_shock: np.ndarray | None = None
+    stock_shock: np.ndarray | None = None
     label: int = -1
     start_year: int = 0
     reform: ReformConfig | None = None
@@ -231,10 +243,11 @@ class ParameterSet:
             shock = self.escalation_shock[min(year_index, len(self.escalation_shock) - 1)]
             if np.any(shock != 0.0):
                 # (age, area): the trend per age (and area) times this year's walk per area
+                # (and its over-dispersion per age)
                 f = np.ones((N_A, 1)) if factor is None else \
                     np.broadcast_to(factor.reshape(-1, 1) if factor.ndim < 2 else factor,
                                     (N_A, factor.shape[1] if factor.ndim == 2 else 1))
-                factor = f * np.exp(shock)[None, :]
+                factor = f * (np.exp(shock)[None, :] if shock.ndim == 1 else np.exp(shock))
         if factor is not None:
             tiers = _scale_escalation(tiers, factor)
         reformed = 0
@@ -276,6 +289,8 @@ class ParameterSet:
             places=places,
             provision=self.provision,
             births_factor=births_factor,
+            net_flow=None if self.stock_shock is None else np.ascontiguousarray(
+                self.stock_shock[min(year_index, len(self.stock_shock) - 1)], dtype=float),
         )
 
 

@@ -23,6 +23,16 @@ the run's config):
   innovations from a stream keyed by ``(seed, draw)`` (:meth:`PosteriorParameters.shock`),
   so bands carry the change in rates that a trend does not explain and widen with the
   horizon.
+* over-dispersion (where the posterior has it): the calibration's likelihood lets each
+  year's new plans of an age band vary beyond Poisson (``new_plans_cv``) and each census's
+  stock differ from its stock-and-flow equation (``ehcp_cv`` by age band for EHC plans,
+  ``sen_support_cv`` for SEN support, each one step ahead from the recorded stock, so the
+  differences are the process's and carry forward).  Each draw draws them too
+  (:meth:`PosteriorParameters.residuals`): a mean-one lognormal factor on the year's
+  escalations per age band and area (log sd ``sqrt(log(1 + cv^2))``), and a net flow of a
+  share ``cv z`` of each tier's pupils per age band and area
+  (:attr:`~simsend.rates.parameters.ParameterSet.stock_shock`, moved in or out like
+  migration: transfers between councils and recording that the flows do not explain).
 * exits: the calibrated exit probability ``c[a, area] = 1 - exp(-kappa[g(a), area] h[a])``
   (``h`` the stored reference hazard).  With ``deescalation_share`` (the needs-met share
   ``delta`` of plan endings, estimated from SEN2's ceased plans by reason, see
@@ -56,6 +66,11 @@ MAX_YEARS = 100
 """Years of random walk drawn per Monte Carlo draw (a run's years index into them)."""
 _WALK_STREAM = 0x57A1C
 """Third key of the walk's seed sequence, apart from every engine stream's keys."""
+N_RESIDUALS = 11
+"""Normals per area and year after the walks': new plans' and the stock's by age band (5
+each) and SEN support's (1) (:meth:`PosteriorParameters.residuals`)."""
+DEFAULT_YEARS = 41
+"""Rows of the residual tables when a source is not told the run's length."""
 
 
 def _load_posterior(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
@@ -69,6 +84,19 @@ def _load_posterior(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
                           f"'posterior' and 'constant_data' that simsend calibrate writes): "
                           f"{exc}") from None
     return post, const
+
+
+def sample_mean(da: xr.DataArray) -> xr.DataArray:
+    """Mean over the stacked ``sample`` dim; a variable stored as its mean is returned as is."""
+    return da.mean("sample") if "sample" in da.dims else da
+
+
+def _per_sample(stacked: xr.Dataset, name: str, n_s: int, n: int) -> np.ndarray:
+    """``stacked[name]`` as (sample, n), broadcast from one value; zeros where absent."""
+    if name not in stacked:
+        return np.zeros((n_s, n))
+    v = np.asarray(stacked[name].transpose("sample", ...).values, float).reshape(n_s, -1)
+    return np.ascontiguousarray(np.broadcast_to(v, (n_s, n)))
 
 
 def _cap_rows(tiers: np.ndarray, src: int) -> None:
@@ -108,6 +136,9 @@ class PosteriorParameters(LastMemo):
         The run's seed: each Monte Carlo draw's random-walk innovations in escalation come
         from a stream keyed by ``(seed, draw)`` only, so they do not depend on threads,
         workers or chunking.
+    n_years : int, optional
+        Census years of the run including the baseline: rows of the residual tables
+        (default :data:`DEFAULT_YEARS`; later years repeat the last row).
 
     Examples
     --------
@@ -119,7 +150,7 @@ class PosteriorParameters(LastMemo):
 
     def __init__(self, path: str | Path, model_cfg: ModelConfig, births: np.ndarray,
                  replicates_per_draw: int = 1, *, areas=None, start_year: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, n_years: int | None = None):
         if replicates_per_draw < 1:
             raise ValueError("replicates_per_draw must be >= 1")
         self.path = Path(path)
@@ -206,6 +237,13 @@ class PosteriorParameters(LastMemo):
                 self.id_mult = self.id_mult * np.exp(self.id_trend * damped_steps(rho, self.gap))
                 self.id_trend = self.id_trend * rho ** self.gap
         self.seed = int(seed)
+        self.n_years = DEFAULT_YEARS if n_years is None else max(int(n_years), 2)
+        # Over-dispersion: new plans' and EHC plans' coefficients of variation by age band,
+        # SEN support's (0 where the posterior has none).
+        self.new_cv = _per_sample(stacked, "new_plans_cv", n_s, n_g)
+        self.stock_cv = _per_sample(stacked, "ehcp_cv", n_s, n_g)
+        self.support_cv = (_per_sample(stacked, "sen_support_cv", n_s, 1)[:, 0]
+                           if self.id_mult is not None else np.zeros(n_s))
         if "deescalation_share" in stacked:
             self.down_share = np.asarray(stacked["deescalation_share"].sel(sel).transpose(
                 "sample", "area").values, float)
@@ -217,8 +255,8 @@ class PosteriorParameters(LastMemo):
         # from that census (simsend.data.band_ages).  Older artefacts: None.
         self.age_share = None
         if "ehcp_age_share" in stacked and self.gap == 0:
-            self.age_share = np.asarray(stacked["ehcp_age_share"].sel(sel).transpose(
-                "sample", "age", "area").values, float).mean(axis=0)
+            self.age_share = np.asarray(sample_mean(stacked["ehcp_age_share"]).sel(
+                sel).transpose("age", "area").values, float)
         self.ref_t = np.asarray(const["esc_ref_targeted"].values, float)
         self.ref_tp = np.asarray(const["esc_ref_targeted_plus"].values, float)
         self.hazard = -np.log1p(-np.clip(const["exit_ref_specialist"].values, 1e-6, 1 - 1e-6))
@@ -241,7 +279,8 @@ class PosteriorParameters(LastMemo):
         same object, so its year tables are built once.
         """
         k = self.index(draw)
-        if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k]) > 0:  # each draw apart
+        if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k], self.support_cv[k],
+               self.new_cv[k].max(), self.stock_cv[k].max()) > 0:  # each draw apart
             return self._recall(int(draw), self._build_draw, operator.eq)
         return self._recall(k, self._build, operator.eq)
 
@@ -281,13 +320,59 @@ class PosteriorParameters(LastMemo):
         """Escalation's log multiplier by year index and area of ``draw`` (see :meth:`shocks`)."""
         return self.shocks(draw)[0]
 
+    def residuals(self, draw: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Over-dispersion of ``draw``: escalation's log factor and the tiers' net flow.
+
+        Returns ``(esc, net)``: ``esc`` (n_years, 26, n_areas) the log of a mean-one
+        lognormal factor on escalations, one per year, age band (at the census closing the
+        year) and area, with log sd ``sqrt(log(1 + new_plans_cv^2))``; ``net`` (n_years,
+        4, 26, n_areas) the share of each tier's pupils that arrives (positive) or leaves
+        (negative) in the year, by age at the census opening it: ``ehcp_cv z`` per age
+        band and area for the specialist tier, ``sen_support_cv z`` per area for both
+        targeted tiers.  All normals independent, from the draw's stream of each area
+        (after its walks'); row 0 is 0.  None where the posterior has no such term.
+        """
+        k = self.index(draw)
+        new_cv, stock_cv, ss_cv = self.new_cv[k], self.stock_cv[k], self.support_cv[k]
+        if max(new_cv.max(), stock_cv.max(), ss_cv) <= 0:
+            return None, None
+        n_r, n_y = self.theta.shape[2], self.n_years
+        z = np.empty((N_RESIDUALS, MAX_YEARS, n_r))
+        for j, code in enumerate(self.areas):
+            rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM,
+                                         zlib.crc32(code.encode())])
+            rng.standard_normal((3, MAX_YEARS))  # the walks' (:meth:`shocks`)
+            z[:, :, j] = rng.standard_normal((N_RESIDUALS, MAX_YEARS))
+        z = z[:, :n_y]
+        z[:, 0] = 0.0
+        band = band_of_age()
+        esc = None
+        if new_cv.max() > 0:
+            s2 = np.log1p(new_cv ** 2)[:, None, None]  # (G, 1, 1)
+            log_f = np.sqrt(s2) * z[:5] - 0.5 * s2 * (z[:5] != 0)  # (G, Y, R)
+            esc = np.ascontiguousarray(np.moveaxis(log_f[band], 0, 1))  # (Y, 26, R)
+        net = None
+        if max(stock_cv.max(), ss_cv) > 0:
+            net = np.zeros((n_y, len(TIER), len(band), n_r))
+            # by age at the closing census: the opening census's age a reaches a + 1
+            closing = band[np.minimum(np.arange(len(band)) + 1, len(band) - 1)]
+            e = stock_cv[:, None, None] * z[5:10]  # (G, Y, R)
+            net[:, _S, :-1] = np.moveaxis(e[closing[:-1]], 0, 1)
+            for t in ("targeted", "targeted_plus"):
+                net[:, TIER[t], :-1] = (ss_cv * z[10])[:, None, :]
+        return esc, net
+
     def _build_draw(self, draw: int) -> ParameterSet:
-        """Build draw ``draw``'s set: its posterior draw's plus its own walks."""
+        """Build draw ``draw``'s set: its posterior draw's plus its own walks and residuals."""
         ps = self._build(self.index(draw))
         esc, ident = self.shocks(draw)
+        esc_age, net = self.residuals(draw)
+        if esc_age is not None:
+            n = min(len(esc), len(esc_age))
+            esc = esc[:n, None, :] + esc_age[:n]
         return dataclasses.replace(ps, escalation_shock=esc,
                                    identification_shock=None if self.id_mult is None
-                                   else ident)
+                                   else ident, stock_shock=net)
 
     def _exit_split(self, c: np.ndarray, delta: np.ndarray, leaving: np.ndarray
                     ) -> np.ndarray:

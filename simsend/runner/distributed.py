@@ -71,11 +71,13 @@ def _slice_params(ps: ParameterSet, lo: int, hi: int) -> ParameterSet:
             raise ValueError(f"parameter {name!r} has {a.shape[axis]} areas, expected {n}")
         changes[name] = np.ascontiguousarray(np.take(a, np.arange(lo, hi), axis=axis))
     # Fields that are per area only in some sets: trends (per age and area, or per area) and
-    # the calibrated walks (per year and area).
+    # the calibrated walks and residuals (per year, [tier, age,] area).
     for name, ndim in (("escalation_trend", 2), ("identification_trend", 1),
-                       ("escalation_shock", 2), ("identification_shock", 2)):
+                       ("escalation_shock", 2), ("identification_shock", 2),
+                       ("stock_shock", 4)):
         a = getattr(ps, name, None)
-        if a is not None and np.ndim(a) == ndim:
+        if a is not None and (np.ndim(a) == ndim or (name == "escalation_shock"
+                                                      and np.ndim(a) == 3)):
             if np.shape(a)[-1] != n:
                 raise ValueError(f"parameter {name!r} has {np.shape(a)[-1]} areas, expected {n}")
             changes[name] = np.ascontiguousarray(np.asarray(a)[..., lo:hi])

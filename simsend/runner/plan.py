@@ -90,7 +90,8 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
             return PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
                                        cfg.model.replicates_per_draw,
                                        areas=tuple(str(a) for a in baseline.areas),
-                                       start_year=cfg.run.start_year, seed=cfg.run.seed)
+                                       start_year=cfg.run.start_year, seed=cfg.run.seed,
+                                       n_years=cfg.run.end_year - cfg.run.start_year + 1)
         except ConfigError as exc:  # name the config key as well as the posterior file
             raise ConfigError(f"{cfg.source_path}: [model.posterior] {exc}") from None
     return FixedParameters(cfg.model, baseline.births)

@@ -372,3 +372,90 @@ def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config):
             want = ident_ref[:, None] * [1.5, 0.5] * np.exp(g * lead + step * steps)
             np.testing.assert_allclose(ps.year_tables(i).p_identify, np.clip(want, 0, 1),
                                        rtol=1e-12)
+
+
+@pytest.fixture
+def residual_artefact(tmp_path):
+    """Over-dispersion only: new plans' cv 0.3, EHC plans' cv 0.02-0.10 by band, SEN
+    support's 0.04 (1 chain x 2 draws, no walk)."""
+    ident_ref = np.linspace(0.001, 0.03, 26)
+    ones = np.ones((1, 2, 5, 2))
+    return _artefact(
+        tmp_path / "resid.nc",
+        {"escalation_multiplier": ones, "exit_multiplier": ones,
+         "escalation_trend": np.zeros((1, 2, 5)),
+         "new_plans_cv": np.full((1, 2, 5), 0.3),
+         "ehcp_cv": np.broadcast_to([0.10, 0.02, 0.04, 0.06, 0.08], (1, 2, 5)).copy(),
+         "identification_multiplier": np.ones((1, 2, 2)),
+         "identification_trend_area": np.zeros((1, 2, 2)),
+         "identification_innovation_sd": np.zeros((1, 2)),
+         "sen_support_cv": np.full((1, 2), 0.04)},
+        {"new_plans_cv": ["age_group"], "ehcp_cv": ["age_group"],
+         "identification_multiplier": ["area"], "identification_trend_area": ["area"]},
+        ident_ref=ident_ref)
+
+
+def test_residuals_have_the_calibrated_spread(residual_artefact, toy_config):
+    """Escalation's factor is lognormal with mean 1 and log sd sqrt(log(1 + cv^2)); the net
+    flows are cv z by band of the closing census's age (specialist) and per area (both
+    targeted tiers, equal); the universal row, the oldest age and row 0 are 0."""
+    src = PosteriorParameters(residual_artefact, toy_config.model, np.array([1, 1]), seed=5,
+                              start_year=2022, n_years=4)
+    esc, net = map(np.array, zip(*(src.residuals(d) for d in range(3000)), strict=True))
+    assert esc.shape == (3000, 4, 26, 2) and net.shape == (3000, 4, 4, 26, 2)
+    assert (esc[:, 0] == 0).all() and (net[:, 0] == 0).all()
+    assert (net[:, :, TIER["universal"]] == 0).all() and (net[:, :, :, -1] == 0).all()
+    sd_log = np.sqrt(np.log1p(0.09))
+    # 3,000 draws: sd of a sample sd about 1.3%, of a sample mean of factors 0.6%
+    np.testing.assert_allclose(esc[:, 1:].std(axis=0), sd_log, rtol=0.06)
+    np.testing.assert_allclose(np.exp(esc[:, 1:]).mean(axis=0), 1.0, atol=0.025)
+    band = band_of_age()
+    cv = np.array([0.10, 0.02, 0.04, 0.06, 0.08])[band[np.minimum(np.arange(25) + 1, 25)]]
+    np.testing.assert_allclose(net[:, 1:, S, :-1].std(axis=0),
+                               np.broadcast_to(cv[None, :, None], (3, 25, 2)), rtol=0.06)
+    np.testing.assert_array_equal(net[:, :, T], net[:, :, TP])
+    np.testing.assert_allclose(net[:, 1:, T, :-1].std(axis=0), 0.04, rtol=0.06)
+    # ages of one band share a draw; bands, areas and years are independent
+    np.testing.assert_array_equal(esc[:, :, 5], esc[:, :, 10])
+    assert abs(np.corrcoef(esc[:, 2, 5, 0], esc[:, 2, 11, 0])[0, 1]) < 0.06
+    assert abs(np.corrcoef(net[:, 2, S, 5, 0], net[:, 2, S, 5, 1])[0, 1]) < 0.06
+    assert abs(np.corrcoef(net[:, 2, S, 5, 0], net[:, 3, S, 5, 0])[0, 1]) < 0.06
+
+
+def test_residuals_reach_the_year_tables_and_are_keyed_by_draw(residual_artefact, toy_config):
+    """The factor multiplies the year's escalations; the net flow is the tables' net_flow;
+    the same (seed, draw) gives the same residuals in any order and for any run length."""
+    from simsend.testing import tier_probs
+
+    births = np.array([1, 1])
+    src = PosteriorParameters(residual_artefact, toy_config.model, births, seed=2,
+                              start_year=2022, n_years=4)
+    longer = PosteriorParameters(residual_artefact, toy_config.model, births, seed=2,
+                                 start_year=2022, n_years=8)
+    ps = src.get(7)
+    esc, net = src.residuals(7)
+    np.testing.assert_array_equal(ps.escalation_shock, esc)  # no walk: the factor alone
+    np.testing.assert_array_equal(ps.stock_shock, net)
+    np.testing.assert_array_equal(longer.residuals(7)[1][:4], net)
+    need0 = toy_config.model.need_multiplier[0]
+    for i in (1, 3):
+        tab = ps.year_tables(i)
+        p = tier_probs(tab.tier_cdf)
+        np.testing.assert_allclose(p[:, 0, :, T, S], REF_ESC_T[:, None] * need0
+                                   * np.exp(esc[i]), rtol=1e-9)
+        np.testing.assert_array_equal(tab.net_flow, net[i])
+    other = PosteriorParameters(residual_artefact, toy_config.model, births, seed=2,
+                                start_year=2022, n_years=4)
+    for d in (9, 7, 3):
+        np.testing.assert_array_equal(other.get(d).stock_shock, src.residuals(d)[1])
+    assert not np.array_equal(src.residuals(3)[1], net)
+
+
+def test_no_residuals_without_over_dispersion(artefact, toy_config):
+    """A posterior without the cv variables draws none: the tables are the fixed ones."""
+    path, *_ = artefact
+    src = PosteriorParameters(path, toy_config.model, np.array([100, 200]), start_year=2022)
+    assert src.residuals(0) == (None, None)
+    ps = src.get(0)
+    assert ps.stock_shock is None and ps.escalation_shock is None
+    assert ps.year_tables(1).net_flow is None

@@ -1,5 +1,7 @@
 """Engine with demography: births, migration and plan transfers, against exact expectations."""
 
+import dataclasses
+
 import numpy as np
 
 from simsend.engine.loop import Job, simulate
@@ -70,3 +72,51 @@ def test_same_draw_same_result_and_chunked_areas_agree(toy):
     c = simulate(job, AreaSlice(src, 1, 2), [3, 7])
     whole = a.stock.reshape(2, N_YEARS, 4, 2)[..., 1]
     np.testing.assert_array_equal(c.stock.reshape(2, N_YEARS, 4), whole)
+
+
+class Shocked:
+    """The toy's fixed rates with a known net flow of individuals in every year."""
+
+    def __init__(self, ps, net):
+        self.ps = dataclasses.replace(ps, stock_shock=net)
+
+    def get(self, draw):
+        return self.ps
+
+
+def _known_net(n_areas=2):
+    """Net flows by (year, tier, age, area): plans in at A and out at B, SEN support out."""
+    net = np.zeros((N_YEARS, 4, 26, n_areas))
+    net[1:, 3, :, 0] = 0.10
+    net[1:, 3, :, 1] = -0.20
+    net[1:, 1:3] = -0.05
+    return net
+
+
+def test_net_flow_moves_the_expected_pupils_with_and_without_demography(toy):
+    """A calibrated stock residual moves ``net`` of each cell in or out: exact expectations."""
+    ind, pool, births, src = toy
+    shocked = Shocked(src.get(0), _known_net())
+    layout = make_layout(("tier", "area"), ("A", "B"))
+    model = KnownDemography(2)
+    for demo, moves in ((None, None),
+                        (DemographySource(model, 42), year_moves(model.births, model.net,
+                                                                 None, None))):
+        out = simulate(Job(ind, pool, N_YEARS, 42, layout, demography=demo), shocked,
+                       range(200))
+        sim = out.stock.reshape(200, N_YEARS, 4, 2).sum(axis=3).astype(float)
+        exp = expected_counts(ind, pool, shocked.get(0), N_YEARS, moves)
+        mean = sim.mean(axis=0)
+        se = sim.std(axis=0, ddof=1) / np.sqrt(len(sim))
+        z = (mean - exp) / np.where(se > 0, se, np.inf)
+        assert np.abs(z[1:]).max() < 4.5, z
+        # the same run without the net flow is far off: the check can fail
+        exp0 = expected_counts(ind, pool, src.get(0), N_YEARS, moves)
+        assert np.abs((mean - exp0) / np.where(se > 0, se, np.inf))[1:].max() > 10
+        # plans arrive at A and leave at B, tallied as moves
+        fl = out.flows.reshape(200, N_YEARS, -1, 4, 2)
+        if demo is None:
+            assert fl[:, 1:, FLOW["n_moved_in"], 3, 1].sum() == 0
+            assert fl[:, 1:, FLOW["n_moved_out"], 3, 0].sum() == 0
+        assert fl[:, 1:, FLOW["n_moved_in"], 3, 0].sum() > 0
+        assert fl[:, 1:, FLOW["n_moved_out"], 3, 1].sum() > 0

@@ -84,6 +84,41 @@ def test_area_chunk_alone_matches_its_areas_in_the_whole_run(toy3):
     assert not np.array_equal(alone.stock[:, 1:], whole.stock[:, 1:, 4:])
 
 
+class Residuals:
+    """The toy's rates with per-draw escalation factors by age and net flows by tier and age
+    (the shapes a posterior with over-dispersion hands the engine)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def get(self, draw):
+        import dataclasses
+
+        ps = self.source.get(draw)
+        rng = np.random.default_rng([draw, 5])
+        esc = rng.normal(0.0, 0.3, size=(N_YEARS, 26, ps.n_areas))
+        net = rng.normal(0.0, 0.05, size=(N_YEARS, 4, 26, ps.n_areas))
+        esc[0] = net[0] = 0.0
+        return dataclasses.replace(ps, escalation_shock=esc, stock_shock=net)
+
+
+def test_area_chunk_with_residuals_matches_its_areas_in_the_whole_run(client, toy3):
+    """Escalation factors by age and area and net flows are sliced with their areas."""
+    ind, pool, fixed = toy3
+    src = Residuals(fixed)
+    layout = make_layout(("area", "tier"), AREAS)
+    whole = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(3))
+    base = simulate(Job(ind, pool, N_YEARS, SEED, layout), fixed, range(3))
+    assert not np.array_equal(whole.stock, base.stock)  # the residuals move pupils
+    part = simulate(Job(ind[..., 1:3, :], pool[:, 1:3], N_YEARS, SEED,
+                        make_layout(("area", "tier"), AREAS[1:]), area_base=1, area_total=3),
+                    AreaSlice(src, 1, 3), range(3))
+    np.testing.assert_array_equal(part.stock, whole.stock[:, :, 4:])
+    dist = simulate_distributed(Job(ind, pool, N_YEARS, SEED, layout), src, range(3),
+                                Cluster(client=client, draw_chunk=2, area_chunk=1))
+    assert_same(dist, whole)
+
+
 class DiesOnce:
     """A parameter source whose first use in a worker kills that worker's process."""
 
