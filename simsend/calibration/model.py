@@ -38,7 +38,9 @@ with
   ending (England fitted to 2022 took 16-19 exits at a fifth of SEN2's rate);
   ``h[a] = -log(1 - c_cfg[a])`` the config's exit hazard (leaving plus de-escalation)
   of the specialist tier and ``kappa`` its multiplier
-  (proportional hazards, so exit probabilities stay in (0, 1)).
+  (proportional hazards, so exit probabilities stay in (0, 1)); with
+  ``PriorConfig.exit_walk_sd`` ``log kappa`` also follows a random walk over the years per
+  age group (``exit_walk``, common to the areas), and the engine takes its last value.
 
 Each stock equation conditions on the recorded stock of the previous census (a one-step-ahead
 likelihood: model error does not accumulate over the window) and on the recorded new plans
@@ -187,6 +189,16 @@ class PriorConfig:
         ``ehcp_age_share`` for every year; the profile at the last census is recorded as
         ``ehcp_age_share`` (age, area) for the engine's baseline.  :meth:`from_model` turns
         it on.
+    exit_walk_sd : float
+        Half-normal prior scale of the innovation sd of a random walk in each age group's
+        log exit hazard over the transition years (``exit_innovation_sd``, per age group;
+        common to the areas), so that exits may change over time (plans at 20-25 were new
+        after the 2014 reform and ended ever more often as the band filled).  The engine
+        takes the walk's last fitted value (``exit_multiplier``) without further innovations.
+        0 (the default, also of :meth:`from_model`) = constant exits.  Tried on England
+        2015-2022 (scale 0.15): the 20-25 walk stayed at 0 (-0.03) and the forecast of
+        20-25 plans with it, while under-5 exits fell (-0.27) and 16-19 rose (+0.22); the
+        sampler then met divergences (16 of 1,000 draws at nutpie's quick settings).
 
     """
 
@@ -225,6 +237,7 @@ class PriorConfig:
     estimate_issue_lag: bool = False
     propagate_ages: bool = False
     damping_prior: tuple[float, float] | None = None
+    exit_walk_sd: float = 0.0
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -364,6 +377,7 @@ P(phi < 0.5) = 0.06.  Fitted to 2015-2019 the linear trend carried the 2014 refo
 build-up (11-13% a year) into forecasts that ran 21-25% above the new plans recorded a
 year later; a damped trend lets the data say whether growth in the rate has been slowing."""
 
+
 EXITS_FIRST_FLOW_YEAR = 2022
 """First calendar year whose plan endings enter the likelihood.  SEN2 counted ceased plans
 in councils' aggregate returns to 2021 and from person-level records from 2022 (DfE marks a
@@ -416,6 +430,20 @@ def _effects(prefix: str, n_areas: int, level_sd: float, age_sd: float, area_sd:
                                     dims=("age_group", "area"), n_zerosum_axes=2)
             out = out + sd_ga * z_ga
     return out
+
+
+def damped_times(phi, steps: np.ndarray):
+    """Return a damped trend's centred times: ``(dt, ref, step_ref)``.
+
+    ``steps`` (int, ascending from 0) are the fitted years' and, last, the reference year's
+    years since the first.  The step from year ``k`` to ``k + 1`` is ``trend * phi^k``, so the
+    log rate at step ``s`` moves by ``trend * sum_{i<s} phi^i``: ``dt`` is that sum at the
+    fitted years centred over them (as a linear trend's ``t - tbar``), ``ref`` the same at
+    the reference year, ``step_ref = phi^s_ref`` the step there as a share of the first.
+    """
+    cum = pt.concatenate([pt.zeros(1), pt.cumsum(phi ** np.arange(steps.max()))])[steps]
+    centre = pt.mean(cum[:-1])
+    return cum[:-1] - centre, cum[-1] - centre, phi ** float(steps[-1])
 
 
 def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
@@ -529,11 +557,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             # Damped trend: the step from year k to k + 1 is trend * phi^k, so the log rate moves by
             # trend * sum_{i<k} phi^i (centred over the fitted years like the linear trend).
             phi = pm.Beta("escalation_damping", *prior_cfg.damping_prior)
-            cum = pt.concatenate([pt.zeros(1), pt.cumsum(phi ** np.arange(steps.max()))])
-            cum = cum[steps]
-            dt_esc = cum[:-1] - pt.mean(cum[:-1])
-            ref_esc = cum[-1] - pt.mean(cum[:-1])
-            slope_ref = trend_ar * phi ** float(steps[-1])
+            dt_esc, ref_esc, step = damped_times(phi, steps)
+            slope_ref = trend_ar * step
         else:
             dt_esc = dt
             ref_esc = float(c.ref_year - c.t_centre)
@@ -551,17 +576,30 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         else:
             issue = pt.as_tensor_variable(c.issue)
         mu_rec = pt.tensordot(mu_age, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
-        kappa = pt.exp(log_kappa)
-        surv = pt.exp(-kappa[band] * c.hazard[:, None])  # (26, R)
+        if prior_cfg.exit_walk_sd > 0 and n_t >= 2:
+            # Exits that change over time: a walk per age group, common to the areas,
+            # starting at 0 in the first transition year (non-centred).
+            sd_x = pm.HalfNormal("exit_innovation_sd", prior_cfg.exit_walk_sd,
+                                 dims="age_group")
+            z_x = pm.Normal("exit_innovation_z", 0.0, 1.0, dims=("step", "age_group"))
+            x_walk = pt.concatenate([pt.zeros((1, n_g)), pt.cumsum(sd_x * z_x, axis=0)],
+                                    axis=0)
+            x_walk = pm.Deterministic("exit_walk", x_walk, dims=("year", "age_group"))
+            kappa_t = pt.exp(log_kappa[None] + x_walk[:, :, None])  # (T, G, R)
+        else:
+            kappa_t = pt.exp(log_kappa)[None] * pt.ones((n_t, 1, 1))
+        kappa = kappa_t[-1]  # the last fitted year's, carried on
+        surv_t = pt.exp(-kappa_t[:, band] * c.hazard[None, :, None])  # (T, 26, R)
+        surv = surv_t[-1]
         # Recorded new plans (by issue age) moved to census-age bands in expectation.
         new_used = pt.where(c.new_known, c.new_obs * (mu_new + 1e-9) / mu_rec, mu_new)
         if prior_cfg.propagate_ages:
-            aged, aged_out, share_last = propagated_ages(c, surv, mu_age, new_used)
+            aged, aged_out, share_last = propagated_ages(c, surv_t, mu_age, new_used)
             model.add_coord("age", np.arange(len(band)))
             pm.Deterministic("ehcp_age_share", share_last, dims=("age", "area"))
         else:
             aged, aged_out = pt.as_tensor_variable(c.aged), c.aged_out
-        survivors = pt.tensordot(aged * surv[None], band_matrix(), axes=[[1], [0]])
+        survivors = pt.tensordot(aged * surv_t, band_matrix(), axes=[[1], [0]])
         survivors = survivors.dimshuffle(0, 2, 1)  # (T, G, R)
         mu_stock = survivors + new_used
         mu_new_f = mu_rec.ravel()[new_idx]
@@ -576,7 +614,7 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         mu_s = mu_stock.ravel()[stock_idx]
         pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
                   observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")
-        ended = aged * (1.0 - surv[None])  # (T, 26, R) plans ending by census age
+        ended = aged * (1.0 - surv_t)  # (T, 26, R) plans ending by census age
         if c.exits_mask is not None and c.exits_mask.any():
             # Plans ending (other than by transfer): the exit hazard applied to the aged
             # stock, plus plans ageing past 25; this is what pins the exit multipliers
@@ -643,8 +681,8 @@ def propagated_ages(c: Constants, surv, mu_age, new_band):
     ----------
     c : Constants
         Needs ``prev_band`` (T, 5, R) (NaN where unrecorded) and ``share0`` (26, R).
-    surv : tensor or array (26, R)
-        One-year survival of a plan by census age.
+    surv : tensor or array (T, 26, R)
+        One-year survival of a plan by census age in each transition year.
     mu_age : tensor or array (T, 26, R)
         Expected new plans by census age.
     new_band : tensor or array (T, 5, R)
@@ -676,7 +714,7 @@ def propagated_ages(c: Constants, surv, mu_age, new_band):
         aged.append(aged_t)
         out.append(prev_age[-1])
         expected = pt.dot(m.T, mu_age[t])[band]  # (26, R) the band's expected new plans
-        stock_age = aged_t * surv + new_band[t][band] * (mu_age[t] + 1e-9) / (expected
+        stock_age = aged_t * surv[t] + new_band[t][band] * (mu_age[t] + 1e-9) / (expected
                                                                               + 1e-9 * width)
         pred = pt.dot(m.T, stock_age)  # (5, R)
         # a tiny floor keeps an empty band's profile flat (and shares summing to 1)
@@ -757,10 +795,7 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
     if prior_cfg.damping_prior is not None:
         # damped like escalation's trend, with its own damping
         rho = pm.Beta("identification_damping", *prior_cfg.damping_prior)
-        cum = pt.concatenate([pt.zeros(1), pt.cumsum(rho ** np.arange(steps.max()))])[steps]
-        dt = cum[:-1] - pt.mean(cum[:-1])
-        ref = cum[-1] - pt.mean(cum[:-1])
-        step_ref = rho ** float(steps[-1])
+        dt, ref, step_ref = damped_times(rho, steps)
     else:
         ref = float(c.ref_year - c.t_centre)
         step_ref = 1.0

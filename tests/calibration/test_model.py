@@ -18,7 +18,7 @@ def problem():
 
 
 def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=None,
-                  propagate=False, out=None, phi=None):
+                  propagate=False, out=None, phi=None, exit_walk=None):
     """Direct evaluation of the stock-and-flow likelihood (module docstring equations).
 
     ``trend`` is per age group (G,) or per age group and area (G, R); ``walk`` (T, R) the
@@ -26,6 +26,7 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     profile is carried from census to census (survivors aged on plus new plans by census
     age), the last one stored in ``out["share"]``.  ``phi``: the trend is damped, the log
     rate moving by ``trend * sum_{j<k} phi^j`` in transition year ``k`` (centred).
+    ``exit_walk`` (T, G): added to the log exit hazard in each transition year.
     """
     m, band = band_matrix(), band_of_age()
     s = t.attrs["targeted_plus_share"]
@@ -61,7 +62,8 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
         prev = ehcp[i - 1][band] * share  # (26, R) by single age
         aged = np.zeros_like(prev)
         aged[1:] = prev[:-1]
-        kept = aged * np.exp(-np.exp(log_kappa)[band] * h[:, None])
+        lk = log_kappa if exit_walk is None else log_kappa + exit_walk[i - 1][:, None]
+        kept = aged * np.exp(-np.exp(lk)[band] * h[:, None])
         surv = m.T @ kept
         mu_s = surv + np.where(ok, obs_new * mu_new / mu_rec, mu_new)
         if propagate:  # next census's profile: survivors plus new plans by census age
@@ -76,13 +78,15 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     return ll
 
 
-@pytest.mark.parametrize(("propagate", "damped"), [(False, False), (True, True)])
-def test_loglik_matches_manual(problem, propagate, damped):
+@pytest.mark.parametrize(("propagate", "damped", "exit_walk"),
+                         [(False, False, False), (True, True, False), (True, True, True)])
+def test_loglik_matches_manual(problem, propagate, damped, exit_walk):
     import dataclasses
 
     t, prior = problem
     prior = dataclasses.replace(prior, propagate_ages=propagate,
-                                damping_prior=(4.0, 1.0) if damped else None)
+                                damping_prior=(4.0, 1.0) if damped else None,
+                                exit_walk_sd=0.15 if exit_walk else 0.0)
     model = build_model(t, prior)
     assert model.named_vars_to_dims["escalation_multiplier"] == ("age_group", "area")
     assert len(model.coords["obs_new"]) == 4 * 5 * 2 - 1
@@ -95,7 +99,8 @@ def test_loglik_matches_manual(problem, propagate, damped):
              "escalation_trend_area", "escalation_walk", "escalation_noise_sd",
              "escalation_noise_z", "exit_age", "exit_area_sd",
              "exit_area_z", "exit_area_age_sd", "exit_area_age_z", "new_plans_cv", "ehcp_cv",
-             *(["escalation_damping"] if damped else [])]
+             *(["escalation_damping"] if damped else []),
+             *(["exit_walk", "exit_multiplier"] if exit_walk else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
@@ -112,10 +117,16 @@ def test_loglik_matches_manual(problem, propagate, damped):
     out = {}
     want = manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk,
                          propagate=propagate, out=out,
-                         phi=float(v["escalation_damping"]) if damped else None)
+                         phi=float(v["escalation_damping"]) if damped else None,
+                         exit_walk=v["exit_walk"] if exit_walk else None)
     got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
                            on_unused_input="ignore")(point)
     assert float(got) == pytest.approx(want, rel=1e-9)
+    if exit_walk:
+        # the walk starts at 0 and moves; the engine gets the last fitted year's hazard
+        assert np.all(v["exit_walk"][0] == 0) and np.all(v["exit_walk"][1:] != 0)
+        np.testing.assert_allclose(v["exit_multiplier"],
+                                   np.exp(log_kappa + v["exit_walk"][-1][:, None]), rtol=1e-9)
     if damped:
         # the step handed to the engine: the trend damped up to the first year after the data
         n_steps = len(t.year) - 1
