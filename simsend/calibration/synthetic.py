@@ -11,6 +11,7 @@ does on real data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ import xarray as xr
 
 from simsend.calibration.model import PriorConfig
 from simsend.calibration.targets import band_matrix, band_of_age, make_targets
+from simsend.dims import TIER
 
 N_A = 26
 
@@ -182,3 +184,118 @@ def synthetic_targets(n_areas: int = 2, n_years: int = 8, seed: int = 0,
              "escalation_trend_area": np.broadcast_to(trend + dev, (5, n_areas)).copy(),
              "escalation_innovation_sd": innovation_sd}
     return t, truth, prior
+
+
+class _Fixed:
+    """A parameter source handing every draw the same set."""
+
+    def __init__(self, ps):
+        self.ps = ps
+
+    def get(self, draw: int):
+        return self.ps
+
+
+def engine_targets(model, theta: np.ndarray, *, trend=0.0, damping: float = 1.0,
+                   innovation_sd: float = 0.0,
+                   n_years: int = 10, last_year: int = 2022, scale: int = 1000,
+                   burn_in: int = 26, targeted_plus_share: float = 0.25, seed: int = 0):
+    """Targets simulated by the engine itself with known escalation: ``(targets, truth)``.
+
+    One Monte Carlo draw of :func:`simsend.engine.loop.simulate` from a synthetic baseline
+    (:func:`simsend.testing.toy_baseline`), with the ``[model]`` rates of ``model`` except
+    that moves into the specialist tier are multiplied by ``theta`` (5, R) by age group and
+    area, a log-linear ``trend`` (one, or one per area) damped by ``damping`` (the step from
+    year ``k`` to ``k + 1`` is ``trend * damping^k``) and, with ``innovation_sd``, a random
+    walk per area (both 0
+    in the first reported year, as the calibration's).  The first ``burn_in`` years, at
+    ``theta`` alone, let the synthetic baseline's age mix settle and are not reported.
+    Reported as SEN2 would be, by census age
+    (issue-age lag 0): EHC plans by band at each census, new plans by band in each year.
+    ``exposure`` is the targeted-tier children exposed in each year (survivors of the last
+    census, aged) weighted by their config escalation rate (tier and need) over the
+    calibration's reference rate, so that exposure times the reference is the config's
+    expected new plans exactly; ``need_factor`` is 1.  Exits are the config's.  No
+    demography (nobody migrates).
+
+    Returns
+    -------
+    targets : xarray.Dataset
+    truth : dict
+        ``escalation_multiplier`` (5, R) at the first year after the data (trend and walk
+        included), ``escalation_trend_area`` (5, R, the first step), ``escalation_damping``,
+        ``exit_multiplier`` 1,
+        ``escalation_innovation_sd``, ``area_effect`` (R,) the mean over age groups of log
+        ``theta`` less its mean over areas, and ``walk`` (n_years, R) by census year.
+
+    """
+    from simsend.engine.loop import Job, simulate
+    from simsend.engine.tally import FLOW, make_layout
+    from simsend.rates.parameters import damped_steps
+    from simsend.rates.sources import FixedParameters
+    from simsend.testing import toy_baseline
+
+    theta = np.asarray(theta, float)
+    n_r = theta.shape[1]
+    areas = tuple(f"A{r}" for r in range(n_r))
+    rng = np.random.default_rng([seed, 77])
+    ind, pool, births = toy_baseline(n_areas=n_r, scale=scale, seed=seed)
+    ps = FixedParameters(model, births).params
+    band = band_of_age()
+    s, t, tp = TIER["specialist"], TIER["targeted"], TIER["targeted_plus"]
+    base, tiers = ps.tiers, ps.tiers.copy()
+    for src in (t, tp):
+        add = tiers[src, s] * (theta[band][:, None, :] - 1.0)  # (age, need, area)
+        tiers[src, s] += add
+        tiers[src, src] -= add
+    if (tiers < 0).any():
+        raise ValueError("theta pushes a row of the tier table past 1")
+    # walk[k] of reported census k (0 at the first two: the first transition year is 1)
+    walk = np.zeros((n_years, n_r))
+    if innovation_sd > 0:
+        walk[2:] = np.cumsum(rng.normal(0.0, innovation_sd, (n_years - 2, n_r)), axis=0)
+    total = burn_in + n_years
+    shock = np.zeros((total, n_r))  # the trend and walk as the engine's log multiplier
+    trend = np.broadcast_to(np.asarray(trend, float), (n_r,))
+    steps = damped_steps(damping, np.maximum(np.arange(n_years) - 1, 0))  # (Y,)
+    shock[burn_in:] = trend[None] * steps[:, None] + walk
+    top = np.exp(shock.max(axis=0))  # (R,) the largest factor each area meets
+    for src in (t, tp):
+        if (tiers[src, s] * (top - 1.0) > tiers[src, src]).any():
+            raise ValueError("theta, trend and walk push a row of the tier table past 1 "
+                             "(the engine would cap it, and the truth would not hold)")
+    ps = dataclasses.replace(ps, tiers=tiers, escalation_shock=shock)
+    layout = make_layout(("tier", "age", "need", "area"), areas)
+    out = simulate(Job(ind, pool, total, seed, layout), _Fixed(ps), [0])
+    shape = (total, *layout.shape)  # needs, then "none" (universal children)
+    n_need = len(model.need_multiplier)
+    stock = out.stock[0].reshape(shape)[burn_in:, :, :, :n_need].astype(float)
+    new = out.flows[0, burn_in:, FLOW["n_escalated"]].reshape(
+        (n_years, *layout.shape))[:, s].sum(axis=2)  # (Y, 26, R)
+    m = band_matrix()
+    ehcp = np.einsum("yar,ag->ygr", stock[:, s].sum(axis=2), m)
+    new_plans = np.einsum("yar,ag->ygr", new.astype(float), m)
+    new_plans[0] = np.nan
+    e_ref = (1 - targeted_plus_share) * model.tiers[t, s] \
+        + targeted_plus_share * model.tiers[tp, s]
+    exposure = np.full((n_years, N_A, n_r), np.nan)
+    for y in range(1, n_years):
+        x = np.zeros((N_A, n_r))
+        for src in (t, tp):
+            kept = stock[y - 1, src, :-1] * (1.0 - ps.leaving[src, 1:])[:, None, None]
+            x[1:] += (kept * base[src, s, 1:]).sum(axis=1)  # config escalations by age
+        exposure[y] = x / np.where(e_ref > 0, e_ref, 1.0)[:, None]
+    sp0 = stock[0, s].sum(axis=1)  # (26, R)
+    tot = m @ (m.T @ sp0)
+    share = np.where(tot > 0, sp0 / np.maximum(tot, 1), (1.0 / m.sum(0)[band])[:, None])
+    years = np.arange(last_year - n_years + 1, last_year + 1)
+    targets = make_targets(ehcp, new_plans, exposure, share, np.ones(N_A), years, list(areas),
+                           targeted_plus_share, sources={"engine": f"seed={seed}"})
+    log_t = np.log(theta).mean(axis=0)
+    ref = float(damped_steps(damping, n_years - 1))  # the first year after the data
+    truth = {"escalation_multiplier": theta * np.exp(trend[None] * ref + walk[-1][None]),
+             "escalation_damping": damping,
+             "escalation_trend_area": np.broadcast_to(trend, theta.shape).copy(),
+             "exit_multiplier": np.ones_like(theta), "escalation_innovation_sd": innovation_sd,
+             "area_effect": log_t - log_t.mean(), "walk": walk}
+    return targets, truth

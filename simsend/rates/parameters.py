@@ -84,7 +84,7 @@ def damped_steps(phi, t):
     phi = np.asarray(phi, float)
     lin = np.isclose(phi, 1.0, rtol=0.0, atol=1e-12)
     safe = np.where(lin, 0.5, phi)
-    return np.where(lin, float(t), (1.0 - safe ** t) / (1.0 - safe))
+    return np.where(lin, np.asarray(t, float), (1.0 - safe ** t) / (1.0 - safe))
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:

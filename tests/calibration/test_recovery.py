@@ -7,7 +7,8 @@ import pytest
 import xarray as xr
 
 from simsend.calibration import calibrate
-from simsend.calibration.synthetic import synthetic_targets
+from simsend.calibration.model import PriorConfig
+from simsend.calibration.synthetic import engine_targets, synthetic_targets
 
 PARAMS = ("escalation_multiplier", "escalation_trend", "exit_multiplier")
 
@@ -106,3 +107,83 @@ def test_area_trends_and_innovation_scale_recovered(tmp_path, calib_config):
                            for n in names])
     print(f"90% coverage of {hits.size} multipliers and trends: {hits.mean():.2f}")
     assert hits.mean() >= 0.75, hits.mean()
+
+
+@pytest.fixture(scope="module")
+def engine_fit(tmp_path_factory, calib_config):
+    """Calibration on data simulated by the engine itself: 8 councils, 10 censuses.
+
+    The engine runs the config's rates with known escalation multipliers by age group and
+    council, a trend per council damped by 0.8 a year (the damping prior's mean) and a random
+    walk of sd 0.1 per council (:func:`engine_targets`); the calibration sees only banded
+    stocks and new plans.
+    Returns ``(posterior, truth)``.
+    """
+    rng = np.random.default_rng(3)
+    area = rng.normal(0.0, 0.2, 8)
+    dev = rng.normal(0.0, 0.02, 8)
+    # under 5 low enough that no escalation row reaches 1 (engine_targets refuses a cap)
+    theta = np.exp(np.array([-0.5, 0.1, 0.0, 0.2, 0.0])[:, None] + area[None])
+    t, truth = engine_targets(calib_config.model, theta, trend=0.03 + dev - dev.mean(),
+                              damping=0.8, innovation_sd=0.1, seed=4)
+    # the engine counts new plans by census age: SEN2's issue-age lag is 0 here
+    prior = PriorConfig.from_model(calib_config.model, issue_age_lag=0.0,
+                                   estimate_issue_lag=False, targeted_plus_share=0.25)
+    path = calibrate(calib_config, tmp_path_factory.mktemp("engine") / "engine.nc", draws=500,
+                     tune=500, chains=2, targets=t, prior=prior, random_seed=5,
+                     allow_failed_diagnostics=True)
+    return xr.open_dataset(path, group="posterior", engine="h5netcdf").load(), truth
+
+
+def _innovation_interval(post):
+    sd = post["escalation_innovation_sd"].stack(sample=("chain", "draw")).values
+    return np.quantile(sd, [0.05, 0.95])
+
+
+@pytest.mark.slow
+def test_engine_simulated_council_effects_recovered(engine_fit):
+    """Councils' effects, multipliers at the first year after the data (walk included), the
+    damping and the config's exits (multiplier 1) hold their true values in their 90%
+    intervals at about the nominal rate; a walk-free truth is excluded."""
+    post, truth = engine_fit
+    st = post.stack(sample=("chain", "draw"))
+    effect = (st["esc_area_sd"] * st["esc_area_z"]).transpose("area", "sample").values
+    e_lo, e_hi = np.quantile(effect, [0.05, 0.95], axis=1)
+    hits_area = (truth["area_effect"] >= e_lo) & (truth["area_effect"] <= e_hi)
+    corr = np.corrcoef(effect.mean(axis=1), truth["area_effect"])[0, 1]
+    hits = {n: interval_hits(post, truth, 0.90, (n,))
+            for n in ("escalation_multiplier", "exit_multiplier", "escalation_damping")}
+    lo, hi = _innovation_interval(post)
+    print(f"council effects in their 90% intervals {hits_area.sum()}/8, corr {corr:.3f}; "
+          + "; ".join(f"{n} {h.mean():.2f} of {h.size}" for n, h in hits.items())
+          + f"; innovation sd 90% interval {lo:.3f}-{hi:.3f} (true 0.1); "
+          f"max r-hat {post.attrs['max_rhat']:.3f}")
+    assert hits_area.sum() >= 6, hits_area
+    assert corr > 0.9
+    assert hits["escalation_multiplier"].mean() >= 0.75
+    assert hits["exit_multiplier"].mean() >= 0.75
+    assert hits["escalation_damping"].all()
+    assert lo > 0.02  # the data say there is a walk
+
+
+# Known shortfalls, measured on this fit (strict: a fix turns them into failures to update).
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known shortfall: on engine-simulated data the walk's "
+                   "innovation sd comes out low (90% interval 0.046-0.083 against a true 0.1, "
+                   "whose 64 draws had RMS 0.093), so forecast bands err narrow")
+def test_engine_simulated_innovation_scale_in_its_interval(engine_fit):
+    """The walk's innovation sd holds its true value (0.1) in its 90% interval."""
+    post, _ = engine_fit
+    lo, hi = _innovation_interval(post)
+    assert lo <= 0.1 <= hi
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known shortfall: councils' trends (the first step of "
+                   "the damped trend) hold their true value in 19 of 40 90% intervals: 8 "
+                   "years of a walk of sd 0.1 per council leave them weakly identified, and "
+                   "their intervals too narrow")
+def test_engine_simulated_council_trends_in_their_intervals(engine_fit):
+    """Councils' trends hold their true values in their 90% intervals (at least 75%)."""
+    post, truth = engine_fit
+    assert interval_hits(post, truth, 0.90, ("escalation_trend_area",)).mean() >= 0.75
