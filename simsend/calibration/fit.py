@@ -67,9 +67,17 @@ SLIM_DRAWS = 400
 def slim_posterior(posterior: xr.Dataset) -> xr.Dataset:
     """Keep what a forecast reads: :data:`ENGINE_VARIABLES` as float32, every k-th draw.
 
+    A trend per area (``*_trend_area``) is left out where its step at the reference year
+    (``*_trend_ref``), which the engine reads instead, is there.
+
     ``k`` is chosen so that about :data:`SLIM_DRAWS` draws remain (all when fewer).
     """
-    out = posterior[[v for v in ENGINE_VARIABLES if v in posterior]].astype(np.float32)
+    # The engine reads a trend's step at the reference year where the posterior has it, and
+    # the trend itself only from older artefacts (1 MB of every council's file).
+    superseded = {f"{x}_trend_area" for x in ("escalation", "identification")
+                  if f"{x}_trend_ref" in posterior}
+    out = posterior[[v for v in ENGINE_VARIABLES
+                     if v in posterior and v not in superseded]].astype(np.float32)
     step = max(1, out.sizes["chain"] * out.sizes["draw"] // SLIM_DRAWS)
     return out.isel(draw=slice(None, None, step))
 

@@ -129,8 +129,10 @@ def test_slim_posterior_keeps_what_a_forecast_reads(synthetic_fit, calib_config,
     full = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
     assert full.sizes["chain"] * full.sizes["draw"] == 2000
     post = fit.slim_posterior(full)
-    assert set(post.data_vars) == set(fit.ENGINE_VARIABLES) & set(full.data_vars)
-    assert {"escalation_multiplier", "exit_multiplier", "escalation_trend_area"} <= set(
+    # the trend per area is superseded by its step at the reference year, which is kept
+    assert set(post.data_vars) == (set(fit.ENGINE_VARIABLES) & set(full.data_vars)
+                                   - {"escalation_trend_area"})
+    assert {"escalation_multiplier", "exit_multiplier", "escalation_trend_ref"} <= set(
         post.data_vars)
     assert all(post[v].dtype == np.float32 for v in post.data_vars)
     assert post.sizes["chain"] * post.sizes["draw"] == 400  # every 5th of 2,000 draws
@@ -143,3 +145,6 @@ def test_slim_posterior_keeps_what_a_forecast_reads(synthetic_fit, calib_config,
                                    {"reference_year": int(full.attrs["reference_year"])})
     src = PosteriorParameters(slim_path, calib_config.model, np.array([10]))
     assert len(src) == 400
+    # an older fit without the step keeps its trend per area (the engine reads it)
+    kept = fit.slim_posterior(full.drop_vars("escalation_trend_ref"))
+    assert "escalation_trend_area" in kept
