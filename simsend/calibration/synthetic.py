@@ -196,27 +196,32 @@ class _Fixed:
         return self.ps
 
 
-def engine_targets(model, theta: np.ndarray, *, trend=0.0, damping: float = 1.0,
-                   innovation_sd: float = 0.0,
-                   n_years: int = 10, last_year: int = 2022, scale: int = 1000,
-                   burn_in: int = 26, targeted_plus_share: float = 0.25, seed: int = 0):
+ENGINE_BURN_IN = 26
+"""Years :func:`engine_targets` simulates before it reports (a plan's whole span of ages)."""
+ENGINE_LAST_YEAR = 2022
+"""Last census year :func:`engine_targets` reports."""
+ENGINE_TP_SHARE = 0.25
+"""Targeted-plus share of the targeted tiers the targets of :func:`engine_targets` state."""
+
+
+def engine_targets(model, theta: np.ndarray, baseline, *, trend=0.0, damping: float = 1.0,
+                   innovation_sd: float = 0.0, n_years: int = 10, seed: int = 0):
     """Targets simulated by the engine itself with known escalation: ``(targets, truth)``.
 
-    One Monte Carlo draw of :func:`simsend.engine.loop.simulate` from a synthetic baseline
-    (:func:`simsend.testing.toy_baseline`), with the ``[model]`` rates of ``model`` except
-    that moves into the specialist tier are multiplied by ``theta`` (5, R) by age group and
-    area, a log-linear ``trend`` (one, or one per area) damped by ``damping`` (the step from
-    year ``k`` to ``k + 1`` is ``trend * damping^k``) and, with ``innovation_sd``, a random
-    walk per area (both 0
-    in the first reported year, as the calibration's).  The first ``burn_in`` years, at
-    ``theta`` alone, let the synthetic baseline's age mix settle and are not reported.
-    Reported as SEN2 would be, by census age
-    (issue-age lag 0): EHC plans by band at each census, new plans by band in each year.
-    ``exposure`` is the targeted-tier children exposed in each year (survivors of the last
-    census, aged) weighted by their config escalation rate (tier and need) over the
-    calibration's reference rate, so that exposure times the reference is the config's
-    expected new plans exactly; ``need_factor`` is 1.  Exits are the config's.  No
-    demography (nobody migrates).
+    One Monte Carlo draw of :func:`simsend.engine.loop.simulate` from ``baseline``
+    (``(individuals, pool, births)``, e.g. :func:`simsend.testing.toy_baseline`'s) with the
+    ``[model]`` rates of ``model``, except that moves into the specialist tier are multiplied
+    by ``theta`` (5, R) by age group and area, a log-linear ``trend`` (one, or one per area)
+    damped by ``damping`` (the step from year ``k`` to ``k + 1`` is ``trend * damping^k``)
+    and, with ``innovation_sd``, a random walk per area (trend and walk 0 in the first
+    reported year, as the calibration's).  The first :data:`ENGINE_BURN_IN` years, at
+    ``theta`` alone, let the baseline's age mix settle and are not reported.  Reported as
+    SEN2 would be, by census age (issue-age lag 0): EHC plans by band at each census, new
+    plans by band in each year.  ``exposure`` is the targeted-tier children exposed in each
+    year (survivors of the last census, aged) weighted by their config escalation rate (tier
+    and need) over the calibration's reference rate, so that exposure times the reference is
+    the config's expected new plans exactly; ``need_factor`` is 1.  Exits are the config's.
+    No demography (nobody migrates).
 
     Returns
     -------
@@ -233,13 +238,13 @@ def engine_targets(model, theta: np.ndarray, *, trend=0.0, damping: float = 1.0,
     from simsend.engine.tally import FLOW, make_layout
     from simsend.rates.parameters import damped_steps
     from simsend.rates.sources import FixedParameters
-    from simsend.testing import toy_baseline
 
     theta = np.asarray(theta, float)
     n_r = theta.shape[1]
     areas = tuple(f"A{r}" for r in range(n_r))
     rng = np.random.default_rng([seed, 77])
-    ind, pool, births = toy_baseline(n_areas=n_r, scale=scale, seed=seed)
+    ind, pool, births = baseline
+    burn_in, last_year, targeted_plus_share = ENGINE_BURN_IN, ENGINE_LAST_YEAR, ENGINE_TP_SHARE
     ps = FixedParameters(model, births).params
     band = band_of_age()
     s, t, tp = TIER["specialist"], TIER["targeted"], TIER["targeted_plus"]

@@ -9,6 +9,7 @@ import xarray as xr
 from simsend.calibration import calibrate
 from simsend.calibration.model import PriorConfig
 from simsend.calibration.synthetic import engine_targets, synthetic_targets
+from simsend.testing import toy_baseline
 
 PARAMS = ("escalation_multiplier", "escalation_trend", "exit_multiplier")
 
@@ -124,7 +125,8 @@ def engine_fit(tmp_path_factory, calib_config):
     dev = rng.normal(0.0, 0.02, 8)
     # under 5 low enough that no escalation row reaches 1 (engine_targets refuses a cap)
     theta = np.exp(np.array([-0.5, 0.1, 0.0, 0.2, 0.0])[:, None] + area[None])
-    t, truth = engine_targets(calib_config.model, theta, trend=0.03 + dev - dev.mean(),
+    baseline = toy_baseline(n_areas=8, scale=1000, seed=4)
+    t, truth = engine_targets(calib_config.model, theta, baseline, trend=0.03 + dev - dev.mean(),
                               damping=0.8, innovation_sd=0.1, seed=4)
     # the engine counts new plans by census age: SEN2's issue-age lag is 0 here
     prior = PriorConfig.from_model(calib_config.model, issue_age_lag=0.0,
