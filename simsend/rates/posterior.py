@@ -284,6 +284,28 @@ class PosteriorParameters(LastMemo):
             return self._recall(int(draw), self._build_draw, operator.eq)
         return self._recall(k, self._build, operator.eq)
 
+    def _normals(self, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the draw's normals per area, walks' then residuals'.
+
+        ``(3, MAX_YEARS, R)`` and ``(N_RESIDUALS, MAX_YEARS, R)`` from one generator per
+        area, so :meth:`shocks` and :meth:`residuals` start it once (the last draw's kept).
+        """
+        memo = self.__dict__.get("_normals_memo")
+        if memo is not None and memo[0] == int(draw):
+            return memo[1]
+        n_r = len(self.areas)
+        walks = np.empty((3, MAX_YEARS, n_r))
+        resid = np.empty((N_RESIDUALS, MAX_YEARS, n_r))
+        for j, code in enumerate(self.areas):
+            # Keyed by the area's code, not its position: a run split into chunks of areas
+            # draws the same walks as the whole run.
+            rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM,
+                                         zlib.crc32(code.encode())])
+            walks[:, :, j] = rng.standard_normal((3, MAX_YEARS))
+            resid[:, :, j] = rng.standard_normal((N_RESIDUALS, MAX_YEARS))
+        self._normals_memo = (int(draw), (walks, resid))
+        return walks, resid
+
     def shocks(self, draw: int) -> tuple[np.ndarray, np.ndarray]:
         """Log multipliers of escalation and of identification by year index, per area.
 
@@ -298,13 +320,7 @@ class PosteriorParameters(LastMemo):
         """
         k = self.index(draw)
         n_r = self.theta.shape[2]
-        z = np.empty((3, MAX_YEARS, n_r))
-        for j, code in enumerate(self.areas):
-            # Keyed by the area's code, not its position: a run split into chunks of areas
-            # draws the same walks as the whole run.
-            rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM,
-                                         zlib.crc32(code.encode())])
-            z[:, :, j] = rng.standard_normal((3, MAX_YEARS))
+        z = self._normals(draw)[0]
         idx = np.clip(np.arange(MAX_YEARS) + self.gap, 0, MAX_YEARS)
 
         def walk(zz, sd):
@@ -337,13 +353,7 @@ class PosteriorParameters(LastMemo):
         if max(new_cv.max(), stock_cv.max(), ss_cv) <= 0:
             return None, None
         n_r, n_y = self.theta.shape[2], self.n_years
-        z = np.empty((N_RESIDUALS, MAX_YEARS, n_r))
-        for j, code in enumerate(self.areas):
-            rng = np.random.default_rng([self.seed, int(draw), _WALK_STREAM,
-                                         zlib.crc32(code.encode())])
-            rng.standard_normal((3, MAX_YEARS))  # the walks' (:meth:`shocks`)
-            z[:, :, j] = rng.standard_normal((N_RESIDUALS, MAX_YEARS))
-        z = z[:, :n_y]
+        z = self._normals(draw)[1][:, :n_y].copy()
         z[:, 0] = 0.0
         band = band_of_age()
         esc = None
