@@ -72,6 +72,8 @@ from simsend.kernels.migrate import (
     ARRIVAL_K,
     MOVED_IN,
     MOVED_OUT,
+    RESIDUAL_IN,
+    RESIDUAL_OUT,
     migrate_decide,
     migrate_write,
     pool_arrivals,
@@ -194,7 +196,7 @@ class _Scratch:
         self.alloc = np.zeros((N_ALLOC_ROWS, m), np.int64)
         self.spare = np.zeros((n_areas, len(PLACEMENTS)), np.int64)
         self.work = np.zeros(1024, np.int64)
-        self.mig = np.zeros((2, m), np.int64)
+        self.mig = np.zeros((4, m), np.int64)
         self.decide = np.zeros(1024, np.int64)
         self.per_cell = np.zeros(n_cells, np.int64)
 
@@ -248,12 +250,11 @@ def migrate(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi
         q_out, q_in = moves.ind_out[yi], moves.ind_in[yi]
     else:
         q_out = q_in = np.zeros((N_T, N_A, pop.n_areas))
-    q_out, q_in = with_net_flow(q_out, q_in, net)
+    q = np.stack([*with_net_flow(q_out, q_in, net), q_out, q_in])
     n = pop.n
     if len(sc.decide) < n:
         sc.decide = np.zeros(int(n * 1.5) + 1, np.int64)
-    migrate_decide(pop.cur, pop.cell_start, N_N, np.ascontiguousarray(q_out),
-                   np.ascontiguousarray(q_in),
+    migrate_decide(pop.cur, pop.cell_start, N_N, q,
                    np.array([keys[STREAM["migrate_out"]], keys[STREAM["migrate_in"]]],
                             np.uint64), (m.strides, m.age_map), sc.decide, sc.per_cell,
                    sc.mig)
@@ -381,6 +382,8 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     flows[FLOW["n_aged_out"]] = kernel_rows[AGED_OUT] + aged_pool
     flows[FLOW["n_moved_out"]] = sc.mig[MOVED_OUT]
     flows[FLOW["n_moved_in"]] = sc.mig[MOVED_IN]
+    flows[FLOW["n_residual_out"]] = sc.mig[RESIDUAL_OUT]
+    flows[FLOW["n_residual_in"]] = sc.mig[RESIDUAL_IN]
     return stock, flows, sc.trans.sum(axis=0)
 
 

@@ -20,7 +20,7 @@ PLACEMENT_COORD = (*PLACEMENTS, "not_recorded")
 """Placement coordinate in results: placements of universal-tier children are not tracked."""
 
 FLOWS = ("n_identified", "n_escalated", "n_deescalated", "n_left", "n_to_specialist",
-         "n_aged_out", "n_moved_out", "n_moved_in")
+         "n_aged_out", "n_moved_out", "n_moved_in", "n_residual_out", "n_residual_in")
 """Flow variables, in the order of the engine's flow buffer."""
 FLOW = {name: i for i, name in enumerate(FLOWS)}
 """Row of each flow variable in the engine's flow buffer."""

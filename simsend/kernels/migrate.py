@@ -22,8 +22,9 @@ from simsend.kernels.transitions import flat_index
 ARRIVAL_K = np.int64(1) << np.int64(35)
 """Running numbers of arrivals start here: identified pupils of the same (year, area, age)
 number from 0, so the two never share an id."""
-MOVED_OUT, MOVED_IN = 0, 1
-"""Rows of the migration tally."""
+MOVED_OUT, MOVED_IN, RESIDUAL_OUT, RESIDUAL_IN = 0, 1, 2, 3
+"""Rows of the migration tally: moves by migration, and the net flow of the stock residual
+(:func:`simsend.rates.demography.with_net_flow`) that the same draws add on top of it."""
 
 
 @njit
@@ -68,7 +69,7 @@ def pool_departures(pool, rate, key, out, area_base=0, area_total=0):
 
 
 @njit
-def migrate_decide(p, cell_start, n_need, q_out, q_in, keys, m, decide, per_cell, tally):
+def migrate_decide(p, cell_start, n_need, q, keys, m, decide, per_cell, tally):
     """Draw each pupil's move and count the pupils each cell will hold after it.
 
     Parameters
@@ -77,8 +78,10 @@ def migrate_decide(p, cell_start, n_need, q_out, q_in, keys, m, decide, per_cell
         The census that opens the year, grouped by cell ``(age * n_need + need) * n_area + area``.
     cell_start : int64 (n_cells + 1,)
     n_need : int
-    q_out, q_in : float64 (4, 26, n_area)
-        Probability of leaving and arrival rate by (tier, age at this census, area).
+    q : float64 (4, 4, 26, n_area)
+        By (tier, age at this census, area): ``q[0]``, ``q[1]`` the probability of leaving
+        and the arrival rate in all; ``q[2]``, ``q[3]`` the parts of them that migration
+        explains (at most ``q[0]``, ``q[1]``; the rest is the stock residual's net flow).
     keys : uint64 (2,)
         Streams: leaving, arrival.
     m : Marginal-like tuple (strides, age_map)
@@ -86,13 +89,17 @@ def migrate_decide(p, cell_start, n_need, q_out, q_in, keys, m, decide, per_cell
         Written: -1 = leaves, else the number of arrivals copied from the pupil.
     per_cell : int64 (n_cells,)
         Written: pupils in each cell after migration.
-    tally : int64 (2, M)
-        Moved out / moved in, added at the pupil's state (age at this census).
+    tally : int64 (4, M)
+        Moved out / moved in by migration, then out / in by the residual, added at the
+        pupil's state (age at this census).  One uniform decides a pupil's leaving and one
+        its copies; migration's share of them is what the same uniform gives under
+        migration's rates alone (leaving if ``u < q[2]``; ``floor(q[3]) + (u < frac(q[3]))``
+        copies, never more than the total's), so the split adds no draw.
 
     """
     tier, plan, age, need, area, placement, pid = p[:7]
     strides, age_map = m
-    n_area = q_out.shape[2]
+    n_area = q.shape[3]
     k_out, k_in = keys[0], keys[1]
     for c in range(len(per_cell)):
         r = c % n_area
@@ -101,19 +108,29 @@ def migrate_decide(p, cell_start, n_need, q_out, q_in, keys, m, decide, per_cell
         for i in range(cell_start[c], cell_start[c + 1]):
             t = tier[i]
             u = np.uint64(pid[i])
-            if q_out[t, a, r] > 0.0 and uniform(k_out, u) < q_out[t, a, r]:
-                decide[i] = -1
-                tally[MOVED_OUT, flat_index(strides, age_map, t, plan[i], a, need[i], area[i],
-                                            placement[i])] += 1
-                continue
-            q = q_in[t, a, r]
+            q_out = q[0, t, a, r]
+            if q_out > 0.0:
+                v = uniform(k_out, u)
+                if v < q_out:
+                    decide[i] = -1
+                    row = MOVED_OUT if v < q[2, t, a, r] else RESIDUAL_OUT
+                    tally[row, flat_index(strides, age_map, t, plan[i], a, need[i], area[i],
+                                          placement[i])] += 1
+                    continue
+            q_in = q[1, t, a, r]
             k = np.int64(0)
-            if q > 0.0:
-                whole = np.int64(np.floor(q))
-                k = whole + (uniform(k_in, u) < q - whole)
+            if q_in > 0.0:
+                v = uniform(k_in, u)
+                whole = np.int64(np.floor(q_in))
+                k = whole + (v < q_in - whole)
                 if k > 0:
-                    tally[MOVED_IN, flat_index(strides, age_map, t, plan[i], a, need[i],
-                                               area[i], placement[i])] += k
+                    q_mig = q[3, t, a, r]
+                    whole = np.int64(np.floor(q_mig))
+                    k_mig = min(whole + (v < q_mig - whole), k)
+                    j = flat_index(strides, age_map, t, plan[i], a, need[i], area[i],
+                                   placement[i])
+                    tally[MOVED_IN, j] += k_mig
+                    tally[RESIDUAL_IN, j] += k - k_mig
             decide[i] = k
             count += 1 + k
         per_cell[c] = count

@@ -30,6 +30,11 @@ _LONG_NAMES = {
                    "EHC plans transferred to another council), by state at the previous census",
     "n_moved_in": "children moving into the area at the start of the year (migration; EHC "
                   "plans transferred from another council), by state at the previous census",
+    "n_residual_out": "children removed at the start of the year by the stock residual (the "
+                      "census-to-census variation the calibrated rates do not explain, drawn "
+                      "from the posterior's over-dispersion), by state at the previous census",
+    "n_residual_in": "children added at the start of the year by the stock residual (copies "
+                     "of pupils already in the cell), by state at the previous census",
     "n_transitions": "individuals moving from tier_from to tier during the year",
 }
 

@@ -113,10 +113,25 @@ def test_net_flow_moves_the_expected_pupils_with_and_without_demography(toy):
         # the same run without the net flow is far off: the check can fail
         exp0 = expected_counts(ind, pool, src.get(0), N_YEARS, moves)
         assert np.abs((mean - exp0) / np.where(se > 0, se, np.inf))[1:].max() > 10
-        # plans arrive at A and leave at B, tallied as moves
+        # plans arrive at A and leave at B, tallied as the residual's moves, apart from
+        # migration's (none without a demography)
         fl = out.flows.reshape(200, N_YEARS, -1, 4, 2)
+        st = out.stock.reshape(200, N_YEARS, 4, 2)
+        res_in, res_out = FLOW["n_residual_in"], FLOW["n_residual_out"]
+        assert fl[:, 1:, res_in, 3, 1].sum() == 0 and fl[:, 1:, res_out, 3, 0].sum() == 0
         if demo is None:
-            assert fl[:, 1:, FLOW["n_moved_in"], 3, 1].sum() == 0
-            assert fl[:, 1:, FLOW["n_moved_out"], 3, 0].sum() == 0
-        assert fl[:, 1:, FLOW["n_moved_in"], 3, 0].sum() > 0
-        assert fl[:, 1:, FLOW["n_moved_out"], 3, 1].sum() > 0
+            assert fl[:, 1:, FLOW["n_moved_in"]].sum() == 0
+            assert fl[:, 1:, FLOW["n_moved_out"]].sum() == 0
+            # each pupil at B leaves by the residual with probability 0.2: binomial counts
+            opening = st[:, :-1, 3, 1].sum()
+            k = fl[:, 1:, res_out, 3, 1].sum()
+            assert abs(k - 0.2 * opening) < 4.5 * np.sqrt(0.2 * 0.8 * opening)
+            # each at A is copied with probability 0.1 (a rate below one: 0 or 1 copy)
+            opening = st[:, :-1, 3, 0].sum()
+            k = fl[:, 1:, res_in, 3, 0].sum()
+            assert abs(k - 0.1 * opening) < 4.5 * np.sqrt(0.1 * 0.9 * opening)
+        else:
+            assert fl[:, 1:, FLOW["n_moved_in"], 3].sum() > 0
+            assert fl[:, 1:, FLOW["n_moved_out"], 3].sum() > 0
+        assert fl[:, 1:, res_in, 3, 0].sum() > 0 and fl[:, 1:, res_out, 3, 1].sum() > 0
+        assert fl[:, 1:, res_out, 1:3].sum() > 0  # SEN support out at both

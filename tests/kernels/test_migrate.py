@@ -8,6 +8,8 @@ from simsend.kernels.migrate import (
     ARRIVAL_K,
     MOVED_IN,
     MOVED_OUT,
+    RESIDUAL_IN,
+    RESIDUAL_OUT,
     migrate_decide,
     migrate_write,
     pool_arrivals,
@@ -38,14 +40,17 @@ def test_decide_and_write_match_numpy_reference():
     pop = _state()
     n, n_areas = pop.n, pop.n_areas
     q_out, q_in = _rates(n_areas, rng)
+    # migration explains part of each rate, the stock residual the rest (none in some cells)
+    m_out = q_out * rng.choice([0.0, 0.5, 1.0], size=q_out.shape)
+    m_in = q_in * rng.choice([0.0, 0.3, 1.0], size=q_in.shape)
     keys = np.array([11, 22], np.uint64)
     strides = np.array([1, 0, 0, 0, 0, 0], np.int64)  # tally by tier only
     age_map = np.arange(27, dtype=np.int64)
     decide = np.zeros(n, np.int64)
     per_cell = np.zeros(pop.n_cells, np.int64)
-    tally = np.zeros((2, 4), np.int64)
-    migrate_decide(pop.cur, pop.cell_start, N_N, q_out, q_in, keys, (strides, age_map),
-                   decide, per_cell, tally)
+    tally = np.zeros((4, 4), np.int64)
+    migrate_decide(pop.cur, pop.cell_start, N_N, np.stack([q_out, q_in, m_out, m_in]), keys,
+                   (strides, age_map), decide, per_cell, tally)
     c = pop.cur
     t, a, r, pid = (c.tier[:n], c.age[:n], c.area[:n], c.pid[:n].astype(np.uint64))
     u_out = np.array([uniform(keys[0], p) for p in pid])
@@ -55,9 +60,20 @@ def test_decide_and_write_match_numpy_reference():
     copies = np.where(leaves, -1, np.floor(qi) + (u_in < qi - np.floor(qi)))
     copies = np.where(qi > 0, copies, np.where(leaves, -1, 0)).astype(np.int64)
     np.testing.assert_array_equal(decide[:n], copies)
-    np.testing.assert_array_equal(tally[MOVED_OUT], np.bincount(t[leaves], minlength=4))
+    # migration's part: what the same uniforms give under its rates alone
+    mo, mi = m_out[t, a, r], m_in[t, a, r]
+    mig_leaves = leaves & (u_out < mo)
+    mig_copies = np.where(leaves, 0, np.floor(mi) + (u_in < mi - np.floor(mi))).astype(int)
+    assert (mig_copies <= np.maximum(copies, 0)).all()
+    np.testing.assert_array_equal(tally[MOVED_OUT], np.bincount(t[mig_leaves], minlength=4))
+    np.testing.assert_array_equal(tally[RESIDUAL_OUT],
+                                  np.bincount(t[leaves & ~mig_leaves], minlength=4))
     np.testing.assert_array_equal(tally[MOVED_IN], np.bincount(
+        t[~leaves], weights=mig_copies[~leaves], minlength=4).astype(np.int64))
+    np.testing.assert_array_equal(tally[MOVED_IN] + tally[RESIDUAL_IN], np.bincount(
         t[~leaves], weights=copies[~leaves], minlength=4).astype(np.int64))
+    assert tally[RESIDUAL_OUT].sum() > 0 and tally[RESIDUAL_IN].sum() > 0
+    assert tally[MOVED_OUT].sum() > 0 and tally[MOVED_IN].sum() > 0
     start = np.zeros(pop.n_cells + 1, np.int64)
     np.cumsum(per_cell, out=start[1:])
     pop.reserve(int(start[-1]))
