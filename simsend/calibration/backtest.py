@@ -13,10 +13,11 @@ Two forecast paths:
     held at its origin-year level: nothing recorded after the origin is used.
 
 Variables scored (:data:`VARIABLES`), per area and census year, where both the forecast and
-the record have them: EHC plans in total (``ehcp``) and by SEN2 age group (``ehcp_under_5``
-...), SEN support (``sen_support``: the targeted and targeted-plus tiers against the school
-census), new plans (``new_plans``) and ceased plans (``ceased``).  Flows of calendar year
-``Y`` are scored at census ``Y + 1`` (:data:`~simsend.calibration.targets.NEW_PLANS_LAG`).
+the record have them: EHC plans in total (``ehcp``), by SEN2 age group (``ehcp_under_5``
+...) and by placement group (``ehcp_mainstream`` ..., the engine path only), SEN support
+(``sen_support``: the targeted and targeted-plus tiers against the school census), new
+plans (``new_plans``) and ceased plans (``ceased``).  Flows of calendar year ``Y`` are
+scored at census ``Y + 1`` (:data:`~simsend.calibration.targets.NEW_PLANS_LAG`).
 
 Methods: the forecast (``simsend``); ``naive_growth``, the mean growth of the last 3 years
 compounded, with an empirical band from the log errors of the same rule issued at earlier
@@ -44,7 +45,7 @@ from simsend.calibration.fit import calibrate, load_targets
 from simsend.calibration.model import PriorConfig
 from simsend.calibration.targets import HISTORY_NAMES, NEW_PLANS_LAG, restrict
 from simsend.data.configured import load_config_baseline
-from simsend.dims import AGE_GROUPS, band_matrix, band_of_age
+from simsend.dims import AGE_GROUPS, PLACEMENTS, band_matrix, band_of_age
 from simsend.rates.parameters import damped_steps
 from simsend.rates.posterior import sample_mean
 from simsend.runner.forecast import simulate_run
@@ -54,7 +55,10 @@ LOG = logging.getLogger("simsend")
 
 TOTALS = ("ehcp", "sen_support", "new_plans", "ceased")
 """Series scored summed over ages (the SEN2 and school-census totals)."""
-VARIABLES = ("ehcp", *(f"ehcp_{g}" for g in AGE_GROUPS), "sen_support", "new_plans", "ceased")
+PLACEMENT_VARIABLES = tuple(f"ehcp_{p}" for p in PLACEMENTS)
+"""EHC plans by placement group (SEN2 establishment types mapped to :data:`PLACEMENTS`)."""
+VARIABLES = ("ehcp", *(f"ehcp_{g}" for g in AGE_GROUPS), *PLACEMENT_VARIABLES, "sen_support",
+             "new_plans", "ceased")
 """Every variable a backtest scores, in table order."""
 METHODS = ("simsend", "naive_growth", "naive_linear")
 """Forecast methods of the score tables, in table order."""
@@ -63,7 +67,7 @@ SIZE_BANDS = ("small", "medium", "large")
 MIN_BAND_ERRORS = 5
 """Fewest pooled past errors at a lead for the naive growth band (fewer: point forecast only)."""
 RECORD_NAMES = {"sen_support": HISTORY_NAMES["sen_support"],
-                "ceased": HISTORY_NAMES["ceased"]}
+                "ceased": HISTORY_NAMES["ceased"], "ehcp_placement": ("ehcp_placement",)}
 """Names read from ``Baseline.history`` for the series the calibration targets lack."""
 _SUMMARY_COLUMNS = ("origin", "variable", "lead", "method", "size_band", "area", "n",
                     "coverage_50", "coverage_90", "crps", "mape", "bias")
@@ -173,17 +177,18 @@ def engine_forecast(path: str | Path, cfg: _config.SimConfig, origin: int, horiz
 
     The run recipe of every forecast (:func:`simsend.runner.plan.prepare`) on the config with
     the posterior at ``path``, the origin year as baseline, ``draws`` draws and the marginal
-    ``(tier, age_group, area)``; what did not exist at the origin is left out: the provision
-    plan, scenarios and the statutory pipeline (not scored).
+    ``(tier, age_group, area, placement)``; what did not exist at the origin is left out:
+    the provision plan, scenarios and the statutory pipeline (not scored).
 
     Returns :func:`engine_variables` of the run: ``ehcp`` and ``new_plans`` with dims
-    ``(draw, year, age_group, area)``, as :func:`aggregate_forecast`, plus ``sen_support``
-    and ``ceased`` with dims ``(draw, year, area)``.  ``progress(done, draws)`` is called
+    ``(draw, year, age_group, area)``, as :func:`aggregate_forecast`, ``ehcp_placement``
+    ``(draw, year, placement, area)``, plus ``sen_support`` and ``ceased`` with dims
+    ``(draw, year, area)``.  ``progress(done, draws)`` is called
     after each draw.
     """
     c = dataclasses.replace(
         cfg.replace_run(start_year=origin, end_year=origin + horizon, draws=draws)
-           .replace_outputs(by=("tier", "age_group", "area")),
+           .replace_outputs(by=("tier", "age_group", "area", "placement")),
         model=dataclasses.replace(cfg.model, posterior=str(path)), provision=None,
         scenarios=(), pipeline=dataclasses.replace(cfg.pipeline, enabled=False))
     plan = prepare(c)
@@ -198,31 +203,47 @@ def engine_variables(ds: xr.Dataset, origin: int) -> xr.Dataset:
     """Return the backtest's variables from engine results by ``(tier, age_group, area)``.
 
     ``ehcp``: the specialist tier at each census; ``new_plans``: moves into it during the
-    year (``n_escalated``); both ``(draw, year, age_group, area)``.  ``sen_support``: the
+    year (``n_escalated``); both ``(draw, year, age_group, area)``, summed over ``placement``
+    where the results have it; then also ``ehcp_placement``, ``(draw, year, placement,
+    area)``, the specialist tier by placement group summed over ages.  ``sen_support``: the
     targeted and targeted-plus tiers summed over ages; ``ceased``: plans that left the
     specialist tier during the year (needs met, moved on or aged out, moved away with the
-    child), from the stock-flow identity ``S[t-1] + new + moved in - S[t]`` summed over ages
-    (a plan changes age group as its holder ages); both ``(draw, year, area)``.  Years after
+    child), from the stock-flow identity ``S[t-1] + new + moved in + residual in - residual
+    out - S[t]`` summed over ages (a plan changes age group as its holder ages; the stock
+    residual's moves are not endings); both ``(draw, year, area)``.  Years after
     ``origin`` only; ``param_draw`` is carried over.
     """
     sp = ds.sel(tier="specialist", drop=True)
+    by_place = None
+    if "placement" in sp.dims:
+        by_place = sp["n_pupils"].astype(float).sum("age_group").sel(
+            placement=list(PLACEMENTS))
+        sp = sp.sum("placement")
     stock = sp["n_pupils"].astype(float)
     new = sp["n_escalated"].astype(float)
     total = stock.sum("age_group")
-    moved_in = (sp["n_moved_in"].astype(float).sum("age_group") if "n_moved_in" in sp
-                else xr.zeros_like(total))
-    ceased = total.shift(year=1) + new.sum("age_group") + moved_in - total
+    # what arrived other than as a new plan: moved in, and the stock residual's net flow
+    # (variation the rates do not explain, neither an ending nor a transfer)
+    arrived = xr.zeros_like(total)
+    for name, sign in (("n_moved_in", 1.0), ("n_residual_in", 1.0), ("n_residual_out", -1.0)):
+        if name in sp:
+            arrived = arrived + sign * sp[name].astype(float).sum("age_group")
+    ceased = total.shift(year=1) + new.sum("age_group") + arrived - total
     support = ds["n_pupils"].sel(tier=["targeted", "targeted_plus"]).astype(float).sum(
-        ["tier", "age_group"])
+        ["tier", "age_group", *(["placement"] if by_place is not None else [])])
     later = {"year": slice(origin + 1, None)}
     four = ("draw", "year", "age_group", "area")
-    return xr.Dataset(
+    out = xr.Dataset(
         {"ehcp": stock.sel(later).transpose(*four),
          "new_plans": new.sel(later).transpose(*four),
          "sen_support": support.sel(later).transpose("draw", "year", "area"),
          "ceased": ceased.sel(later).transpose("draw", "year", "area"),
          "param_draw": ds["param_draw"]},
         attrs={"method": "engine", "origin_year": int(origin)})
+    if by_place is not None:
+        out["ehcp_placement"] = by_place.sel(later).transpose("draw", "year", "placement",
+                                                             "area")
+    return out
 
 
 # ------------------------------------------------------------------------------- the record
@@ -233,7 +254,8 @@ def with_history(targets: xr.Dataset, history: xr.Dataset) -> xr.Dataset:
 
     ``sen_support`` (year, area): pupils on SEN support at the January census;
     ``ceased`` (year, area): EHC plans ceased in calendar year ``Y``, placed at census
-    ``Y + NEW_PLANS_LAG`` as new plans are.  Both on the targets' years and areas (NaN where
+    ``Y + NEW_PLANS_LAG`` as new plans are; ``ehcp_placement`` (year, placement, area): EHC
+    plans at the census by placement group.  All on the targets' years and areas (NaN where
     not recorded); a series the history lacks (see :data:`RECORD_NAMES`) is left out, and
     one ``targets`` already holds is kept as it is.
     """
@@ -241,13 +263,14 @@ def with_history(targets: xr.Dataset, history: xr.Dataset) -> xr.Dataset:
     areas = [str(a) for a in targets["area"].values]
     for var, names in RECORD_NAMES.items():
         name = next((n for n in names if n in history.data_vars), None)
-        if var in out or name is None or set(history[name].dims) != {"year", "area"}:
+        dims = ("year", "placement", "area") if var == "ehcp_placement" else ("year", "area")
+        if var in out or name is None or set(history[name].dims) != set(dims):
             continue
         da = history[name].astype(float)
         da = da.assign_coords(area=[str(a) for a in da["area"].values]).reindex(area=areas)
         if var == "ceased":
             da = da.assign_coords(year=da["year"].values + NEW_PLANS_LAG)
-        out[var] = da.reindex(year=targets["year"].values).transpose("year", "area")
+        out[var] = da.reindex(year=targets["year"].values).transpose(*dims)
     return out
 
 
@@ -273,6 +296,10 @@ def _series(ds: xr.Dataset, draws: bool) -> dict[str, xr.DataArray]:
                     out[f"ehcp_{g}"] = da.sel(age_group=g, drop=True)
             da = da.sum("age_group", min_count=1)
         out[name] = da
+    if "ehcp_placement" in ds:
+        da = ds["ehcp_placement"].astype(float)
+        for p in da["placement"].values:
+            out[f"ehcp_{p}"] = da.sel(placement=p, drop=True)
     dims = ("draw", "year", "area") if draws else ("year", "area")
     return {v: out[v].transpose(*dims) for v in VARIABLES if v in out}
 
@@ -680,6 +707,7 @@ def plot_backtest(points: pd.DataFrame, path: str | Path, targets: xr.Dataset | 
 PIT_GROUPS = (
     ("ehcp", ("ehcp",), "EHC plans, total"),
     ("ehcp_by_age", tuple(f"ehcp_{g}" for g in AGE_GROUPS), "EHC plans by age group (pooled)"),
+    ("ehcp_by_placement", PLACEMENT_VARIABLES, "EHC plans by placement group (pooled)"),
     ("sen_support", ("sen_support",), "SEN support"),
     ("new_plans", ("new_plans",), "new EHC plans"),
     ("ceased", ("ceased",), "ceased EHC plans"),

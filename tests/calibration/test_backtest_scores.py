@@ -17,7 +17,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from simsend.calibration import scores
-from simsend.dims import AGE_GROUPS
+from simsend.dims import AGE_GROUPS, PLACEMENTS
 
 bt = importlib.import_module("simsend.calibration.backtest")  # the package exports a function
 GROUPS = list(AGE_GROUPS)
@@ -42,6 +42,10 @@ def record(values: dict[str, np.ndarray], years, extra: bool = True) -> xr.Datas
     if extra:
         ds["sen_support"] = (("year", "area"), 3.0 * tot)
         ds["ceased"] = (("year", "area"), 0.05 * tot)
+        place = np.array([4, 1, 3, 1, 0.5, 0.3, 0.2]) / 10
+        ds["ehcp_placement"] = (("year", "placement", "area"),
+                                tot[:, None, :] * place[None, :, None])
+        ds = ds.assign_coords(placement=list(PLACEMENTS))
     return ds
 
 
@@ -51,14 +55,18 @@ def forecast(rec: xr.Dataset, origin: int, horizon: int, draws: int = 400, sd: f
     rng = np.random.default_rng(seed)
     fut = rec.sel(year=slice(origin + 1, origin + horizon))
     out = {}
-    for var in ("ehcp", "new_plans", *(("sen_support", "ceased") if extra else ())):
+    for var in ("ehcp", "new_plans",
+                *(("sen_support", "ceased", "ehcp_placement") if extra else ())):
         if var not in fut:
             continue
         da = fut[var]
         noise = np.exp(rng.normal(0.0, sd, (draws, *da.shape)))
         out[var] = (("draw", *da.dims), da.values[None] * noise)
-    return xr.Dataset(out, coords={"draw": np.arange(draws), "year": fut["year"].values,
-                                   "age_group": GROUPS, "area": rec["area"].values},
+    coords = {"draw": np.arange(draws), "year": fut["year"].values, "age_group": GROUPS,
+              "area": rec["area"].values}
+    if "ehcp_placement" in out:
+        coords["placement"] = list(PLACEMENTS)
+    return xr.Dataset(out, coords=coords,
                       attrs={"origin_year": origin})
 
 
@@ -151,9 +159,10 @@ def test_every_variable_scored_and_missing_ones_skipped(scored):
     assert set(pts["method"]) == set(bt.METHODS) and set(pts["lead"]) == {1, 2, 3}
     # 9 areas x 3 leads x 3 methods per variable and origin.
     assert (pts.groupby(["origin", "variable"]).size() == 81).all()
-    # The aggregate path has no SEN support or ceased plans: those are skipped.
+    # The aggregate path has no SEN support, ceased plans or placements: those are skipped.
     no_extra = forecast(rec, 2020, 2, extra=False)
-    assert "sen_support" not in set(bt.score_points(no_extra, rec)["variable"])
+    assert not {"sen_support", *bt.PLACEMENT_VARIABLES} & set(
+        bt.score_points(no_extra, rec)["variable"])
     # A record without them (calibration targets alone): skipped as well.
     assert "ceased" not in set(bt.score_points(fcs[0], rec.drop_vars(["ceased"]))["variable"])
 
@@ -243,7 +252,7 @@ def test_pit_chart_is_written_atomically_with_a_panel_per_group(scored, tmp_path
     _, _, pts = scored
     png = bt.plot_pit(pts, tmp_path / "pit.png")
     img = mpimg.imread(png)
-    assert img.shape[0] > 600 and img.shape[1] > 1200  # two rows of three panels, five used
+    assert img.shape[0] > 600 and img.shape[1] > 1200  # two rows of three panels, six used
     assert img[..., :3].std() > 0.05
     assert [p.name for p in tmp_path.iterdir()] == ["pit.png"]
     # fewer groups, fewer panels (one row)
@@ -258,9 +267,18 @@ def test_record_takes_sen_support_and_lagged_ceased_plans_from_the_history():
     hist = xr.Dataset(
         {"sen_support": (("year", "area"), np.arange(18.0).reshape(6, 3)),
          "ceased": (("year", "area"), 100 + np.arange(18.0).reshape(6, 3)),
-         "ehcp": (("year", "age_group", "area"), np.zeros((6, 5, 3)))},
-        coords={"year": hy, "area": ["B", "Z", "A"], "age_group": GROUPS})
+         "ehcp": (("year", "age_group", "area"), np.zeros((6, 5, 3))),
+         "ehcp_placement": (("year", "placement", "area"),
+                            np.arange(6 * 7 * 3.0).reshape(6, 7, 3))},
+        coords={"year": hy, "area": ["B", "Z", "A"], "age_group": GROUPS,
+                "placement": list(PLACEMENTS)})
     out = bt.with_history(t, hist)
+    # by placement: same census year, (year, placement, area); scored as ehcp_<placement>
+    assert out["ehcp_placement"].dims == ("year", "placement", "area")
+    assert out["ehcp_placement"].sel(year=2020, placement="special_state",
+                                     area="A").item() == (4 * 7 + 2) * 3 + 2
+    series = bt._series(out, False)
+    assert series["ehcp_special_state"].sel(year=2020, area="A").item() == (4 * 7 + 2) * 3 + 2
     assert out["sen_support"].dims == ("year", "area")
     # SEN support: same census year; B is the history's first column, A its third.
     assert out["sen_support"].sel(year=2019, area="B").item() == 3 * 3 + 0
@@ -305,7 +323,32 @@ def test_engine_variables_follow_the_engines_own_flows(tmp_path):
     left = (sp["n_left"] + sp["n_moved_out"]).sum("age_group").isel(area=0)
     np.testing.assert_allclose(out["ceased"].isel(area=0).values, (left + met).values)
     assert (out["ceased"] > 0).all()
-    assert set(bt.score_points(out, record({SMALL_AREA: np.full(4, 300.0)},
+    # the stock residual's moves change the stock but are not endings
+    res_in = xr.zeros_like(ds["n_left"]).where(ds["tier"] != "specialist", 40)
+    res_out = xr.zeros_like(ds["n_left"]).where(ds["tier"] != "specialist", 15)
+    res_in[{"year": 0}] = res_out[{"year": 0}] = 0
+    # each year's net moves stay in the stock at every later census
+    moved = ds.assign(n_residual_in=res_in, n_residual_out=res_out,
+                      n_pupils=ds["n_pupils"] + (res_in - res_out).cumsum("year"))
+    again = bt.engine_variables(moved, 2022)
+    xr.testing.assert_equal(again["ceased"], out["ceased"])
+    assert (again["ehcp"] != out["ehcp"]).any()
+    # by placement as well: the same draws (the marginal does not change them), the totals
+    # and the stock of each placement group
+    by4 = prepare(c.replace_outputs(by=("tier", "age_group", "area", "placement")))
+    ds4 = by4.dataset(0, simulate_run(by4, 0, by4.draws), {})
+    out4 = bt.engine_variables(ds4, 2022)
+    for v in ("ehcp", "new_plans", "sen_support", "ceased"):
+        xr.testing.assert_equal(out4[v], out[v])
+    place = out4["ehcp_placement"]
+    assert place.dims == ("draw", "year", "placement", "area")
+    assert place["placement"].values.tolist() == list(PLACEMENTS)
+    xr.testing.assert_equal(place.sum("placement"), out["ehcp"].sum("age_group"))
+    ref = ds4["n_pupils"].sel(tier="specialist", placement="special_state", year=[2023, 2024])
+    np.testing.assert_array_equal(place.sel(placement="special_state").values,
+                                  ref.sum("age_group").values)
+    assert (place.sel(placement="special_state") > 0).all()
+    assert set(bt.score_points(out4, record({SMALL_AREA: np.full(4, 300.0)},
                                            np.arange(2021, 2025)))["variable"]) == set(
         bt.VARIABLES)
 
