@@ -202,6 +202,32 @@ def calibrate_cmd(config: Path, out, origin, areas, draws, tune, chains, seed,
         click.echo(f"wrote {path}")
 
 
+@main.command("calibrate-pipeline")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Artefact path (default models/pipeline_<origin + 1>.nc).")
+@click.option("--origin", type=int, help="Last calendar year fitted (default: the last in "
+              "the extract, 2024).")
+@click.option("--draws", type=click.IntRange(min=50), default=1000, show_default=True,
+              help="NUTS tuning steps and draws per chain (300 draws are saved).")
+@click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), help="Sampler seed (default run.seed).")
+@_log_options
+@_user_errors
+def calibrate_pipeline_cmd(config: Path, out, origin, draws, chains, seed, quiet=False,
+                           verbose=False) -> None:
+    """Estimate the statutory pipeline's rates of every council (PyMC) and save the draws."""
+    _check_outputs([config], ("--out", out))
+    _need_calibration("calibrate-pipeline")
+    from simsend.calibration.pipeline import calibrate_pipeline
+
+    configure_logging(quiet, verbose)
+    path = calibrate_pipeline(config, out, origin=origin, draws=draws, tune=draws,
+                              chains=chains, seed=seed)
+    if not quiet:
+        click.echo(f"wrote {path}")
+
+
 @main.command("backtest")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--origin", "origins", type=int, multiple=True,
