@@ -154,7 +154,8 @@ def parse(text: str, source_path: str = "<string>", base_dir: Path | None = None
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         reform=reform,
-        pipeline=parse_pipeline(ctx, toml.table(ctx, raw.get("pipeline", {}), "pipeline")),
+        pipeline=parse_pipeline(ctx, toml.table(ctx, raw.get("pipeline", {}), "pipeline"),
+                                base),
         scenarios=check_years(ctx, check_modifiers(ctx, workforce, parse_scenarios(
             ctx, toml.table(ctx, raw.get("scenarios", {}), "scenarios"), reform)),
             cfg_run.start_year, cfg_run.end_year),

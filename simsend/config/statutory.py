@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class PipelineConfig:
     mean_weeks_within: float = 16.0
     mean_weeks_over: float = 12.0
     enabled: bool = True
+    posterior: str | None = None
 
     @property
     def rates(self) -> np.ndarray:
@@ -46,8 +48,8 @@ class PipelineConfig:
         return np.array([getattr(self, k) for k in PIPELINE_RATES], np.float64)
 
 
-def parse_pipeline(ctx: toml.Ctx, raw: dict) -> PipelineConfig:
-    """Parse the ``[pipeline]`` table."""
+def parse_pipeline(ctx: toml.Ctx, raw: dict, base: Path | None = None) -> PipelineConfig:
+    """Parse the ``[pipeline]`` table (``base``: the config's folder, for the posterior path)."""
     d = PipelineConfig()
     toml.check_keys(ctx, raw, "pipeline", {f.name for f in dataclasses.fields(PipelineConfig)})
     vals = {}
@@ -61,4 +63,10 @@ def parse_pipeline(ctx: toml.Ctx, raw: dict) -> PipelineConfig:
     enabled = raw.get("enabled", d.enabled)
     if not isinstance(enabled, bool):
         raise ctx.fail("pipeline.enabled", f"expected true or false, got {enabled!r}")
-    return PipelineConfig(**vals, enabled=enabled)
+    posterior = raw.get("posterior")
+    if posterior is not None:
+        posterior = str(toml.shipped_or_path(
+            ctx, toml.string(ctx, posterior, "pipeline.posterior"), "pipeline.posterior",
+            toml.PROJECT_ROOT / "models", ".nc", Path.cwd() if base is None else base,
+            "pipeline posterior"))
+    return PipelineConfig(**vals, enabled=enabled, posterior=posterior)

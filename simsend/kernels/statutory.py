@@ -11,7 +11,9 @@ failures of Bernoulli trials stopped at a fixed number of successes, i.e. negati
 
 drawn exactly as sums of geometric variables :math:`\lfloor \log(1-u) / \log p \rfloor`.
 Plans issued within 20 weeks are :math:`\mathrm{Binomial}(I, p_{20})`; the weeks beyond 20 of
-each late plan are exponential; appeals and their outcomes are binomial.
+each late plan are exponential; appeals and their outcomes are binomial.  Each cell draws
+with the rates of its own row of a ``(U, 9)`` table (``unit[c]``: its area, so that councils
+keep their own estimated rates; one row for a run with one rate set).
 
 **Assessing workforce** (:mod:`simsend.statutory.workforce`): a cell whose assessing staff cover
 only a share :math:`r < 1` of the hours its assessments need keeps each of its :math:`T` timely
@@ -88,25 +90,26 @@ def thin(n, p, key, counter):
 
 
 @njit
-def assessed_cells(issued, p_not_issue, key, out):
+def assessed_cells(issued, unit, p_not_issue, key, out):
     """Assessments of every cell, ``issued + NB failures``: the same draw as in the pipeline.
 
     Parameters
     ----------
     issued : int64 (M,) plans issued per cell
-    p_not_issue : float64
+    unit : int64 (M,) each cell's row of ``p_not_issue`` (its area; all 0 for one rate set)
+    p_not_issue : float64 (U,)
     key : uint64, the not-issued stream's key (``keys[0]`` of :func:`pipeline_cells`)
     out : int64 (M,)
 
     """
     for c in range(issued.shape[0]):
-        out[c] = issued[c] + negbin_failures(issued[c], p_not_issue, key, np.uint64(c))
+        out[c] = issued[c] + negbin_failures(issued[c], p_not_issue[unit[c]], key, np.uint64(c))
 
 
 @njit
-def pipeline_cell(issued, cover, rates, keys, c, out):
-    """Draw the pipeline of cell ``c`` with workforce coverage ``cover[c]`` (loop body)."""
-    p_ref, p_ni, p20, ap_ref, ap_ni, ap_con, p_up, w_in, w_over = rates[:9]
+def pipeline_cell(issued, cover, unit, rates, keys, c, out):
+    """Draw the pipeline of cell ``c`` (loop body): coverage ``cover[c]``, rates ``unit[c]``."""
+    p_ref, p_ni, p20, ap_ref, ap_ni, ap_con, p_up, w_in, w_over = rates[unit[c], :9]
     cu = np.uint64(c)
     n_i = issued[c]
     n_ni = negbin_failures(n_i, p_ni, keys[0], cu)
@@ -134,24 +137,25 @@ def pipeline_cell(issued, cover, rates, keys, c, out):
 
 
 @njit(parallel=True)
-def pipeline_cells_cover(issued, cover, rates, keys, out):
+def pipeline_cells_cover(issued, cover, unit, rates, keys, out):
     """Draw the pipeline of every cell under workforce coverage; counter = cell index ``c``.
 
     Parameters
     ----------
     issued : int64 (M,) plans issued per cell
     cover : float64 (M,) share of the needed assessing hours available (1 = enough)
-    rates : float64 (9,) ``PIPELINE_RATES`` order
+    unit : int64 (M,) each cell's row of ``rates`` (its area; all 0 for one rate set)
+    rates : float64 (U, 9) ``PIPELINE_RATES`` order, one row per rate set
     keys : uint64 (5,) streams: not issued, refused, weeks, appeal, upheld
     out : float64 (9, M) rows :data:`OUT`
 
     """
     for c in numba.prange(issued.shape[0]):
-        pipeline_cell(issued, cover, rates, keys, c, out)
+        pipeline_cell(issued, cover, unit, rates, keys, c, out)
 
 
 @njit(parallel=True)
-def pipeline_cells(issued, rates, keys, out):
+def pipeline_cells(issued, unit, rates, keys, out):
     """Draw the pipeline of every cell; cell index ``c`` is the counter of every stream.
 
     The same as :func:`pipeline_cells_cover` with coverage 1 everywhere (no workforce).
@@ -159,21 +163,22 @@ def pipeline_cells(issued, rates, keys, out):
     Parameters
     ----------
     issued : int64 (M,) plans issued per cell
-    rates : float64 (9,) ``PIPELINE_RATES`` order
+    unit : int64 (M,) each cell's row of ``rates``
+    rates : float64 (U, 9) ``PIPELINE_RATES`` order
     keys : uint64 (5,) streams: not issued, refused, weeks, appeal, upheld
     out : float64 (9, M) rows :data:`OUT`
 
     """
     cover = np.ones(issued.shape[0])
     for c in numba.prange(issued.shape[0]):
-        pipeline_cell(issued, cover, rates, keys, c, out)
+        pipeline_cell(issued, cover, unit, rates, keys, c, out)
 
 
 @njit
-def pipeline_cells_serial(issued, cover, rates, keys, out):
+def pipeline_cells_serial(issued, cover, unit, rates, keys, out):
     """:func:`pipeline_cells_cover` on the calling thread alone (same arguments and result).
 
     For small years, where starting a parallel region costs more than the draws.
     """
     for c in range(issued.shape[0]):
-        pipeline_cell(issued, cover, rates, keys, c, out)
+        pipeline_cell(issued, cover, unit, rates, keys, c, out)

@@ -199,6 +199,8 @@ class RunPlan:
         inputs = {name: file_sha256(p) for name, p in cfg.data.files.items()}
         if cfg.model.posterior:
             inputs["posterior"] = file_sha256(cfg.model.posterior)
+        if cfg.pipeline.enabled and cfg.pipeline.posterior:  # the pipeline's rates per area
+            inputs["pipeline_posterior"] = file_sha256(cfg.pipeline.posterior)
         inputs.update(plan_hash(cfg.provision))
         if cfg.demography.projection is not None:
             inputs["population_projection"] = file_sha256(cfg.demography.projection)

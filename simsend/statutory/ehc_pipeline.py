@@ -53,6 +53,7 @@ import xarray as xr
 from simsend.config.loader import SimConfig
 from simsend.config.scenarios import Scenario, is_baseline
 from simsend.config.statutory import PIPELINE_RATES
+from simsend.config.toml import ConfigError
 from simsend.config.workforce import WorkforceConfig
 from simsend.dims import TIER
 from simsend.engine.streams import STREAM, draw_keys
@@ -65,7 +66,8 @@ from simsend.kernels.statutory import (
     pipeline_cells_cover,
     pipeline_cells_serial,
 )
-from simsend.rates.modifiers import apply_modifiers, compile_modifiers
+from simsend.rates.modifiers import apply_modifiers, change, compile_modifiers
+from simsend.rates.pipeline import load_pipeline_posterior
 from simsend.statutory.workforce import capacity, coverage, run_areas, workforce_dataset
 
 PARALLEL_MIN_PLANS = 20_000
@@ -136,22 +138,33 @@ def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
     return out
 
 
+def _cell_rates(rates: np.ndarray, unit: np.ndarray | None, j: int, yi: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the kernel's rate rows ``(U, K)`` and cells' rows ``(M,)`` for ``j``, ``yi``."""
+    if unit is None:  # one rate set for every cell
+        return np.ascontiguousarray(rates[yi]).reshape(1, -1), None
+    return np.ascontiguousarray(rates[j, yi]), unit
+
+
 def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
-                      seed: int, cover: np.ndarray | None = None) -> np.ndarray:
+                      seed: int, cover: np.ndarray | None = None,
+                      unit: np.ndarray | None = None) -> np.ndarray:
     """Draw the pipeline around plans issued.
 
     Parameters
     ----------
     issued : int array (D, Y, M)
         Plans issued per draw, year and cell (year 0, the baseline, is not simulated).
-    rates : float array (Y, K)
-        :data:`simsend.config.PIPELINE_RATES` per year.
+    rates : float array (Y, K), or (D, Y, U, K) with ``unit``
+        :data:`simsend.config.PIPELINE_RATES` per year (and per draw and rate row).
     draws : sequence of int
         Monte Carlo draw numbers (for the keys).
     seed : int
         Root seed.
     cover : float array (D, Y, M), optional
         Workforce coverage of each cell (:func:`simsend.statutory.workforce.coverage`); None = 1.
+    unit : int array (M,), optional
+        Each cell's rate row (its area's index); None: ``rates`` is one set for every cell.
 
     Returns
     -------
@@ -165,6 +178,8 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
     out = np.empty((d, y, len(OUT), m), np.float32)
     out[:, 0] = np.nan
     workers = draw_threads(d)  # as the engine: draws side by side, one-thread kernels
+    zeros = np.zeros(m, np.int64)
+    unit = None if unit is None else np.ascontiguousarray(unit, dtype=np.int64)
 
     def run_some(js: range, stop) -> None:
         ones = np.ones(m)
@@ -177,16 +192,18 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
                 k = np.array([keys[yi, STREAM[s]] for s in _KEYS], np.uint64)
                 buf[:] = 0.0
                 n_i = np.ascontiguousarray(issued[j, yi], dtype=np.int64)
-                r = np.ascontiguousarray(rates[yi])
+                r, u = _cell_rates(rates, unit, j, yi)
+                u = zeros if u is None else u
                 if workers > 1 or n_i.sum() < PARALLEL_MIN_PLANS:  # same draws either way
                     c = ones if cover is None else np.ascontiguousarray(cover[j, yi],
                                                                         dtype=np.float64)
-                    pipeline_cells_serial(n_i, c, r, k, buf)
+                    pipeline_cells_serial(n_i, c, u, r, k, buf)
                 elif cover is None:
-                    pipeline_cells(n_i, r, k, buf)
+                    pipeline_cells(n_i, u, r, k, buf)
                 else:
                     pipeline_cells_cover(n_i, np.ascontiguousarray(cover[j, yi],
-                                                                   dtype=np.float64), r, k, buf)
+                                                                   dtype=np.float64),
+                                         u, r, k, buf)
                 out[j, yi] = buf
 
     on_draw_threads(run_some, d, workers, "simsend-pipeline")
@@ -194,41 +211,50 @@ def simulate_pipeline(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int
 
 
 def simulate_assessed(issued: np.ndarray, rates: np.ndarray, draws: Sequence[int],
-                      seed: int) -> np.ndarray:
+                      seed: int, unit: np.ndarray | None = None) -> np.ndarray:
     """Assessments per draw, year and cell, ``(D, Y, M)`` int64: the pipeline's own draws.
 
-    The same numbers :func:`simulate_pipeline` reports as ``n_assessed`` (same stream and
-    counters), drawn first so that the workforce coverage can depend on them.  Zero in the
-    baseline year.
+    The same numbers :func:`simulate_pipeline` reports as ``n_assessed`` (same stream, counters
+    and rates: ``rates`` and ``unit`` as there), drawn first so that the workforce coverage
+    can depend on them.  Zero in the baseline year.
     """
     d, y, m = issued.shape
     out = np.zeros((d, y, m), np.int64)
     ni = PIPELINE_RATES.index("p_not_issue")
+    zeros = np.zeros(m, np.int64)
+    unit = None if unit is None else np.ascontiguousarray(unit, dtype=np.int64)
     for j, draw in enumerate(draws):
         keys = draw_keys(seed, int(draw), y)
         for yi in range(1, y):
+            r, u = _cell_rates(rates, unit, j, yi)
             assessed_cells(np.ascontiguousarray(issued[j, yi], dtype=np.int64),
-                           float(rates[yi, ni]), keys[yi, STREAM["pipeline_not_issued"]],
-                           out[j, yi])
+                           zeros if u is None else u, np.ascontiguousarray(r[:, ni]),
+                           keys[yi, STREAM["pipeline_not_issued"]], out[j, yi])
     return out
 
 
+def cell_areas(esc: xr.DataArray) -> np.ndarray:
+    """Each output cell's index along ``area`` of a ``(draw, year, ...)`` result, ``(M,)``."""
+    ax = esc.dims.index("area") - 2
+    return np.broadcast_to(
+        np.arange(esc.sizes["area"]).reshape([-1 if i == ax else 1
+                                              for i in range(esc.ndim - 2)]),
+        esc.shape[2:]).ravel()
+
+
 def _workforce(ds: xr.Dataset, issued: np.ndarray, rates: np.ndarray, seed: int,
-               wf: WorkforceConfig,
-               mods: Sequence) -> tuple[np.ndarray, dict]:
+               wf: WorkforceConfig, mods: Sequence,
+               unit: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Coverage of every cell ``(D, Y, M)`` and the workforce variables of a run."""
     esc = ds["n_to_specialist"]
     d, y = issued.shape[:2]
-    assessed = simulate_assessed(issued, rates, ds["draw"].values, seed)
+    assessed = simulate_assessed(issued, rates, ds["draw"].values, seed, unit)
     has_area = "area" in esc.dims
     pop = ds["n_pupils"].isel(draw=0, year=0).astype(np.float64)  # baseline residents 0-25
     if has_area:  # each cell's area; assessments summed over every other axis of the marginal
         units = [str(a) for a in esc["area"].values]
         ax = esc.dims.index("area") - 2
-        cell_unit = np.broadcast_to(
-            np.arange(len(units)).reshape([-1 if i == ax else 1
-                                           for i in range(esc.ndim - 2)]),
-            esc.shape[2:]).ravel()
+        cell_unit = cell_areas(esc)
         per_unit = assessed.reshape(d, y, *esc.shape[2:]).sum(
             axis=tuple(2 + i for i in range(esc.ndim - 2) if i != ax))
         pop = pop.sum([k for k in pop.dims if k != "area"]).sel(area=esc["area"]).values
@@ -247,7 +273,7 @@ def _workforce(ds: xr.Dataset, issued: np.ndarray, rates: np.ndarray, seed: int,
 
 def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
                      seed: int, *, workforce: WorkforceConfig | None = None,
-                     workforce_modifiers: Sequence = ()
+                     workforce_modifiers: Sequence = (), unit: np.ndarray | None = None
                      ) -> xr.Dataset:
     """Return the pipeline variables of a run's results (the run's dims).
 
@@ -259,7 +285,9 @@ def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
 
     ``workforce`` (a :class:`simsend.config.workforce.WorkforceConfig`, used when enabled) limits
     the 20-week share by the assessing staff available, with the scenario's ``workforce.*``
-    ``workforce_modifiers`` applied, and adds the workforce variables.
+    ``workforce_modifiers`` applied, and adds the workforce variables.  ``rates`` and
+    ``unit`` are as in :func:`simulate_pipeline`: one ``(Y, K)`` set, or ``(D, Y, U, K)``
+    rows with each cell's row.
     """
     esc = ds["n_to_specialist"]
     dims = esc.dims
@@ -269,9 +297,10 @@ def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
     out = _ceased(ds)
     cover = None
     if workforce is not None and workforce.enabled:
-        cover, wvars = _workforce(ds, issued, rates, seed, workforce, workforce_modifiers)
+        cover, wvars = _workforce(ds, issued, rates, seed, workforce, workforce_modifiers,
+                                  unit)
         out.update(wvars)
-    res = simulate_pipeline(issued, rates, ds["draw"].values, seed, cover=cover)
+    res = simulate_pipeline(issued, rates, ds["draw"].values, seed, cover=cover, unit=unit)
     for k, name in enumerate(OUT):
         units = "week" if name.startswith("dur_") else "1 year-1"
         out[name] = xr.DataArray(res[:, :, k].reshape(vals.shape), dims=dims,
@@ -281,20 +310,79 @@ def pipeline_dataset(ds: xr.Dataset, layout: Layout, rates: np.ndarray,
     return xr.Dataset(out)
 
 
+def modify_rates(table: np.ndarray, modifiers: Sequence, year: int) -> np.ndarray:
+    """Apply ``pipeline.*`` modifiers in force at ``year`` to rates ``(..., K)`` of many rows.
+
+    Element by element what :func:`simsend.rates.modifiers.apply_modifiers` does to one
+    ``(K,)`` set (same operation, same clipping), so a row gets the numbers it would alone.
+    """
+    out = table
+    for c in modifiers:
+        s = c.mod.strength(year)
+        if s == 0.0:
+            continue
+        k = int(c.index[0][0])
+        lim = None if PIPELINE_RATES[k].startswith("mean_") else 1.0
+        out = out.copy()
+        out[..., k] = np.clip(change(out[..., k], c.mod.op, c.mod.value, s), 0.0, lim)
+    return out
+
+
+def posterior_rates(ds: xr.Dataset, cfg: SimConfig, mods: Sequence
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Rates ``(D, Y, U, K)`` of ``[pipeline] posterior`` and each cell's row ``(M,)``.
+
+    Rows are the run's areas (the ``area`` coordinate of its results); a run of one area
+    without ``area`` in its marginals has one row.  Each draw takes its posterior draw
+    (:class:`simsend.rates.pipeline.PipelinePosterior`), then the scenario's modifiers.
+
+    Raises
+    ------
+    ConfigError
+        Several areas but no ``area`` in ``outputs.by`` (a cell would mix councils' rates),
+        or an area the artefact does not hold.
+
+    """
+    esc = ds["n_to_specialist"]
+    where = f"{cfg.source_path}: [pipeline.posterior]"
+    if "area" in esc.dims:
+        areas, unit = [str(a) for a in esc["area"].values], cell_areas(esc)
+    else:
+        areas = run_areas(ds)
+        if len(areas) != 1:
+            raise ConfigError(f"{where} needs 'area' in outputs.by when a run holds several "
+                              f"areas ({len(areas)}): each council draws with its own rates")
+        unit = np.zeros(int(np.prod(esc.shape[2:])), np.int64)
+    try:
+        base = load_pipeline_posterior(cfg.pipeline.posterior).rates(
+            cfg.pipeline.rates, ds["draw"].values, areas)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {exc}") from None
+    years = [int(v) for v in ds["year"].values]
+    rates = np.stack([modify_rates(base, mods, yr) for yr in years], 1)
+    return rates, unit
+
+
 def statutory_variables(ds: xr.Dataset, cfg: SimConfig, layout: Layout,
                         scenario: Scenario | None) -> xr.Dataset:
     """Return one run's results with the statutory pipeline (and workforce) variables added.
 
     Nothing is added when ``[pipeline] enabled = false``.  A scenario's ``pipeline.*`` and
     ``workforce.*`` modifiers act here; the baseline (``scenario`` None or named
-    ``"baseline"``) runs the config's rates.
+    ``"baseline"``) runs the config's rates.  With ``[pipeline] posterior`` each draw and
+    area takes its own posterior rates (:func:`posterior_rates`), the modifiers on top.
     """
     if not cfg.pipeline.enabled:
         return ds
     base = is_baseline(scenario)
     mods = () if base else compile_modifiers(
         [m for m in scenario.modifiers if m.rate.startswith("pipeline.")], [])
-    rates = pipeline_rates(cfg.pipeline.rates, mods, cfg.run.start_year, ds.sizes["year"])
+    unit = None
+    if cfg.pipeline.posterior:
+        rates, unit = posterior_rates(ds, cfg, mods)
+    else:
+        rates = pipeline_rates(cfg.pipeline.rates, mods, cfg.run.start_year, ds.sizes["year"])
     wmods = () if base else [m for m in scenario.modifiers if m.rate.startswith("workforce.")]
     return ds.merge(pipeline_dataset(ds, layout, rates, int(ds.attrs["root_seed"]),
-                                     workforce=cfg.workforce, workforce_modifiers=wmods))
+                                     workforce=cfg.workforce, workforce_modifiers=wmods,
+                                     unit=unit))

@@ -42,7 +42,7 @@ def test_pipeline_identities_and_rates():
     issued = np.full(400, 250, np.int64)
     keys = np.arange(1, 6, dtype=np.uint64) * np.uint64(12345)
     out = np.zeros((len(OUT), issued.size))
-    pipeline_cells(issued, rates, keys, out)
+    pipeline_cells(issued, np.zeros(issued.size, np.int64), rates[None], keys, out)
     o = dict(zip(OUT, out, strict=True))
     np.testing.assert_array_equal(o["n_issued"], issued)
     np.testing.assert_array_equal(o["n_assessed"], o["n_issued"] + o["n_not_issued"])
@@ -60,7 +60,7 @@ def test_pipeline_identities_and_rates():
     mean_w = (tot["n_within_20_weeks"] * r["mean_weeks_within"] + n_late * (20 + r["mean_weeks_over"]))
     assert abs(tot["dur_weeks_total"] - mean_w) < 5 * r["mean_weeks_over"] * np.sqrt(n_late)
     again = np.zeros_like(out)
-    pipeline_cells(issued, rates, keys, again)
+    pipeline_cells(issued, np.zeros(issued.size, np.int64), rates[None], keys, again)
     np.testing.assert_array_equal(out, again)
 
 
@@ -188,7 +188,7 @@ def test_pipeline_without_workforce_draws_as_before():
     issued = np.array([0, 1, 2, 7, 40, 250, 3000, 0, 31], np.int64)
     keys = np.arange(3, 8, dtype=np.uint64) * np.uint64(2654435761)
     out = np.zeros((len(OUT), issued.size))
-    pipeline_cells(issued, rates, keys, out)
+    pipeline_cells(issued, np.zeros(issued.size, np.int64), rates[None], keys, out)
     want = np.array([_cell_before_workforce(int(n), rates, keys, c)
                      for c, n in enumerate(issued)], np.float64).T
     np.testing.assert_array_equal(out, want)
@@ -206,12 +206,15 @@ def test_serial_pipeline_draws_equal_the_parallel_ones():
     rates = np.array([0.22, 0.06, 0.6, 0.04, 0.1, 0.05, 0.95, 16.0, 12.0])
     keys = np.array([11, 12, 13, 14, 15], np.uint64)
     par, ser = np.zeros((9, 300)), np.zeros((9, 300))
-    pipeline_cells(issued, rates, keys, par)
-    pipeline_cells_serial(issued, np.ones(300), rates, keys, ser)
+    # three rate rows, cells spread over them (as a run's areas)
+    unit = rng.integers(0, 3, 300).astype(np.int64)
+    rates = np.stack([rates, rates * 0.5, np.minimum(rates * 1.5, [1] * 7 + [99] * 2)])
+    pipeline_cells(issued, unit, rates, keys, par)
+    pipeline_cells_serial(issued, np.ones(300), unit, rates, keys, ser)
     np.testing.assert_array_equal(par, ser)
     cover = rng.uniform(0.3, 1.0, 300)
-    pipeline_cells_cover(issued, cover, rates, keys, par)
-    pipeline_cells_serial(issued, cover, rates, keys, ser)
+    pipeline_cells_cover(issued, cover, unit, rates, keys, par)
+    pipeline_cells_serial(issued, cover, unit, rates, keys, ser)
     np.testing.assert_array_equal(par, ser)
 
 

@@ -133,16 +133,18 @@ def test_thinning_law_and_monotone_per_cell():
     issued = np.full(3000, 40, np.int64)
     keys = np.arange(1, 6, dtype=np.uint64) * np.uint64(987654321)
     full = np.zeros((len(OUT), issued.size))
-    pipeline_cells(issued, rates, keys, full)
+    pipeline_cells(issued, np.zeros(issued.size, np.int64), rates[None], keys, full)
     one = np.zeros_like(full)
-    pipeline_cells_cover(issued, np.ones(issued.size), rates, keys, one)
+    pipeline_cells_cover(issued, np.ones(issued.size), np.zeros(issued.size, np.int64),
+                         rates[None], keys, one)
     np.testing.assert_array_equal(one, full)  # coverage 1: nothing drawn, same bits
     prev = full
     k20, kw = OUT.index("n_within_20_weeks"), OUT.index("dur_weeks_total")
     other = [i for i in range(len(OUT)) if i not in (k20, kw)]
     for r in (0.9, 0.6, 0.3, 0.05, 0.0):
         out = np.zeros_like(full)
-        pipeline_cells_cover(issued, np.full(issued.size, r), rates, keys, out)
+        pipeline_cells_cover(issued, np.full(issued.size, r), np.zeros(issued.size, np.int64),
+                             rates[None], keys, out)
         np.testing.assert_array_equal(out[other], full[other])
         assert (out[k20] <= prev[k20]).all() and (out[kw] >= prev[kw]).all()
         # law: within 20 weeks ~ Binomial(issued, p20 r) in every cell, summed over cells
@@ -162,9 +164,10 @@ def test_assessed_cells_are_the_pipelines_assessments():
     issued = np.arange(0, 300, 3, dtype=np.int64)
     keys = np.arange(1, 6, dtype=np.uint64) * np.uint64(777)
     out = np.zeros((len(OUT), issued.size))
-    pipeline_cells(issued, PipelineConfig().rates, keys, out)
+    zero = np.zeros(issued.size, np.int64)
+    pipeline_cells(issued, zero, PipelineConfig().rates[None], keys, out)
     a = np.zeros(issued.size, np.int64)
-    assessed_cells(issued, RATE["p_not_issue"], keys[0], a)
+    assessed_cells(issued, zero, np.array([RATE["p_not_issue"]]), keys[0], a)
     np.testing.assert_array_equal(a, out[OUT.index("n_assessed")])
 
 
