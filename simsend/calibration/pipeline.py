@@ -16,11 +16,13 @@ Model (logit scale, council :math:`c`, year :math:`t`; the first year's walk is 
 
 .. math::
 
-    \eta_{ct} = \mu + \sigma_c z_c + w_t, \quad w_t = w_{t-1} + \sigma_w \epsilon_t, \qquad
+    \eta_{ct} = \mu + a_c + w_t, \quad a \sim \mathrm{ZeroSumNormal}(\sigma_c), \quad
+    w_t = w_{t-1} + \sigma_w \epsilon_t, \qquad
     k_{ct} \sim \mathrm{BetaBinomial}(n_{ct}, \pi_{ct}\kappa, (1 - \pi_{ct})\kappa),
     \quad \pi_{ct} = \mathrm{logit}^{-1}(\eta_{ct}),
 
-i.e. a level, a council effect pooled with an estimated sd, a random walk in years common to
+i.e. a level, council effects pooled with an estimated sd (summing to zero, so the level is
+the mean council's logit in the first year), a random walk in years common to
 councils, and the per-council-year over-dispersion of a beta rate of concentration
 :math:`\kappa` (integrated out).  Priors: :math:`\mu \sim N(\mathrm{logit}\,\bar p, 2)`
 (:math:`\bar p` the pooled rate), :math:`\sigma_c \sim N^+(1)`, :math:`\sigma_w \sim N^+(0.5)`,
@@ -66,7 +68,7 @@ import xarray as xr
 from scipy.special import expit, logit
 
 from simsend import config as _config
-from simsend.calibration.fit import _versions, diagnose, sample
+from simsend.calibration.fit import diagnose, sample
 from simsend.config.toml import ConfigError
 from simsend.data.baseline import builtin_dir, builtin_paths
 from simsend.data.errors import DataError
@@ -165,8 +167,8 @@ def build_model(k: np.ndarray, n: np.ndarray, areas: Sequence[str],
     Returns
     -------
     pymc.Model
-        Free variables ``level``, ``sd_area``, ``area_effect``, ``sd_walk``, ``z_walk``,
-        ``log_conc``; deterministic ``walk`` (0 in the first year).
+        Free variables ``level``, ``sd_area``, ``area_effect`` (zero-sum), ``sd_walk``,
+        ``z_walk``, ``log_conc``; deterministic ``walk`` (0 in the first year).
 
     """
     ok = np.isfinite(k) & np.isfinite(n)
@@ -178,11 +180,13 @@ def build_model(k: np.ndarray, n: np.ndarray, areas: Sequence[str],
     with pm.Model(coords=coords) as model:
         # Priors
         # Council effects centred (each council has hundreds of trials a year, so the data
-        # pin them: the non-centred form gave divergences); the walk non-centred (a handful
-        # of steps of sd about 0.05-0.2 barely inform its sd: the centred form gave more).
+        # pin them: the non-centred form gave divergences) and summing to zero (else the
+        # level trades off against their mean and mixes slowly); the walk non-centred (a
+        # handful of steps of sd about 0.05-0.2 barely inform its sd: the centred form gave
+        # divergences).
         level = pm.Normal("level", float(logit(pooled)), 2.0)
         sd_area = pm.HalfNormal("sd_area", 1.0)
-        effect = pm.Normal("area_effect", 0.0, sd_area, dims="area")
+        effect = pm.ZeroSumNormal("area_effect", sigma=sd_area, dims="area")
         sd_walk = pm.HalfNormal("sd_walk", 0.5)
         z_walk = pm.Normal("z_walk", 0.0, 1.0, dims="step")
         walk = pm.Deterministic("walk", pt.concatenate([pt.zeros(1),
@@ -287,6 +291,17 @@ def _appeal_ratio(counts: xr.Dataset, groups: dict) -> np.ndarray:
     return np.concatenate([np.where(ok, r, eng), grp])
 
 
+def _versions() -> dict:
+    """Package versions recorded in the artefact."""
+    import arviz
+    import pytensor
+
+    from simsend._version import __version__
+
+    return {"pymc": pm.__version__, "arviz": arviz.__version__, "numpy": np.__version__,
+            "pytensor": pytensor.__version__, "xarray": xr.__version__, "simsend": __version__}
+
+
 def _area_table() -> pd.DataFrame:
     return pd.read_csv(builtin_dir() / "areas.csv", dtype=str, keep_default_na=False)
 
@@ -348,31 +363,35 @@ def fit_rates(counts: xr.Dataset, *, draws: int = 300, tune: int = 500, chains: 
         if f"k_{r}" not in counts:
             continue
         k, n = counts[f"k_{r}"].values, counts[f"n_{r}"].values
+        # the walk starts at the rate's first published year (timeliness: 2022), so that
+        # the level is a year with data and no step is drawn from the prior alone
+        t1 = int(np.argmax(np.isfinite(k).any(1)))
+        kt, nt, yt = k[t1:], n[t1:], years[t1:]
         t0 = time.perf_counter()
-        idata, wall, diag = fit_rate(k, n, areas, years, draws=draws, tune=tune, chains=chains,
+        idata, wall, diag = fit_rate(kt, nt, areas, yt, draws=draws, tune=tune, chains=chains,
                                      seed=int(seed) + RATES.index(r))
         total = chains * draws
         pick = rng.permutation(total)[:n_out] if n_out <= total else rng.integers(0, total,
                                                                                   n_out)
-        w = _weights(n)
+        w = _weights(nt)
         fc = forecast_rate(idata, pick, rng)
         out[r] = (("draw", "area"), np.concatenate([fc, _summed(fc, w, groups)], -1))
         fy = fitted_by_year(idata, pick)
-        wy = np.where(np.isfinite(n), n, 0.0)
-        sums = np.stack([_summed(fy[:, t], wy[t], groups) for t in range(len(years))], 1)
-        both = np.concatenate([fy, sums], -1)
-        out[f"{r}_fit"] = (("quantile", "year", "area"), np.quantile(both, QUANTILES, axis=0))
-        obs = np.concatenate([k / n, np.stack([np.nansum(np.where(m, k, 0), 1)
-                                               / np.maximum(np.nansum(np.where(m, n, 0), 1),
-                                                            1e-300)
-                                               for m in groups.values()], -1)], -1)
+        wy = np.where(np.isfinite(nt), nt, 0.0)
+        sums = np.stack([_summed(fy[:, t], wy[t], groups) for t in range(len(yt))], 1)
+        fit = np.full((len(QUANTILES), len(years), len(names)), np.nan)
+        fit[:, t1:] = np.quantile(np.concatenate([fy, sums], -1), QUANTILES, axis=0)
+        out[f"{r}_fit"] = (("quantile", "year", "area"), fit)
+        kg = np.stack([np.nansum(np.where(m, k, 0), 1) for m in groups.values()], -1)
+        ng = np.stack([np.nansum(np.where(m & np.isfinite(k), n, 0), 1)
+                       for m in groups.values()], -1)
+        obs = np.concatenate([k / n, np.where(ng > 0, kg / np.where(ng > 0, ng, 1), np.nan)], -1)
         out[f"{r}_obs"] = (("year", "area"), obs)
         post = idata.posterior
         fits[r] = {"diagnostics": diag, "sampling_wall_time_s": round(wall, 2),
                    "fit_wall_time_s": round(time.perf_counter() - t0, 2),
                    "n_cells": int(np.isfinite(k).sum()),
-                   "years": [y for y, row in zip(years, np.isfinite(k).any(1), strict=True)
-                             if row],
+                   "years": [int(y) for y in yt],
                    **{v: {"median": float(np.median(post[v])),
                           "q05": float(np.quantile(post[v], 0.05)),
                           "q95": float(np.quantile(post[v], 0.95))}
