@@ -65,7 +65,9 @@ def test_pipeline_identities_and_rates():
 
 
 def small(extra=""):
+    # the config's fixed pipeline rates (tests/statutory/test_pipeline_rates.py runs the posterior)
     text = pin_2022((ROOT / "configs" / "base.toml").read_text())
+    text = text.replace('posterior = "pipeline_2025"\n', "")
     text = text.replace('areas = ["E92000001"]', 'areas = ["E06000017"]')
     text = re.sub(r"(?m)^end_year = .*$", "end_year = 2028", text)
     return parse(text + extra, "small.toml")
