@@ -32,6 +32,12 @@ DfE's SEN2 2022 release (the first two are in the shipped extract).  The appeal 
 share upheld (MoJ tribunal statistics report well over 90% of SEND appeals decided at least
 partly for the appellant) and the weeks are ASSUMPTIONS of the published size, not fitted.
 
+``[pipeline] posterior`` (on in ``configs/base.toml`` and ``configs/council.toml``) replaces the
+refusal, not-issued, 20-week and three appeal rates by posterior draws estimated per council
+(:mod:`simsend.calibration.pipeline`, read by :mod:`simsend.rates.pipeline`): each draw and
+area has its own rates (a ``(D, Y, U, K)`` table, each output cell drawing with its area's
+row), the scenario's ``pipeline.*`` modifiers applied on top (:func:`modify_rates`).
+
 Random numbers depend on (seed, draw, stream, year, cell index) with cells of the run's
 marginal: a different ``outputs.by`` gives different (equally valid) pipeline draws.
 
