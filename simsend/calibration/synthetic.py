@@ -204,17 +204,40 @@ ENGINE_TP_SHARE = 0.25
 """Targeted-plus share of the targeted tiers the targets of :func:`engine_targets` state."""
 
 
-def engine_targets(model, theta: np.ndarray, baseline, *, trend=0.0, damping: float = 1.0,
-                   innovation_sd: float = 0.0, n_years: int = 10, seed: int = 0):
+@dataclasses.dataclass(frozen=True)
+class EngineTruth:
+    """Escalation over time in :func:`engine_targets`'s truth (log scale, per area).
+
+    Attributes
+    ----------
+    trend : float or array (R,)
+        Log-linear trend, one or one per area; the step from year ``k`` to ``k + 1`` is
+        ``trend * damping^k``.
+    damping : float
+    innovation_sd : float
+        Sd of a random walk's steps per area (a lasting change).
+    noise_sd : float
+        Sd of a transient shock per year and area (common to the age bands, not carried
+        on), as the calibration's ``escalation_noise_z``.
+
+    """
+
+    trend: float | np.ndarray = 0.0
+    damping: float = 1.0
+    innovation_sd: float = 0.0
+    noise_sd: float = 0.0
+
+
+def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = EngineTruth(), *,
+                   n_years: int = 10, seed: int = 0):
     """Targets simulated by the engine itself with known escalation: ``(targets, truth)``.
 
     One Monte Carlo draw of :func:`simsend.engine.loop.simulate` from ``baseline``
     (``(individuals, pool, births)``, e.g. :func:`simsend.testing.toy_baseline`'s) with the
     ``[model]`` rates of ``model``, except that moves into the specialist tier are multiplied
-    by ``theta`` (5, R) by age group and area, a log-linear ``trend`` (one, or one per area)
-    damped by ``damping`` (the step from year ``k`` to ``k + 1`` is ``trend * damping^k``)
-    and, with ``innovation_sd``, a random walk per area (trend and walk 0 in the first
-    reported year, as the calibration's).  The first :data:`ENGINE_BURN_IN` years, at
+    by ``theta`` (5, R) by age group and area and by :class:`EngineTruth` ``truth``'s damped
+    trend, random walk and transient yearly shocks (trend and walk 0 in the first reported
+    year, as the calibration's).  The first :data:`ENGINE_BURN_IN` years, at
     ``theta`` alone, let the baseline's age mix settle and are not reported.  Reported as
     SEN2 would be, by census age (issue-age lag 0): EHC plans by band at each census, new
     plans by band in each year.  ``exposure`` is the targeted-tier children exposed in each
@@ -228,10 +251,11 @@ def engine_targets(model, theta: np.ndarray, baseline, *, trend=0.0, damping: fl
     targets : xarray.Dataset
     truth : dict
         ``escalation_multiplier`` (5, R) at the first year after the data (trend and walk
-        included), ``escalation_trend_area`` (5, R, the first step), ``escalation_damping``,
-        ``exit_multiplier`` 1,
-        ``escalation_innovation_sd``, ``area_effect`` (R,) the mean over age groups of log
-        ``theta`` less its mean over areas, and ``walk`` (n_years, R) by census year.
+        included; a transient shock is not carried on), ``escalation_trend_area`` (5, R, the
+        first step), ``escalation_damping``, ``exit_multiplier`` 1,
+        ``escalation_innovation_sd``, ``escalation_noise_sd``, ``area_effect`` (R,) the mean
+        over age groups of log ``theta`` less its mean over areas, ``walk`` and ``noise``
+        (n_years, R) by census year.
 
     """
     from simsend.engine.loop import Job, simulate
@@ -255,15 +279,19 @@ def engine_targets(model, theta: np.ndarray, baseline, *, trend=0.0, damping: fl
         tiers[src, src] -= add
     if (tiers < 0).any():
         raise ValueError("theta pushes a row of the tier table past 1")
+    damping, innovation_sd = truth.damping, truth.innovation_sd
     # walk[k] of reported census k (0 at the first two: the first transition year is 1)
     walk = np.zeros((n_years, n_r))
     if innovation_sd > 0:
         walk[2:] = np.cumsum(rng.normal(0.0, innovation_sd, (n_years - 2, n_r)), axis=0)
+    noise = np.zeros((n_years, n_r))  # the year ending at census k (none before the first)
+    if truth.noise_sd > 0:
+        noise[1:] = rng.normal(0.0, truth.noise_sd, (n_years - 1, n_r))
     total = burn_in + n_years
-    shock = np.zeros((total, n_r))  # the trend and walk as the engine's log multiplier
-    trend = np.broadcast_to(np.asarray(trend, float), (n_r,))
+    shock = np.zeros((total, n_r))  # the trend, walk and shocks as the engine's log factor
+    trend = np.broadcast_to(np.asarray(truth.trend, float), (n_r,))
     steps = damped_steps(damping, np.maximum(np.arange(n_years) - 1, 0))  # (Y,)
-    shock[burn_in:] = trend[None] * steps[:, None] + walk
+    shock[burn_in:] = trend[None] * steps[:, None] + walk + noise
     top = np.exp(shock.max(axis=0))  # (R,) the largest factor each area meets
     for src in (t, tp):
         if (tiers[src, s] * (top - 1.0) > tiers[src, src]).any():
@@ -298,9 +326,10 @@ def engine_targets(model, theta: np.ndarray, baseline, *, trend=0.0, damping: fl
                            targeted_plus_share, sources={"engine": f"seed={seed}"})
     log_t = np.log(theta).mean(axis=0)
     ref = float(damped_steps(damping, n_years - 1))  # the first year after the data
-    truth = {"escalation_multiplier": theta * np.exp(trend[None] * ref + walk[-1][None]),
+    known = {"escalation_multiplier": theta * np.exp(trend[None] * ref + walk[-1][None]),
              "escalation_damping": damping,
              "escalation_trend_area": np.broadcast_to(trend, theta.shape).copy(),
              "exit_multiplier": np.ones_like(theta), "escalation_innovation_sd": innovation_sd,
-             "area_effect": log_t - log_t.mean(), "walk": walk}
-    return targets, truth
+             "escalation_noise_sd": truth.noise_sd, "area_effect": log_t - log_t.mean(),
+             "walk": walk, "noise": noise}
+    return targets, known

@@ -8,7 +8,7 @@ import xarray as xr
 
 from simsend.calibration import calibrate
 from simsend.calibration.model import PriorConfig
-from simsend.calibration.synthetic import engine_targets, synthetic_targets
+from simsend.calibration.synthetic import EngineTruth, engine_targets, synthetic_targets
 from simsend.testing import toy_baseline
 
 PARAMS = ("escalation_multiplier", "escalation_trend", "exit_multiplier")
@@ -73,9 +73,11 @@ def test_interval_coverage_over_repeated_seeds(tmp_path, calib_config):
         # The truth has no walk; the walk's own recovery is the next test (with the walk
         # each fit took ~48 s against ~37 s without, on the 2-core machine).
         prior = dataclasses.replace(prior, random_walk=False, year_noise_sd=0.0)
-        path = calibrate(calib_config, tmp_path / f"s{seed}.nc", draws=500, tune=500,
+        # 300 draws after 300 tuning steps at target acceptance 0.9 (CI time): coverage
+        # 0.925, where 500 draws at 0.9 gave 0.900 in twice the time
+        path = calibrate(calib_config, tmp_path / f"s{seed}.nc", draws=300, tune=300,
                          chains=2, targets=t, prior=prior, random_seed=seed,
-                         allow_failed_diagnostics=True)
+                         allow_failed_diagnostics=True, target_accept=0.9)
         post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
         passed += post.attrs["diagnostics_passed"]
         hits.append(interval_hits(post, truth, 0.90))
@@ -95,7 +97,8 @@ def test_area_trends_and_innovation_scale_recovered(tmp_path, calib_config):
     t, truth, prior = synthetic_targets(n_areas=8, n_years=10, seed=21, innovation_sd=0.1,
                                         area_trend_sd=0.03)
     path = calibrate(calib_config, tmp_path / "walk.nc", draws=500, tune=500, chains=2,
-                     targets=t, prior=prior, random_seed=3, allow_failed_diagnostics=True)
+                     targets=t, prior=prior, random_seed=3, allow_failed_diagnostics=True,
+                     target_accept=0.9)
     post = xr.open_dataset(path, group="posterior", engine="h5netcdf").load()
     sd = post["escalation_innovation_sd"].stack(sample=("chain", "draw")).values
     lo, hi = np.quantile(sd, [0.05, 0.95])
@@ -115,9 +118,11 @@ def engine_fit(tmp_path_factory, calib_config):
     """Calibration on data simulated by the engine itself: 8 councils, 10 censuses.
 
     The engine runs the config's rates with known escalation multipliers by age group and
-    council, a trend per council damped by 0.8 a year (the damping prior's mean) and a random
-    walk of sd 0.1 per council (:func:`engine_targets`); the calibration sees only banded
-    stocks and new plans.
+    council, a trend per council damped by 0.8 a year (the damping prior's mean), a random
+    walk of sd 0.1 per council and a transient shock of sd 0.05 per council and year (the two
+    kinds of change the model tells apart; :func:`engine_targets`); the calibration sees
+    only banded stocks and new plans.  Sampled at target acceptance 0.9 (the backtest's;
+    0.99 took three times as long here).
     Returns ``(posterior, truth)``.
     """
     rng = np.random.default_rng(3)
@@ -126,14 +131,15 @@ def engine_fit(tmp_path_factory, calib_config):
     # under 5 low enough that no escalation row reaches 1 (engine_targets refuses a cap)
     theta = np.exp(np.array([-0.5, 0.1, 0.0, 0.2, 0.0])[:, None] + area[None])
     baseline = toy_baseline(n_areas=8, scale=1000, seed=4)
-    t, truth = engine_targets(calib_config.model, theta, baseline, trend=0.03 + dev - dev.mean(),
-                              damping=0.8, innovation_sd=0.1, seed=4)
+    known = EngineTruth(trend=0.03 + dev - dev.mean(), damping=0.8, innovation_sd=0.1,
+                        noise_sd=0.05)
+    t, truth = engine_targets(calib_config.model, theta, baseline, known, seed=4)
     # the engine counts new plans by census age: SEN2's issue-age lag is 0 here
     prior = PriorConfig.from_model(calib_config.model, issue_age_lag=0.0,
                                    estimate_issue_lag=False, targeted_plus_share=0.25)
-    path = calibrate(calib_config, tmp_path_factory.mktemp("engine") / "engine.nc", draws=500,
-                     tune=500, chains=2, targets=t, prior=prior, random_seed=5,
-                     allow_failed_diagnostics=True)
+    path = calibrate(calib_config, tmp_path_factory.mktemp("engine") / "engine.nc", draws=400,
+                     tune=400, chains=2, targets=t, prior=prior, random_seed=5,
+                     allow_failed_diagnostics=True, target_accept=0.9)
     return xr.open_dataset(path, group="posterior", engine="h5netcdf").load(), truth
 
 
@@ -145,8 +151,9 @@ def _innovation_interval(post):
 @pytest.mark.slow
 def test_engine_simulated_council_effects_recovered(engine_fit):
     """Councils' effects, multipliers at the first year after the data (walk included), the
-    damping and the config's exits (multiplier 1) hold their true values in their 90%
-    intervals at about the nominal rate; a walk-free truth is excluded."""
+    damping, the transient shocks' sd and the config's exits (multiplier 1) hold their true
+    values in their 90% intervals at about the nominal rate; a walk-free truth is
+    excluded."""
     post, truth = engine_fit
     st = post.stack(sample=("chain", "draw"))
     effect = (st["esc_area_sd"] * st["esc_area_z"]).transpose("area", "sample").values
@@ -166,13 +173,16 @@ def test_engine_simulated_council_effects_recovered(engine_fit):
     assert hits["exit_multiplier"].mean() >= 0.75
     assert hits["escalation_damping"].all()
     assert lo > 0.02  # the data say there is a walk
+    noise = st["escalation_noise_sd"].values
+    assert np.quantile(noise, 0.05) <= truth["escalation_noise_sd"] <= np.quantile(noise, 0.95)
 
 
 # Known shortfalls, measured on this fit (strict: a fix turns them into failures to update).
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known shortfall: on engine-simulated data the walk's "
-                   "innovation sd comes out low (90% interval 0.046-0.083 against a true 0.1, "
-                   "whose 64 draws had RMS 0.093), so forecast bands err narrow")
+                   "innovation sd comes out low (90% interval 0.042-0.085 against a true 0.1, "
+                   "whose 64 draws had RMS 0.093; the transient shocks' sd, 0.037-0.080 "
+                   "against 0.05, is held), so forecast bands err narrow")
 def test_engine_simulated_innovation_scale_in_its_interval(engine_fit):
     """The walk's innovation sd holds its true value (0.1) in its 90% interval."""
     post, _ = engine_fit
@@ -182,7 +192,7 @@ def test_engine_simulated_innovation_scale_in_its_interval(engine_fit):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known shortfall: councils' trends (the first step of "
-                   "the damped trend) hold their true value in 19 of 40 90% intervals: 8 "
+                   "the damped trend) hold their true value in 15 of 40 90% intervals: 8 "
                    "years of a walk of sd 0.1 per council leave them weakly identified, and "
                    "their intervals too narrow")
 def test_engine_simulated_council_trends_in_their_intervals(engine_fit):
