@@ -299,6 +299,13 @@ def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
         numba.set_num_threads(min(cfg.run.threads, numba.config.NUMBA_NUM_THREADS))
     t0, started = _time.perf_counter(), _dt.datetime.now(_dt.UTC)
     base = load_config_baseline(cfg)
+    if (cfg.pipeline.enabled and cfg.pipeline.posterior and len(base.areas) > 1
+            and "area" not in cfg.outputs.by):
+        # said before the simulation, not after it: each council's pipeline draws with its
+        # own rates, so a cell of the results may not mix councils
+        raise ConfigError(f"{cfg.source_path}: [pipeline.posterior] needs 'area' in "
+                          f"outputs.by when a run holds several areas ({len(base.areas)}); "
+                          "add it, or remove the posterior to run the config's rates")
     clock = {"t0": t0, "started": started, "baseline_s": round(_time.perf_counter() - t0, 3)}
     rates = parameter_source(cfg, base)  # one read of a posterior for every run
     if getattr(rates, "age_share", None) is not None:

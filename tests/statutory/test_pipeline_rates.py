@@ -199,6 +199,10 @@ def test_several_areas_need_area_in_the_marginals(runs):
     _, line, _, _ = runs
     with pytest.raises(ConfigError, match=r"pipe.toml: \[pipeline.posterior\] needs 'area'"):
         simsend.run(config("", line, by='["tier", "age_group"]'), draws=1)
+    # said when the run is prepared, before any draw is simulated
+    from simsend.runner.plan import prepare
+    with pytest.raises(ConfigError, match=r"needs 'area' in outputs.by"):
+        prepare(config("", line, by='["tier", "age_group"]'))
 
 
 def test_config_key_errors_name_the_key(tmp_path):
