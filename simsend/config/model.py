@@ -178,7 +178,8 @@ def parse_model(ctx: toml.Ctx, raw: dict, base: Path) -> ModelConfig:
     if posterior is not None:
         posterior = str(toml.shipped_or_path(ctx, toml.string(ctx, posterior, "model.posterior"),
                                         "model.posterior", SHIPPED_MODELS, ".nc", base,
-                                        "posterior"))
+                                        "posterior",
+                                        lambda stem: not stem.startswith("pipeline_")))
     tiers = _parse_tiers(ctx, raw["tiers"])
     _check_escalation(ctx, tiers, nm)
     return ModelConfig(

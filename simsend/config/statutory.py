@@ -68,5 +68,5 @@ def parse_pipeline(ctx: toml.Ctx, raw: dict, base: Path | None = None) -> Pipeli
         posterior = str(toml.shipped_or_path(
             ctx, toml.string(ctx, posterior, "pipeline.posterior"), "pipeline.posterior",
             toml.PROJECT_ROOT / "models", ".nc", Path.cwd() if base is None else base,
-            "pipeline posterior"))
+            "pipeline posterior", lambda stem: stem.startswith("pipeline_")))
     return PipelineConfig(**vals, enabled=enabled, posterior=posterior)

@@ -144,16 +144,18 @@ def mix_by_age(ctx: Ctx, raw: Any, key: str, labels: tuple[str, ...]) -> np.ndar
 
 
 def shipped_or_path(ctx: Ctx, name: str, key: str, folder: Path, suffix: str, base: Path,
-                    what: str) -> Path:
+                    what: str, kind=None) -> Path:
     """Resolve a file a config names; it must exist.
 
     A bare name (no slash, no ``suffix``) is ``folder/<name><suffix>`` shipped beside the
-    package; anything else is a path, relative to the config's folder.
+    package; anything else is a path, relative to the config's folder.  ``kind(stem)``, if
+    given, says which shipped files are of the kind asked for (the ones the error lists).
     """
     if name and "/" not in name and "\\" not in name and not name.endswith(suffix):
         p = folder / f"{name}{suffix}"
         if not p.is_file():
-            have = sorted(q.stem for q in folder.glob(f"*{suffix}"))
+            have = sorted(q.stem for q in folder.glob(f"*{suffix}")
+                          if kind is None or kind(q.stem))
             where = folder.relative_to(PROJECT_ROOT).as_posix()
             raise ctx.fail(key, f"no shipped {what} {name!r} ({where}/ has {have}); give a "
                                 "file path instead")
