@@ -216,7 +216,8 @@ def sample(model: pm.Model, *, draws: int = 500, tune: int = 500, chains: int = 
     return idata, time.perf_counter() - t0
 
 
-def _versions() -> dict:
+def calibration_versions() -> dict:
+    """Versions of the packages a calibration artefact depends on (recorded in its attrs)."""
     import pytensor
 
     return {"pymc": pm.__version__, "arviz": az.__version__, "numpy": np.__version__,
@@ -463,8 +464,8 @@ def calibrate(config: _config.SimConfig | str | Path, out: str | Path | None = N
         "max_rhat": diag["max_rhat"],
         "min_ess_bulk": diag["min_ess_bulk"],
         "n_divergent": diag["n_divergent"],
-        "versions": _versions(),
-        **{f"{k}_version": v for k, v in _versions().items()},
+        "versions": calibration_versions(),
+        **{f"{k}_version": v for k, v in calibration_versions().items()},
         "sampler": sampler,
         "slim": int(bool(slim)),
         "draws": draws, "tune": tune, "chains": chains,

@@ -68,7 +68,7 @@ import xarray as xr
 from scipy.special import expit, logit
 
 from simsend import config as _config
-from simsend.calibration.fit import diagnose, sample
+from simsend.calibration.fit import calibration_versions, diagnose, sample
 from simsend.config.toml import ConfigError
 from simsend.data.baseline import builtin_dir, builtin_paths
 from simsend.data.errors import DataError
@@ -291,17 +291,6 @@ def _appeal_ratio(counts: xr.Dataset, groups: dict) -> np.ndarray:
     return np.concatenate([np.where(ok, r, eng), grp])
 
 
-def _versions() -> dict:
-    """Package versions recorded in the artefact."""
-    import arviz
-    import pytensor
-
-    from simsend._version import __version__
-
-    return {"pymc": pm.__version__, "arviz": arviz.__version__, "numpy": np.__version__,
-            "pytensor": pytensor.__version__, "xarray": xr.__version__, "simsend": __version__}
-
-
 def _area_table() -> pd.DataFrame:
     return pd.read_csv(builtin_dir() / "areas.csv", dtype=str, keep_default_na=False)
 
@@ -474,7 +463,7 @@ def calibrate_pipeline(config: _config.SimConfig | str | Path,
         "n_divergent": sum(f["diagnostics"]["n_divergent"] for f in fits.values()),
         "sampler": "pymc NUTS", "draws": draws, "tune": tune, "chains": chains,
         "random_seed": seed, "n_draws_saved": int(n_out), "target_accept": TARGET_ACCEPT,
-        "versions": json.dumps(_versions()),
+        "versions": json.dumps(calibration_versions()),
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "peak_memory_mib": round(peak / 1024, 1),
         "appeal_mapping": "p_appeal_refusal = p_appeal_not_issue = p_appeal (appeals per "
