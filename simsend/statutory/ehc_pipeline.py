@@ -72,7 +72,7 @@ from simsend.kernels.statutory import (
     pipeline_cells_cover,
     pipeline_cells_serial,
 )
-from simsend.rates.modifiers import apply_modifiers, change, compile_modifiers
+from simsend.rates.modifiers import change, compile_modifiers
 from simsend.rates.pipeline import load_pipeline_posterior
 from simsend.statutory.workforce import capacity, coverage, run_areas, workforce_dataset
 
@@ -140,7 +140,7 @@ def pipeline_rates(base: np.ndarray, modifiers: Sequence, start_year: int,
     out = np.empty((n_years, len(PIPELINE_RATES)))
     mods = [c for c in modifiers if c.mod.rate.startswith("pipeline.")]
     for yi in range(n_years):
-        out[yi] = apply_modifiers(mods, start_year + yi, {"pipeline": base})["pipeline"]
+        out[yi] = modify_rates(np.asarray(base, np.float64), mods, start_year + yi)
     return out
 
 
