@@ -94,7 +94,8 @@ def _population(n: int, n_area: int, seed: int = 0):
     place_cdf = np.cumsum(q, axis=-1)
     place_cdf[..., -1] = 1.0
     p_leave = np.full((4, N_A), 0.02)
-    return p, cell_start, (tier_cdf, place_cdf, p_leave)
+    return p, cell_start, (tier_cdf, place_cdf, p_leave, np.zeros((0, N_A, N_P, N_P)),
+                           np.zeros((0, N_A, N_P)))
 
 
 def _time(fn, repeat: int) -> list[float]:

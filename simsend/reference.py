@@ -26,7 +26,8 @@ def step_pupils(tier, plan, age, need, area, placement, u, tables, reformed=Fals
     tier, plan, age, need, area, placement : int arrays (N,)
     u : float array (3, N)
         Uniforms for the leave, tier and placement streams.
-    tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26))
+    tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26),
+        spec_cdf (A_p,26,7,7), entry_cdf (A_p,26,7)); see YearTables
 
     Returns
     -------
@@ -35,7 +36,7 @@ def step_pupils(tier, plan, age, need, area, placement, u, tables, reformed=Fals
         the year, ``left`` (bool), ``to_pool`` (bool).
 
     """
-    tier_cdf, place_cdf, p_leave = tables
+    tier_cdf, place_cdf, p_leave, spec_cdf, entry_cdf = tables
     a = age.astype(np.int64) + 1
     out_age = np.minimum(a, MAX_AGE)
     t = tier.astype(np.int64)
@@ -45,6 +46,10 @@ def step_pupils(tier, plan, age, need, area, placement, u, tables, reformed=Fals
     to_pool = ~left & (nt == 0)
     stay = ~left & ~to_pool
     prow = place_cdf[nt, out_age, placement]
+    if len(spec_cdf):  # calibrated specialist rows by area: staying, or entering the tier
+        spec = nt == 3
+        prow = np.where((spec & (t == 3))[:, None], spec_cdf[area, out_age, placement], prow)
+        prow = np.where((spec & (t < 3))[:, None], entry_cdf[area, out_age], prow)
     npl = np.where(stay, categorical(u[2], prow), placement)
     new_plan = np.where(nt == 3, 3, 2 if reformed else 1)
     plan_out = np.where(stay & (nt != t), new_plan, plan)

@@ -82,24 +82,46 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
     # 4. tier moves: y[d, a, n, r, p] = sum_t x[t, a, n, r, p] * P[a, n, r, t, d]
     pt = tier_probs(tab.tier_cdf)
     y = np.einsum("tanrp,anrtd->danrp", x, pt)
+    # children entering the specialist tier from below take its entry rows (index 4)
+    enter = np.einsum("tanrp,anrt->anrp", x[:3], pt[..., :3, 3])
+    y[3] -= enter
     aged = aged + y[0].sum(axis=(1, 3))
     y[0] = 0.0
-    # 5. placement moves by the new tier
+    # 5. placement moves by the new tier (calibrated specialist rows per area where given)
     pp = np.diff(tab.place_cdf, axis=-1, prepend=0.0)  # [tier, age, src, dst]
     z = np.einsum("danrp,dapq->danrq", y, pp)
+    if len(tab.spec_cdf):
+        stay = np.diff(tab.spec_cdf, axis=-1, prepend=0.0)  # [area, age, src, dst]
+        entry = np.diff(tab.entry_cdf, axis=-1, prepend=0.0)  # [area, age, dst]
+        z[3] = (np.einsum("anrp,rapq->anrq", y[3], stay)
+                + np.einsum("anrp,raq->anrq", enter, entry))
+    else:
+        z[3] += np.einsum("anrp,apq->anrq", enter, pp[3])
     return z + new, aged
+
+
+def expected_states(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
+                    n_years: int, moves: YearMoves | None = None):
+    """Propagate expected children by (tier, age, need, area, placement) and pool exactly.
+
+    Returns ``(states (n_years, *ind.shape), pools (n_years, *pool.shape))``, baseline first.
+    """
+    e_ind, e_pool = ind.astype(float), pool.astype(float)
+    states, pools = [e_ind], [e_pool]
+    for yi in range(1, n_years):
+        e_ind, e_pool = expected_step(e_ind, e_pool, ps, yi, moves)
+        states.append(e_ind)
+        pools.append(e_pool)
+    return np.array(states), np.array(pools)
 
 
 def expected_counts(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
                     n_years: int, moves: YearMoves | None = None) -> np.ndarray:
     """Propagate expected children by (year, tier) exactly, baseline year first."""
-    e_ind, e_pool = ind.astype(float), pool.astype(float)
+    states, pools = expected_states(ind, pool, ps, n_years, moves)
     out = np.zeros((n_years, N_T))
-    for yi in range(n_years):
-        if yi > 0:
-            e_ind, e_pool = expected_step(e_ind, e_pool, ps, yi, moves)
-        out[yi, 0] = e_pool.sum()
-        out[yi, 1:] = e_ind[1:].sum(axis=(1, 2, 3, 4))
+    out[:, 0] = pools.reshape(n_years, -1).sum(1)
+    out[:, 1:] = states[:, 1:].sum(axis=(2, 3, 4, 5))
     return out
 
 

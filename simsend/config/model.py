@@ -57,6 +57,11 @@ class ModelConfig:
     replicates_per_draw : int
         Monte Carlo replicates per posterior draw (process uncertainty within a parameter
         draw); ignored without ``posterior``.
+    placements : {"rules", "calibrated"}
+        Where the specialist tier's placement moves come from: ``placement_rules`` for every
+        area (``"rules"``), or each area's calibrated placement mix and its drift, estimated
+        from SEN2 up to the baseline census when the run is prepared
+        (``"calibrated"``, :mod:`simsend.rates.placements`; the targeted tiers keep the rules).
 
     """
 
@@ -70,6 +75,7 @@ class ModelConfig:
     births_growth: float = 1.0
     posterior: str | None = None
     replicates_per_draw: int = 1
+    placements: str = "rules"
 
 
 SHIPPED_MODELS = toml.PROJECT_ROOT / "models"
@@ -86,7 +92,8 @@ def _replicates(ctx: toml.Ctx, v: Any) -> int:
 
 _MODEL_KEYS = {"identification", "leaving", "tiers", "need_multiplier", "need_mix",
                "placement_new", "placement_moves", "births_growth", "posterior",
-               "replicates_per_draw"}
+               "replicates_per_draw", "placements"}
+PLACEMENT_SOURCES = ("rules", "calibrated")
 
 
 def _parse_tiers(ctx: toml.Ctx, raw: Any) -> np.ndarray:
@@ -194,4 +201,6 @@ def parse_model(ctx: toml.Ctx, raw: dict, base: Path) -> ModelConfig:
                                   0.5, 2.0),
         posterior=posterior,
         replicates_per_draw=_replicates(ctx, raw.get("replicates_per_draw", 1)),
+        placements=toml.string(ctx, raw.get("placements", "rules"), "model.placements",
+                               PLACEMENT_SOURCES),
     )

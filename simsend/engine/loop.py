@@ -339,7 +339,8 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
         if moves is not None:  # this year's arrivals ask for their placement like newcomers
             arrived = arrivals(pop.cur.pid[:pop.n], yi)
             sc.prev[:pop.n][arrived] = tab.provision.wait_place
-    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave),
+    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave,
+                                               tab.spec_cdf, tab.entry_cdf),
            np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
                     np.uint64),
            m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))

@@ -77,12 +77,16 @@ def plan_for(tier, reformed):
 
 
 @njit(inline="always")
-def move_one(t, pid, pl, a, tier_row, place_cdf, p_leave, keys):
+def move_one(t, pid, pl, a, tier_row, places, p_leave, keys):
     """Draw one pupil's year from its state: (new tier or -1 if left, new placement).
 
     ``t``, ``pid``, ``pl``: the pupil's tier, id and placement; ``a`` is the age reached at
     this census; ``tier_row`` is the cumulative destination row for the pupil's (age, need,
-    area) cell, indexed ``[src, dst]``; ``keys``: (leave, tier, placement) stream keys.
+    area) cell, indexed ``[src, dst]``; ``places`` is ``(place_cdf, spec_cdf, entry_cdf,
+    area)``: the placement rows ``[tier, age, src]`` and, where ``spec_cdf`` has areas
+    (calibrated placements), the specialist tier's rows of the pupil's ``area`` for a pupil
+    staying in it (``[area, age, src]``) and entering it (``entry_cdf[area, age]``);
+    ``keys``: (leave, tier, placement) stream keys.
     """
     if a > MAX_AGE or uniform(keys[0], pid) < p_leave[t, a]:
         return -1, pl
@@ -91,17 +95,24 @@ def move_one(t, pid, pl, a, tier_row, place_cdf, p_leave, keys):
     nt = (u >= tier_row[t, 0]) + (u >= tier_row[t, 1]) + (u >= tier_row[t, 2])
     if nt == 0:
         return 0, pl
-    row = place_cdf[nt, a, pl]
+    place_cdf, spec_cdf, entry_cdf, ar = places
+    if nt == 3 and spec_cdf.shape[0] > 0:
+        row = entry_cdf[ar, a] if t < 3 else spec_cdf[ar, a, pl]
+    else:
+        row = place_cdf[nt, a, pl]
     if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
         return nt, pl  # no placement move possible: the draw could only return ``pl``
     return nt, categorical(uniform(keys[2], pid), row)
 
 
 @njit
-def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
-    """Draw pupil ``i`` of ``p``'s year: returns (new tier or -1 if left, new placement)."""
-    return move_one(p.tier[i], np.uint64(p.pid[i]), p.placement[i], a, tier_row, place_cdf,
-                    p_leave, keys)
+def move_pupil(p, i, a, tier_row, places, p_leave, keys):
+    """Draw pupil ``i`` of ``p``'s year: returns (new tier or -1 if left, new placement).
+
+    ``places`` is ``(place_cdf, spec_cdf, entry_cdf)``; the pupil's area picks its rows.
+    """
+    return move_one(p.tier[i], np.uint64(p.pid[i]), p.placement[i], a, tier_row,
+                    (places[0], places[1], places[2], np.int64(p.area[i])), p_leave, keys)
 
 
 @njit
@@ -112,7 +123,7 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
     function because Numba 0.65 loses writes made through tuple members directly inside a
     ``prange`` body (writes inside a called function are kept).
     """
-    tier_cdf, place_cdf, p_leave = tables
+    tier_cdf, place_cdf, p_leave, spec_cdf, entry_cdf = tables
     flows, trans, to_pool, surv, reformed = out
     # Arrays and keys unpacked once: reading a tuple member inside the loop costs a reference
     # count update per access, and scalar keys let their hashing be hoisted out of the loop.
@@ -126,12 +137,13 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
         a = c // n_na + 1
         # every pupil of a cell shares (age, need, area): load the tier rows once per cell
         rows = tier_cdf[min(a, MAX_AGE), (c // n_area) % tier_cdf.shape[1], c % n_area]
+        places = (place_cdf, spec_cdf, entry_cdf, np.int64(c % n_area))
         for i in range(cell_start[c], cell_start[c + 1]):
             t = tier[i]
             if a > MAX_AGE:
                 nt, npl = -1, placement[i]
             else:
-                nt, npl = move_one(t, np.uint64(pid[i]), placement[i], a, rows, place_cdf,
+                nt, npl = move_one(t, np.uint64(pid[i]), placement[i], a, rows, places,
                                    p_leave, ks)
             if nt == -1:
                 j = flat_index(strides, age_map, t, plan[i], a - 1, need[i], area[i],
@@ -175,7 +187,8 @@ def step_pupils(p, chunks, cell_start, tables, keys, m, out):
     p : Pupils
     chunks : int64 (n_chunks + 1,) cell boundaries of the parallel work chunks
     cell_start : int64 (n_cells + 1,) first pupil of each cell
-    tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26))
+    tables : tuple (tier_cdf (26,13,A,4,4), place_cdf (4,26,7,7), p_leave (4,26),
+        spec_cdf (A_p,26,7,7), entry_cdf (A_p,26,7)); see YearTables
     keys : uint64 (3,) stream keys: leave, tier, placement
     m : Marginal
     out : tuple of per-thread buffers (flows (T,N_FLOW_ROWS,M), trans (T,4,4), to_pool (T,26,A),

@@ -23,6 +23,7 @@ from simsend.config.reform import ReformConfig
 from simsend.dims import AGES, NEEDS, PLACEMENTS, TIERS
 from simsend.kernels.tables import cdf_rows
 from simsend.rates.modifiers import Compiled, apply_modifiers, hold_places
+from simsend.rates.placement_mix import specialist_rows
 from simsend.rates.reform import apply_reform, is_reformed
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
@@ -36,7 +37,13 @@ class YearTables(NamedTuple):
     p_identify : (26, n_areas)
     p_leave : (4, 26)
     tier_cdf : (26, 13, n_areas, 4, 4) cumulative over the destination tier
-    place_cdf : (4, 26, 7, 7) cumulative over the destination placement
+    place_cdf : (4, 26, 7, 7) cumulative over the destination placement, ``[tier, age, src]``
+    spec_cdf : (A_p, 26, 7, 7)
+        With calibrated placements (``A_p`` = n_areas): the specialist tier's rows per area,
+        ``[area, age, src]``, for children who stay in it; ``A_p`` = 0: ``place_cdf`` serves.
+    entry_cdf : (A_p, 26, 7)
+        With calibrated placements: the placement of a child entering the specialist tier,
+        ``[area, age]``.
     need_cdf : (26, 13)
     place_new_cdf : (26, 7)
     births : (n_areas,) int64 age-0 entrants
@@ -63,6 +70,8 @@ class YearTables(NamedTuple):
     place_new_cdf: np.ndarray
     births: np.ndarray
     reformed: int = 0
+    spec_cdf: np.ndarray = np.zeros((0, 26, 7, 7))
+    entry_cdf: np.ndarray = np.zeros((0, 26, 7))
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
     births_factor: np.ndarray | None = None
@@ -120,6 +129,12 @@ class ParameterSet:
     placement_new : ndarray (26, 7)
     placement : ndarray (4, 26, 7, 7)
         ``placement[tier, age, src, dst]``, rows sum to 1.
+    placement_path : ndarray (Y, n_areas, 7) or None
+        Calibrated placement effects of the specialist tier per census year index (0 = the
+        baseline) and area (:mod:`simsend.rates.placements`): with them the specialist tier's
+        placement moves and the placement of children entering it come from
+        :func:`simsend.rates.placement_mix.specialist_rows` per area; None = the
+        ``placement`` rules.
     births : ndarray (n_areas,)
         Age-0 entrants in the first simulated year.
     births_growth : float
@@ -188,6 +203,7 @@ class ParameterSet:
     modifiers: tuple[Compiled, ...] = ()
     places: np.ndarray | None = None
     provision: ProvisionRules | None = None
+    placement_path: np.ndarray | None = None
 
     @property
     def n_areas(self) -> int:
@@ -272,6 +288,7 @@ class ParameterSet:
             if births is not unmodified:
                 births_factor = np.where(unmodified > 0, np.asarray(births, float)
                                          / np.where(unmodified > 0, unmodified, 1.0), 1.0)
+        spec_cdf, entry_cdf = self._specialist_cdfs(placement, year_index, year)
         # (src, dst, age, need, area) -> (age, need, area, src, dst)
         n_t = tiers.shape[0]
         tier_cdf = np.empty(tiers.shape[2:] + (n_t, n_t))
@@ -289,9 +306,42 @@ class ParameterSet:
             places=places,
             provision=self.provision,
             births_factor=births_factor,
+            spec_cdf=spec_cdf,
+            entry_cdf=entry_cdf,
             net_flow=None if self.stock_shock is None else np.ascontiguousarray(
                 self.stock_shock[min(year_index, len(self.stock_shock) - 1)], dtype=float),
         )
+
+
+    def _specialist_cdfs(self, placement: np.ndarray, year_index: int,
+                         year: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the year's calibrated specialist-tier rows per area, cumulative.
+
+        ``(spec_cdf, entry_cdf)`` of :class:`YearTables`, with no areas without a placement path.
+
+        A scenario's placement modifiers act on them area by area as on the rules' rows.
+        """
+        if self.placement_path is None:
+            return np.zeros((0,) + placement.shape[1:]), np.zeros((0,) + placement.shape[1:3])
+        path = self.placement_path
+        now = min(year_index, len(path) - 1)
+        stay, entry = specialist_rows(path[now - 1], path[now])
+        mods = [c for c in self.modifiers if c.mod.rate == "placement"]
+        if mods:
+            entry = np.broadcast_to(entry[:, :, None, :], stay.shape).copy()
+            for r in range(stay.shape[0]):
+                for rows in (stay, entry):
+                    four = np.concatenate([placement[:N_T - 1], rows[r][None]])
+                    rows[r] = apply_modifiers(mods, year, {"placement": four})["placement"][-1]
+            # a modifier by source placement makes entry rows differ by source: keep the
+            # modified mainstream row (children enter the specialist tier from mainstream or
+            # early years settings, whose rows a modifier by destination changes alike)
+            entry = entry[:, :, 0, :].copy()
+        for rows in (stay, entry):  # cumulative over the destination, in place
+            for k in range(1, N_P):
+                rows[..., k] += rows[..., k - 1]
+            rows[..., -1] = 1.0
+        return stay, entry
 
 
 def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:

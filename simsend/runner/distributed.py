@@ -55,7 +55,7 @@ from simsend.rates.modifiers import slice_modifiers
 from simsend.rates.parameters import ParameterSet
 from simsend.rates.sources import ParameterSource, WrappedSource
 
-_AREA_AXIS = {"identification": 1, "tiers": 4, "births": 0, "places": 1}
+_AREA_AXIS = {"identification": 1, "tiers": 4, "births": 0, "places": 1, "placement_path": 1}
 """Axis of the area dimension in each area-indexed field of :class:`ParameterSet`."""
 
 

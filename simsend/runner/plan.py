@@ -37,6 +37,7 @@ from simsend.engine.loop import Job, Outputs
 from simsend.engine.tally import Layout, make_layout
 from simsend.io import file_sha256
 from simsend.rates.demography import DemographySource, demography_source
+from simsend.rates.placements import PlacementSource, fit_from_history
 from simsend.rates.posterior import PosteriorParameters
 from simsend.rates.provision import plan_hash, provision_source
 from simsend.rates.scenario import scenario_source
@@ -83,18 +84,29 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
 
     ``model.posterior`` names a calibrated artefact: each Monte Carlo draw then takes one
     posterior draw (rates not calibrated come from ``[model]``).  Without it every draw uses
-    the fixed ``[model]`` rates.
+    the fixed ``[model]`` rates.  ``model.placements = "calibrated"`` wraps either in each
+    draw's walk of the calibrated placement effects (:mod:`simsend.rates.placements`).
     """
+    n_years = cfg.run.end_year - cfg.run.start_year + 1
     if cfg.model.posterior:
         try:
-            return PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
-                                       cfg.model.replicates_per_draw,
-                                       areas=tuple(str(a) for a in baseline.areas),
-                                       start_year=cfg.run.start_year, seed=cfg.run.seed,
-                                       n_years=cfg.run.end_year - cfg.run.start_year + 1)
+            source = PosteriorParameters(cfg.model.posterior, cfg.model, baseline.births,
+                                         cfg.model.replicates_per_draw,
+                                         areas=tuple(str(a) for a in baseline.areas),
+                                         start_year=cfg.run.start_year, seed=cfg.run.seed,
+                                         n_years=n_years)
         except ConfigError as exc:  # name the config key as well as the posterior file
             raise ConfigError(f"{cfg.source_path}: [model.posterior] {exc}") from None
-    return FixedParameters(cfg.model, baseline.births)
+    else:
+        source = FixedParameters(cfg.model, baseline.births)
+    if cfg.model.placements == "calibrated":
+        try:
+            fit = fit_from_history(baseline.history, baseline.areas)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{cfg.source_path}: [model.placements] \"calibrated\" needs EHC "
+                              f"plans by placement and age band in the data: {exc}") from None
+        source = PlacementSource(source, fit, cfg.run.seed, n_years)
+    return source
 
 
 def run_source(cfg: SimConfig, baseline: Baseline, scenario: Scenario | None = None,
@@ -224,14 +236,22 @@ class RunPlan:
     def _posterior_attrs(self, k: int) -> dict[str, str | int]:
         """Which calibrated posterior fed the run, and which of its areas each run area used."""
         cfg = self.cfg
+        placements = {"placements": "placement moves of [model] (placement_moves)"}
+        src = self.sources[k]
+        while hasattr(src, "source"):
+            if isinstance(src, PlacementSource):
+                placements = {"placements": src.describe()}
+                break
+            src = src.source
         if not cfg.model.posterior:
-            return {"parameters": "fixed rates of [model]"}
+            return {"parameters": "fixed rates of [model]", **placements}
         inner = innermost(self.sources[k])  # under the scenario and provision wrappers
         return {"parameters": "calibrated posterior (one posterior draw per replicate; "
                               "variable param_draw)",
                 "posterior_file": Path(cfg.model.posterior).name,
                 "replicates_per_draw": int(cfg.model.replicates_per_draw),
-                "posterior_area_source": json.dumps(getattr(inner, "area_source", {}))}
+                "posterior_area_source": json.dumps(getattr(inner, "area_source", {})),
+                **placements}
 
     def timings(self, simulate_s: float, **extra) -> dict:
         """Return the provenance timings of a run whose draws took ``simulate_s`` seconds."""
@@ -308,9 +328,10 @@ def prepare(cfg: SimConfig | str | Path, *, draws: int | None = None,
                           "add it, or remove the posterior to run the config's rates")
     clock = {"t0": t0, "started": started, "baseline_s": round(_time.perf_counter() - t0, 3)}
     rates = parameter_source(cfg, base)  # one read of a posterior for every run
-    if getattr(rates, "age_share", None) is not None:
+    inner = innermost(rates)  # the posterior under the placement walk, if any
+    if getattr(inner, "age_share", None) is not None:
         # the calibration's within-band age profile at its origin, for plans SEN2 banded
-        base = respread_bands(base, rates.age_share, source=Path(cfg.model.posterior).name)
+        base = respread_bands(base, inner.age_share, source=Path(cfg.model.posterior).name)
     return RunPlan(cfg=cfg, baseline=base, layout=make_layout(cfg.outputs.by, base.areas),
                    years=list(range(cfg.run.start_year, cfg.run.end_year + 1)), runs=runs,
                    sources=tuple(run_source(cfg, base, s, rates) for s in runs), stacked=stacked,

@@ -21,7 +21,12 @@ def random_tables(rng, n_area):
     place_cdf = np.cumsum(q, axis=-1)
     place_cdf[..., -1] = 1.0
     p_leave = rng.uniform(0, 0.2, size=(4, N_A))
-    return tier_cdf, place_cdf, p_leave
+    # calibrated specialist rows per area (staying, entering) with several areas; none with one
+    n_spec = n_area if n_area > 1 else 0
+    spec = np.cumsum(rng.dirichlet(np.ones(N_P) * 0.3, size=(n_spec, N_A, N_P)), axis=-1)
+    entry = np.cumsum(rng.dirichlet(np.ones(N_P) * 0.3, size=(n_spec, N_A)), axis=-1)
+    spec[..., -1] = entry[..., -1] = 1.0
+    return tier_cdf, place_cdf, p_leave, spec, entry
 
 
 def random_pupils(rng, n, n_area):

@@ -17,7 +17,8 @@ def test_fixed_rates_hand_out_one_set_and_tables_once():
     base = api.load_baseline(cfg)
     src = api.run_source(cfg, base, None)  # scenario and provision wrappers over the rates
     fixed = simsend.load(ROOT / "configs" / "council.toml").replace_data(areas=("E06000017",))
-    fixed = dataclasses.replace(fixed, model=dataclasses.replace(fixed.model, posterior=None))
+    fixed = dataclasses.replace(fixed, model=dataclasses.replace(fixed.model, posterior=None,
+                                                                placements="rules"))
     fsrc = api.run_source(fixed, api.load_baseline(fixed), None)
     a, b = fsrc.get(0), fsrc.get(7)
     assert a is b
