@@ -1,0 +1,202 @@
+"""Council finance files: the shipped extract, its derived unit costs and the readers' errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simsend.data.baseline import builtin_dir
+from simsend.data.errors import DataError
+from simsend.data.finance import (
+    SPECS,
+    UNIT_KEYS,
+    build_finance,
+    derive_unit_costs,
+    finance_dir,
+    read_finance,
+    unit_cost_table,
+)
+
+KENT, BIRMINGHAM, ENGLAND = "E10000016", "E08000025", "E92000001"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "finance"
+
+
+def _one(df: pd.DataFrame, **sel):
+    for k, v in sel.items():
+        df = df[df[k] == v]
+    assert len(df) == 1, sel
+    return df.iloc[0]
+
+
+# --------------------------------------------------------------------------- shipped files
+
+
+def test_every_shipped_file_reads_and_has_england_or_kent():
+    for name in SPECS:
+        df = read_finance(name)
+        assert len(df) > 100, name
+        assert KENT in set(df["area"]), name
+
+
+def test_allocations_and_balances_of_two_councils_as_published():
+    a = read_finance("hn_allocations.csv")
+    # ESFA DSG 2021-22: high needs block before deductions (published figures)
+    assert _one(a, area=KENT, financial_year="2021-22")["high_needs_gbp"] == 249_004_381
+    assert _one(a, area=BIRMINGHAM, financial_year="2021-22")["high_needs_gbp"] == 212_317_811
+    assert _one(a, area=ENGLAND, financial_year="2021-22")["high_needs_gbp"] == 7_906_348_577
+    b = read_finance("dsg_balances.csv")
+    k = _one(b, area=KENT, financial_year="2021-22")
+    assert k["cumulative_balance_pct"] == -6.83
+    assert k["dsg_income_gbp"] == 1_429_826_870
+    assert k["cumulative_balance_gbp"] == round(-0.0683 * 1_429_826_870)
+    bm = _one(b, area=BIRMINGHAM, financial_year="2020-21")
+    assert bm["cumulative_balance_pct"] == 0.29 and bm["cumulative_balance_gbp"] > 0
+    assert _one(b, area=ENGLAND, financial_year="2021-22")["cumulative_balance_pct"] == -2.26
+
+
+def test_kent_unit_costs_from_its_outturn_by_hand():
+    """special_state = 10,000 + top-up to special schools / January 2022 state special plans."""
+    o = read_finance("hn_outturn.csv")
+    top = _one(o, area=KENT, line="top_up_maintained_special")["outturn_gbp"]
+    assert top == pytest.approx(73_113_088.15)
+    stock = pd.read_csv(builtin_dir() / "stock.csv.gz", dtype={"count": float})
+    n = _one(stock, year=2022, area=KENT, plan="ehcp", age_group="all", age="all", need="all",
+             placement="special_state")["count"]
+    t = unit_cost_table()
+    med, low, high = t[(KENT, "special_state")]
+    assert med == round(10_000 + top / n, 2)
+    assert math.isclose(med * med, low * high, rel_tol=1e-5)  # symmetric on the log scale
+    ind = read_finance("specialist_spend.csv")
+    spent = _one(ind, area=KENT, financial_year="2021-22", sector="independent")["spend_gbp"]
+    n_ind = _one(stock, year=2022, area=KENT, plan="ehcp", age_group="all", age="all",
+                 need="all", placement="special_independent")["count"]
+    assert t[(KENT, "special_independent")][0] == round(spent / n_ind, 2)
+    assert t[(KENT, "inclusion_base")][0] == pytest.approx(6000 + t[(KENT, "mainstream")][0],
+                                                           abs=0.01)
+
+
+def test_unit_cost_file_is_what_the_shipped_tables_derive():
+    tables = {n: read_finance(n) for n in SPECS if n != "unit_costs.csv"}
+    stock = pd.read_csv(builtin_dir() / "stock.csv.gz", dtype={"year": int, "count": float})
+    areas = pd.read_csv(builtin_dir() / "areas.csv", dtype=str)
+    got = derive_unit_costs(tables, stock, areas)
+    shipped = read_finance("unit_costs.csv")
+    pd.testing.assert_frame_equal(
+        got[["area", "key", "median", "low", "high"]].reset_index(drop=True),
+        shipped[["area", "key", "median", "low", "high"]].reset_index(drop=True),
+        check_dtype=False, atol=0.011)
+
+
+def test_unit_costs_cover_every_council_and_key_and_fall_back_with_a_reason():
+    df = read_finance("unit_costs.csv")
+    current = pd.read_csv(builtin_dir() / "areas.csv", dtype=str)
+    current = set(current[(current.status == "current") & (current.level == "la")]["code"])
+    assert set(df["area"]) == current
+    assert df.groupby("area")["key"].apply(lambda k: sorted(k) == sorted(UNIT_KEYS)).all()
+    fallback = df[df["median"].isna()]
+    assert (fallback["note"].str.len() > 0).all()
+    assert 0 < len(fallback) < 0.1 * len(df)
+    # a council's spread is at least England's own (x/÷ 1.15) and at most x/÷ 2
+    own = df[df["median"].notna()]
+    ratio = own["high"] / own["median"]
+    assert (ratio > 1.149).all() and (ratio < 2.001).all()
+    # Cumberland takes Cumbria's ratios (its council in 2021-22)
+    cb = _one(df, area="E06000063", key="special_state")
+    assert "E10000006" in cb["note"] and cb["median"] > 10_000
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the published files are not here")
+def test_rebuilding_from_the_published_files_gives_the_shipped_ones(tmp_path):
+    areas = pd.read_csv(builtin_dir() / "areas.csv", dtype=str)
+    stock = pd.read_csv(builtin_dir() / "stock.csv.gz", dtype={"year": int, "count": float})
+    tables = build_finance(SHARED, areas, stock)
+    for name, df in tables.items():
+        shipped = read_finance(name)
+        assert len(df) == len(shipped), name
+        for col in shipped.columns:
+            a, b = df[col].to_numpy(), shipped[col].to_numpy()
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b.astype(float), atol=0.011, err_msg=name)
+            else:
+                assert [str(x) if x == x else "" for x in a] == [
+                    str(x) if x == x else "" for x in b], (name, col)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _write(tmp_path, name, text) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD_BALANCES = ("financial_year,area,cumulative_balance_gbp\n"
+                 "2023-24,E10000016,-150000000\n")
+GOOD_UNITS = ("area,key,price_base,median,low,high\n"
+              "E10000016,special_state,2021-22,23000,20000,26450\n")
+
+
+@pytest.mark.parametrize(("name", "text", "pattern"), [
+    ("dsg_balances.csv", GOOD_BALANCES.replace("-150000000", "GBP 150m"),
+     r"row 2: column 'cumulative_balance_gbp': expected pounds as a number"),
+    ("dsg_balances.csv", GOOD_BALANCES.replace("2023-24", "2023/24"),
+     r"row 2: column 'financial_year': expected a financial year such as '2021-22'"),
+    ("dsg_balances.csv", GOOD_BALANCES.replace("2023-24", "2023-25"),
+     r"row 2: column 'financial_year'"),
+    ("dsg_balances.csv", GOOD_BALANCES.replace("E10000016", "Kent"),
+     r"row 2: column 'area': expected a GSS area code"),
+    ("dsg_balances.csv", GOOD_BALANCES + "2023-24,E10000016,1\n",
+     r"row 3: column 'area': .*given twice"),
+    ("dsg_balances.csv", GOOD_BALANCES.replace("cumulative_balance_gbp", "balance"),
+     r"missing column\(s\) \['cumulative_balance_gbp'\]"),
+    ("dsg_balances.csv", "financial_year,area,cumulative_balance_gbp,cumulative_balance_pct,"
+                         "dsg_income_gbp\n2021-22,E10000016,-50000000,-6.83,1429826870\n",
+     r"row 2: column 'cumulative_balance_gbp': expected cumulative_balance_pct x"),
+    ("dsg_balances.csv", "financial_year,area,cumulative_balance_gbp,cumulative_balance_pct\n"
+                         "2021-22,E10000016,-5,-683\n",
+     r"row 2: column 'cumulative_balance_pct': expected a percentage between -100 and 100"),
+    ("hn_allocations.csv", "financial_year,area,high_needs_gbp\n2024-25,E10000016,-3\n",
+     r"row 2: column 'high_needs_gbp': expected pounds >= 0"),
+    ("hn_allocations.csv", "financial_year,area,high_needs_gbp\n2024-25,E10000016,\n",
+     r"row 2: column 'high_needs_gbp': expected a number \(pounds\), not an empty cell"),
+    ("unit_costs.csv", GOOD_UNITS.replace("special_state", "special"),
+     r"row 2: column 'key': expected one of \['targeted'"),
+    ("unit_costs.csv", GOOD_UNITS.replace("23000,20000", "19000,20000"),
+     r"row 2: column 'low': expected 0 < low < median < high"),
+    ("unit_costs.csv", GOOD_UNITS.replace("23000", "21000"),
+     r"row 2: column 'median': expected the median of a lognormal"),
+    ("unit_costs.csv", GOOD_UNITS.replace(",26450", ","),
+     r"row 2: column 'median': expected median, low and high all given"),
+])
+def test_bad_user_file_names_file_row_and_column(tmp_path, name, text, pattern):
+    p = _write(tmp_path, name, text)
+    with pytest.raises(DataError, match=pattern) as e:
+        read_finance(name, p)
+    assert str(p) in str(e.value)
+
+
+def test_good_user_files_read_and_missing_file_is_clear(tmp_path):
+    b = read_finance("dsg_balances.csv", _write(tmp_path, "b.csv", GOOD_BALANCES))
+    assert b["cumulative_balance_gbp"].tolist() == [-150_000_000.0]
+    t = unit_cost_table(_write(tmp_path, "u.csv", GOOD_UNITS))
+    assert t == {(KENT, "special_state"): (23000.0, 20000.0, 26450.0)}
+    with pytest.raises(DataError, match=r"none\.csv: file not found"):
+        read_finance("dsg_balances.csv", tmp_path / "none.csv")
+    with pytest.raises(DataError, match="cannot be read as CSV"):
+        read_finance("dsg_balances.csv", _write(tmp_path, "e.csv", ""))
+
+
+def test_unit_cost_file_with_two_price_bases_is_refused(tmp_path):
+    p = _write(tmp_path, "u.csv", GOOD_UNITS + "E10000016,post16_fe,2024-25,12000,10000,14400\n")
+    with pytest.raises(DataError, match=r"one price base expected.*2021-22.*2024-25"):
+        unit_cost_table(p)
+
+
+def test_shipped_files_live_in_the_package():
+    assert finance_dir() == builtin_dir() / "finance"
+    assert (finance_dir() / "PROVENANCE.md").is_file()
