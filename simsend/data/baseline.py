@@ -1013,6 +1013,18 @@ def load_baseline(spec: DataSpec) -> Baseline:
                     history=history, population=population)
 
 
+def councils_history(spec: DataSpec) -> xr.Dataset:
+    """Return the recorded history of every council of the spec's source to its baseline year.
+
+    As :attr:`Baseline.history`, for ``"all"`` councils whatever areas the spec asks for: a
+    calibration that pools councils (the placement mix, :mod:`simsend.rates.placements`)
+    estimates from all of them, so a council's forecast does not depend on which other
+    councils share its run.
+    """
+    tables = load_tables(spec)
+    return _history(tables, resolve_areas(("all",), tables.areas), int(spec.baseline_year))
+
+
 RECORDING_ERROR = "recording_error"
 """Flag of published cells the publisher calls a recording error (excluded, NaN)."""
 NEED_ROWS_FROM = 2025

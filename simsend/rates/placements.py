@@ -122,6 +122,20 @@ class PlacementFit:
     noise_sd: np.ndarray
     years: tuple[int, ...]
 
+    def select(self, areas) -> PlacementFit:
+        """Return the fit of ``areas`` only (the shared parts unchanged).
+
+        Raises
+        ------
+        KeyError
+            For an area the fit does not hold.
+
+        """
+        idx = [self.areas.index(str(a)) for a in areas]
+        return dataclasses.replace(self, areas=tuple(str(a) for a in areas),
+                                   level=self.level[idx], smooth=self.smooth[idx],
+                                   own_mean=self.own_mean[idx], cov=self.cov[idx])
+
     def expected(self, steps: int) -> np.ndarray:
         """Return the expected effects ``(A, 7)`` after ``steps`` >= 1 years."""
         return self.smooth + steps * (self.mu + self.own_mean)
@@ -303,13 +317,30 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> Place
 
 def fit_from_history(history: xr.Dataset, areas, first_year: int = FIRST_YEAR) -> PlacementFit:
     """:func:`fit_placements` on a baseline's history (``ehcp`` by age band, ``ehcp_placement``)."""
-    years = [int(y) for y in history["year"].values if int(y) >= first_year]
+    last = int(history["year"].values.max())
+    # a baseline before first_year: its own census alone (the mix held, no drift or walk)
+    years = [int(y) for y in history["year"].values if int(y) >= min(first_year, last)]
     areas = [str(a) for a in areas]
     sel = dict(year=years, area=areas)
     bands = history["ehcp"].sel(sel).transpose("year", "area", "age_group").values
     places = history["ehcp_placement"].sel(sel).transpose("year", "area", "placement")
     places = places.sel(placement=list(PLACEMENTS)).values
     return fit_placements(bands, places, years, areas)
+
+
+def fit_for_run(history: xr.Dataset, areas, councils: xr.Dataset | None = None) -> PlacementFit:
+    """Fit the placement model for a run's ``areas``.
+
+    When every area is a council of ``councils`` (the history of every council,
+    :func:`simsend.data.baseline.councils_history`) the model is fitted to all councils and
+    the run's are selected, so a council gets the same fit alone as in a run of every council;
+    otherwise (England, a region, a merged area) to the run's own areas' ``history``.
+    """
+    areas = [str(a) for a in areas]
+    if councils is not None and set(areas) <= {str(a) for a in councils["area"].values}:
+        every = [str(a) for a in councils["area"].values]
+        return fit_from_history(councils, every).select(areas)
+    return fit_from_history(history, areas)
 
 
 class PlacementSource(WrappedSource):
@@ -373,4 +404,5 @@ class PlacementSource(WrappedSource):
             self.source.get(d), placement_path=self.path(d)), lambda a, b: a == b)
 
 
-__all__ = ["FIRST_YEAR", "PlacementFit", "PlacementSource", "fit_from_history", "fit_placements"]
+__all__ = ["FIRST_YEAR", "PlacementFit", "PlacementSource", "fit_for_run", "fit_from_history",
+           "fit_placements"]

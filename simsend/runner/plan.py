@@ -32,12 +32,13 @@ from simsend.config.scenarios import BASELINE, BASELINE_RUN, Scenario, is_baseli
 from simsend.config.toml import ConfigError
 from simsend.data import Baseline
 from simsend.data.band_ages import respread_bands
-from simsend.data.configured import load_config_baseline
+from simsend.data.baseline import councils_history
+from simsend.data.configured import data_spec, load_config_baseline
 from simsend.engine.loop import Job, Outputs
 from simsend.engine.tally import Layout, make_layout
 from simsend.io import file_sha256
 from simsend.rates.demography import DemographySource, demography_source
-from simsend.rates.placements import PlacementSource, fit_from_history
+from simsend.rates.placements import PlacementSource, fit_for_run
 from simsend.rates.posterior import PosteriorParameters
 from simsend.rates.provision import plan_hash, provision_source
 from simsend.rates.scenario import scenario_source
@@ -101,7 +102,8 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
         source = FixedParameters(cfg.model, baseline.births)
     if cfg.model.placements == "calibrated":
         try:
-            fit = fit_from_history(baseline.history, baseline.areas)
+            fit = fit_for_run(baseline.history, baseline.areas,
+                              councils_history(data_spec(cfg)))
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{cfg.source_path}: [model.placements] \"calibrated\" needs EHC "
                               f"plans by placement and age band in the data: {exc}") from None

@@ -126,9 +126,7 @@ def test_paths_follow_the_fit_in_law_and_are_keyed_by_area_code():
         np.testing.assert_allclose(got.var(0)[:, 1:], var[:, 1:], rtol=0.2)
     np.testing.assert_array_equal(src.path(3), src.path(3))
     # an area's path depends on its code, not on which other areas share the run
-    sub = dataclasses.replace(fit, areas=fit.areas[5:7], level=fit.level[5:7],
-                              smooth=fit.smooth[5:7], own_mean=fit.own_mean[5:7],
-                              cov=fit.cov[5:7])
+    sub = fit.select(fit.areas[5:7])
     np.testing.assert_array_equal(PlacementSource(None, sub, 9, 5).path(11),
                                   src.path(11)[:, 5:7])
     assert not np.array_equal(src.path(11), src.path(12))
@@ -233,3 +231,30 @@ def test_placement_modifiers_act_on_the_calibrated_rows():
     assert (e[:, 11, 2] == 0).all()
     np.testing.assert_allclose(q.sum(-1), 1.0)
     np.testing.assert_array_equal(q[:, 12], p[:, 12])  # other ages untouched
+
+
+def test_a_baseline_before_the_first_year_holds_its_mix():
+    import xarray as xr
+
+    from simsend.dims import AGE_GROUPS, PLACEMENTS
+    from simsend.rates.placements import fit_from_history
+
+    bands, places, _, _ = simulate(6, n_areas=3, n_years=3)
+    hist = xr.Dataset({"ehcp": (("year", "area", "age_group"), bands),
+                       "ehcp_placement": (("year", "area", "placement"), places)},
+                      coords={"year": [2015, 2016, 2017], "area": ["A", "B", "C"],
+                              "age_group": list(AGE_GROUPS), "placement": list(PLACEMENTS)})
+    fit = fit_from_history(hist, ["A", "B", "C"])
+    assert fit.years == (2017,)
+    assert (fit.mu == 0).all() and (fit.walk_sd == 0).all() and (fit.common_sd == 0).all()
+
+
+def test_a_council_gets_the_same_placement_walk_alone_as_beside_others():
+    """Fitted to every council whatever the run holds: the forecast does not depend on it."""
+    cfg = simsend.load(ROOT / "configs" / "council.toml")
+    alone = api.run_source(cfg.replace_data(areas=("E06000001",)),
+                           api.load_baseline(cfg.replace_data(areas=("E06000001",))), None)
+    pair_cfg = cfg.replace_data(areas=("E08000025", "E06000001"))
+    pair = api.run_source(pair_cfg, api.load_baseline(pair_cfg), None)
+    np.testing.assert_array_equal(alone.get(3).placement_path[:, 0],
+                                  pair.get(3).placement_path[:, 1])
