@@ -44,16 +44,19 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.special import ndtr, ndtri
 
 from simsend._version import __version__
-from simsend.config.costs import CostConfig, CostItem, load_costs
+from simsend.config.costs import CostConfig, CostItem, Dist, load_costs
 from simsend.config.toml import ConfigError
+from simsend.data.finance import UNIT_KEYS, unit_cost_price_base, unit_cost_table
 from simsend.engine.tally import ALLOC_VARS
 
 LOG = logging.getLogger("simsend")
@@ -99,8 +102,47 @@ def cost_uniforms(seed: int, draws: Sequence[int], names: Sequence[str]) -> np.n
     return out
 
 
+COMMON_KEY = _item_key("__common__")
+"""Item key of the common factor that correlates the unit costs of a draw
+(``[prices] correlation``)."""
+
+
+def correlate(u: np.ndarray, common: np.ndarray, rho: float) -> np.ndarray:
+    r"""Return uniforms correlated through a common factor (a Gaussian copula).
+
+    ``u`` has shape ``(draws, items)`` and ``common`` one uniform per draw; the result is
+    :math:`\Phi(\sqrt{\rho}\,z_0 + \sqrt{1-\rho}\,\Phi^{-1}(u))`, so the normal scores of
+    any two items have correlation ``rho``.  ``rho = 0`` returns ``u`` itself.
+
+    Examples
+    --------
+    >>> u = np.array([[0.2, 0.9]])
+    >>> bool((correlate(u, np.array([0.5]), 0.0) == u).all())
+    True
+    >>> correlate(u, np.array([0.7]), 1.0).round(6).tolist()
+    [[0.7, 0.7]]
+
+    """
+    if rho == 0.0:
+        return u
+    z = math.sqrt(rho) * ndtri(common)[:, None] + math.sqrt(1.0 - rho) * ndtri(u)
+    return np.clip(ndtr(z), 2.0 ** -53, 1.0 - 2.0 ** -53)
+
+
+def _uniforms(costs: CostConfig, seed: int, draws: Sequence[int]) -> np.ndarray:
+    """Uniforms of every item's unit cost (``[..., 0]``) and share, correlation applied."""
+    u = cost_uniforms(seed, draws, [it.name for it in costs.items])
+    if costs.correlation > 0.0:
+        common = cost_uniforms(seed, draws, ["__common__"])[:, 0, 0]
+        u[:, :, 0] = correlate(u[:, :, 0], common, costs.correlation)
+    return u
+
+
 def cost_draws(costs: CostConfig, seed: int, draws: Sequence[int]) -> xr.Dataset:
     """Draw every item's unit cost and share for each Monte Carlo draw.
+
+    With ``[prices] correlation = rho`` the unit costs of different items in a draw share a
+    common factor (:func:`correlate`); shares stay independent.
 
     Returns
     -------
@@ -110,7 +152,7 @@ def cost_draws(costs: CostConfig, seed: int, draws: Sequence[int]) -> xr.Dataset
 
     """
     names = [it.name for it in costs.items]
-    u = cost_uniforms(seed, draws, names)
+    u = _uniforms(costs, seed, draws)
     unit = np.stack([it.unit.ppf(u[:, j, 0]) for j, it in enumerate(costs.items)], axis=1)
     share = np.stack([np.ones(len(draws)) if it.share is None else it.share.ppf(u[:, j, 1])
                       for j, it in enumerate(costs.items)], axis=1)
@@ -121,6 +163,75 @@ def cost_draws(costs: CostConfig, seed: int, draws: Sequence[int]) -> xr.Dataset
             "units": "GBP", "long_name": f"unit cost drawn ({costs.price_base} prices)"}),
         "share": (("draw", "item"), share, {
             "units": "1", "long_name": "share of the count that is costed (e.g. eligible)"}),
+    }, coords=coords)
+
+
+def council_unit_costs(costs: CostConfig, seed: int, draws: Sequence[int],
+                       areas: Sequence[str]) -> xr.Dataset:
+    """Draw each area's unit costs: the council's own where it has one, else the item's unit.
+
+    An item with ``council_unit = KEY`` is priced, for an area with a row for ``KEY`` in the
+    ``[council]`` unit-cost table, by the lognormal of that row (median, and low/high its
+    5% and 95% quantiles); England and areas without a row use the item's own ``unit``.
+    Every area takes the same uniform of the draw (:func:`cost_uniforms`), so an area's unit
+    cost is the same quantile of its own distribution as England's in that draw: areas are
+    comonotone, and per-area pricing keeps the (seed, draw, item) keying and its pairing.
+
+    Parameters
+    ----------
+    costs : CostConfig
+        A cost file with a ``[council]`` table.
+    seed : int
+        Seed of the cost draws.
+    draws : sequence of int
+        Draw coordinate values.
+    areas : sequence of str
+        Area codes.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``unit_cost_area`` over ``(draw, item, area)`` and ``unit_source`` over
+        ``(item, area)`` (``"council"`` or ``"england"``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``council_unit`` key, or a table at another price base than the file's.
+    DataError
+        A unit-cost file that is missing or malformed (file, row and column named).
+
+    """
+    where = costs.source_path
+    path = None if costs.council.unit_costs == "builtin" else costs.council.unit_costs
+    for it in costs.items:
+        if it.council_unit is not None and it.council_unit not in UNIT_KEYS:
+            raise ConfigError(f"{where}: [costs.{it.name}.council_unit] unknown key "
+                              f"{it.council_unit!r}; expected one of {list(UNIT_KEYS)}")
+    table = unit_cost_table(path)
+    base = unit_cost_price_base(path)
+    if base != costs.price_base:
+        raise ConfigError(f"{where}: [council.unit_costs] the unit costs of "
+                          f"{path or 'the shipped table'} are at {base} prices, the cost file's "
+                          f"[prices] base is {costs.price_base}: use one price base")
+    u = _uniforms(costs, seed, draws)[:, :, 0]
+    out = np.empty((len(draws), len(costs.items), len(areas)))
+    source = np.empty((len(costs.items), len(areas)), dtype=object)
+    for j, it in enumerate(costs.items):
+        for k, a in enumerate(areas):
+            row = None if it.council_unit is None else table.get((str(a), it.council_unit))
+            dist = it.unit if row is None else Dist("lognormal", tuple(float(x) for x in row))
+            out[:, j, k] = dist.ppf(u[:, j])
+            source[j, k] = "england" if row is None else "council"
+    coords = {"draw": np.asarray(draws), "item": [it.name for it in costs.items],
+              "area": list(areas)}
+    return xr.Dataset({
+        "unit_cost_area": (("draw", "item", "area"), out, {
+            "units": "GBP", "long_name": f"unit cost drawn for each area ({costs.price_base} "
+                                         "prices)"}),
+        "unit_source": (("item", "area"), source.astype(str), {
+            "long_name": "whose unit cost priced the item in the area: the council's own "
+                         "(council) or the item's unit (england)"}),
     }, coords=coords)
 
 
@@ -236,18 +347,22 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
     if not active:
         raise ConfigError(f"{where}: no cost item applies to these results ({skipped})")
     sub = dataclasses.replace(costs, items=tuple(active))
-    draws = cost_draws(sub, seed, [int(d) for d in ds["draw"].values])
-    index = np.stack([(it.inflation or costs.inflation).index(years, costs.base_year, where)
-                      for it in active], axis=1)
-    price_index = xr.DataArray(index, dims=("year", "item"),
-                               coords={"year": ds["year"].values, "item": draws["item"].values})
+    draw_ids = [int(d) for d in ds["draw"].values]
+    draws = cost_draws(sub, seed, draw_ids)
+    price_index = _price_index(sub, ds, years)
+    by_area = _area_units(sub, ds, seed, draw_ids)
+    unit = draws["unit_cost"] if by_area is None else by_area["unit_cost_area"]
+    if by_area is not None and "area" not in ds.dims:  # one council, tallied without area
+        unit = unit.isel(area=0, drop=True)
+    factor, unused = _scenario_factors(sub, ds)
     tiers = [str(t) for t in ds["tier"].values] if "tier" in ds.dims else None
     by_cat: dict[str, xr.DataArray] = {}
     by_cat_tier: dict[str, xr.DataArray] = {}
     for it in active:
         n = _counts(ds, it, keep, where)
-        coef = (draws["share"] * draws["unit_cost"]).sel(item=it.name, drop=True)
-        val = n * coef * price_index.sel(item=it.name, drop=True)
+        coef = (draws["share"] * unit).sel(item=it.name, drop=True)
+        val = (n * coef * factor.sel(item=it.name, drop=True)
+               * price_index.sel(item=it.name, drop=True))
         if "tier" in val.dims:
             flat = val.sum("tier", min_count=1)
             wide = val.reindex(tier=tiers, fill_value=0.0)
@@ -290,6 +405,12 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
         out["spend_by_tier"] = st
     out["unit_cost"] = draws["unit_cost"]
     out["share"] = draws["share"]
+    if by_area is not None:
+        out["unit_cost_area"] = by_area["unit_cost_area"]
+        out["unit_source"] = by_area["unit_source"]
+    if any(f != 1.0 for f in np.unique(factor.values)):
+        out["scenario_unit_factor"] = factor.assign_attrs(
+            units="1", long_name="multiplier of the unit cost in the scenario ([scenarios])")
     price_index.attrs = {"units": "1", "long_name": f"price index against {costs.price_base} "
                                                     f"({costs.basis})"}
     out["price_index"] = price_index
@@ -316,7 +437,12 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
         "costs_method": "one cost draw per Monte Carlo draw: inverse CDF of uniforms from "
                         "SeedSequence(seed, spawn_key=(COSTS_SPAWN, draw, sha256(item)[:8])); "
                         "common to every scenario",
+        "costs_correlation": float(costs.correlation),
     }
+    if by_area is not None:
+        res.attrs["council_unit_costs"] = costs.council.unit_costs
+    if unused:
+        res.attrs["costs_scenarios_unused"] = json.dumps(unused)
     skip = budget_mismatch(costs, ds) if budget is None else None
     if skip is not None:
         LOG.warning("%s", skip)
@@ -326,6 +452,72 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
         res["budget"] = line
         res["p_deficit"] = deficit_probability(res, line, threshold)
     return res
+
+
+def _price_index(costs: CostConfig, ds: xr.Dataset, years: list[int]) -> xr.DataArray:
+    """Return the price index over ``(year, item)`` (+ ``scenario`` when one has its own).
+
+    A scenario of the results named in ``[scenarios.<name>] inflation`` replaces
+    ``[prices] inflation`` in that scenario.
+    """
+    where = costs.source_path
+
+    def index(inflation) -> np.ndarray:
+        return np.stack([(it.inflation or inflation).index(years, costs.base_year, where)
+                         for it in costs.items], axis=1)
+
+    coords = {"year": ds["year"].values, "item": [it.name for it in costs.items]}
+    scen = [str(x) for x in ds["scenario"].values] if "scenario" in ds.dims else None
+    changed = [x for x in (scen or []) if x in costs.scenarios
+               and costs.scenarios[x].inflation is not None]
+    if not changed:
+        name = None if scen else ds.attrs.get("scenario")
+        sc = costs.scenarios.get(name) if isinstance(name, str) else None
+        infl = sc.inflation if sc is not None and sc.inflation is not None else costs.inflation
+        return xr.DataArray(index(infl), dims=("year", "item"), coords=coords)
+    arr = np.stack([index(costs.scenarios[x].inflation if x in changed else costs.inflation)
+                    for x in scen])
+    return xr.DataArray(arr, dims=("scenario", "year", "item"),
+                        coords={"scenario": ds["scenario"].values, **coords})
+
+
+def _scenario_factors(costs: CostConfig, ds: xr.Dataset) -> tuple[xr.DataArray, list[str]]:
+    """Return the unit-cost multipliers over ``(item)`` or ``(scenario, item)``.
+
+    Also the names of the cost file's scenarios that the results do not have.
+    """
+    names = [it.name for it in costs.items]
+    if "scenario" in ds.dims:
+        scen = [str(x) for x in ds["scenario"].values]
+        arr = np.array([[costs.scenarios[x].unit.get(n, 1.0) if x in costs.scenarios else 1.0
+                         for n in names] for x in scen])
+        da = xr.DataArray(arr, dims=("scenario", "item"),
+                          coords={"scenario": ds["scenario"].values, "item": names})
+    else:
+        scen = [str(ds.attrs.get("scenario", "baseline"))]
+        sc = costs.scenarios.get(scen[0])
+        da = xr.DataArray([1.0 if sc is None else sc.unit.get(n, 1.0) for n in names],
+                          dims="item", coords={"item": names})
+    return da, sorted(set(costs.scenarios) - set(scen))
+
+
+def _area_units(costs: CostConfig, ds: xr.Dataset, seed: int,
+                draws: list[int]) -> xr.Dataset | None:
+    """Per-area unit costs when the file prices councils (:func:`council_unit_costs`)."""
+    if costs.council is None or not any(it.council_unit for it in costs.items):
+        return None
+    if "area" in ds.dims:
+        areas = [str(a) for a in ds["area"].values]
+    else:
+        try:
+            areas = [str(a) for a in json.loads(ds.attrs["areas"])]
+        except (KeyError, TypeError, ValueError):
+            areas = [ENGLAND]
+        if len(areas) != 1:
+            raise ConfigError(f"{costs.source_path}: [council] prices each council with its own "
+                              f"unit costs, but these results add up {len(areas)} areas with "
+                              "no 'area' dim: run with 'area' in [outputs] by")
+    return council_unit_costs(costs, seed, draws, areas)
 
 
 def budget_mismatch(costs: CostConfig, ds: xr.Dataset) -> str | None:

@@ -48,7 +48,8 @@ class Dist:
 
     Parameters are those of :data:`DISTS` for ``kind``, in that order.  A normal draw below
     zero (or, for a share, outside [0, 1]) is clipped; the parser only accepts normals whose
-    mean is at least 3 sd above zero, so clipping touches less than 0.14% of draws.
+    mean is at least 3 sd above zero, so clipping touches less than 0.14% of draws.  A
+    growth rate (``[dsg] growth``) may be negative: its ``lower`` bound is -0.5.
 
     Examples
     --------
@@ -60,6 +61,7 @@ class Dist:
     kind: str
     params: tuple[float, ...]
     upper: float = math.inf
+    lower: float = 0.0
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Return the quantiles at probabilities ``u`` (float64 array, values in [0, 1])."""
@@ -82,7 +84,7 @@ class Dist:
             out = p[0] + u * (p[1] - p[0])
         else:  # pragma: no cover - the parser admits only DISTS
             raise ValueError(f"unknown distribution {self.kind!r}")
-        return np.clip(out, 0.0, self.upper)
+        return np.clip(out, self.lower, self.upper)
 
     def describe(self) -> str:
         """One line, e.g. ``lognormal(median=53254, low=46308, high=61242)``."""
@@ -139,7 +141,10 @@ class CostItem:
 
     ``tier``/``placement`` of ``None`` select every value.  ``use`` says whether the item
     applies to results with a ``placement`` dim, without one, or always (:data:`USES`).
-    ``inflation`` of ``None`` uses the file's ``[prices] inflation``.
+    ``inflation`` of ``None`` uses the file's ``[prices] inflation``.  ``council_unit`` names
+    the key of the ``[council]`` unit-cost table (``simsend.data.finance.UNIT_KEYS``) that
+    prices the item for a council with a figure of its own; ``unit`` prices England and
+    every other area.
     """
 
     name: str
@@ -153,6 +158,7 @@ class CostItem:
     inflation: Inflation | None = None
     in_budget: bool = True
     description: str = ""
+    council_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,110 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Council:
+    """``[council]``: price items with each council's own unit costs.
+
+    ``unit_costs`` is ``"builtin"`` (the shipped ``simsend/data/builtin/finance/
+    unit_costs.csv``) or the path of a file in that format (relative paths from the cost
+    file's folder), read by :func:`simsend.data.finance.read_finance`.
+    """
+
+    unit_costs: str = "builtin"
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Annual growth of the high-needs income after its last known year.
+
+    Either ``dist`` (one rate drawn per Monte Carlo draw and held for every year) or
+    ``path`` (rates by census year, the same in every draw).
+
+    Examples
+    --------
+    >>> Growth(path=Inflation(rate=0.02)).factors([2022, 2024], 2022, np.array([0.5])).round(6)
+    array([[1.    , 1.0404]])
+
+    """
+
+    dist: Dist | None = None
+    path: Inflation | None = None
+
+    def factors(self, years: Sequence[int], last: int, u: np.ndarray,
+                where: str = "<costs>") -> np.ndarray:
+        """Income multipliers against year ``last``, shape ``(len(u), len(years))``.
+
+        ``u`` are the draws' uniforms (used by a ``dist``); years at or before ``last`` get 1.
+        """
+        u = np.asarray(u, np.float64)
+        out = np.ones((len(u), len(years)))
+        if self.dist is not None:
+            g = self.dist.ppf(u)
+            for k, y in enumerate(int(y) for y in years):
+                out[:, k] = (1.0 + g) ** max(0, y - last)
+            return out
+        idx = self.path.index([max(int(y), last) for y in years], last, where)
+        return out * idx[None, :]
+
+    def describe(self) -> str:
+        """One line, e.g. ``normal(mean=0.03, sd=0.02) a year, drawn once per draw``."""
+        if self.dist is not None:
+            return f"{self.dist.describe()} a year, drawn once per draw"
+        p = self.path
+        rates = ", ".join(f"{y - 1}-{y % 100:02d}: {r:g}" for y, r in sorted(p.rates.items()))
+        tail = "" if p.rate is None else f"{p.rate:g} a year" + (" otherwise" if rates else "")
+        return ", ".join(x for x in (f"rates {{{rates}}}" if rates else "", tail) if x)
+
+
+@dataclass(frozen=True)
+class Dsg:
+    """``[dsg]``: the running high-needs (DSG) balance of each area.
+
+    ``opening``: ``"builtin"`` (the shipped cumulative balances, or ``balances``), pounds
+    for every area, or ``{area: pounds}`` (areas left out use the file); negative = deficit.
+    ``opening_year``: census year of the financial year at whose end (31 March) the opening
+    balance stands (None: the file's last year, or the year before the results' first).
+    ``income``: extra high-needs allocations ``{area: {census year: pounds}}`` over the file's
+    (``allocations``, default the shipped ``hn_allocations.csv``); ``growth`` extends each
+    area's last allocation.  ``bridge``: the in-year balance of each year between the opening
+    year and the results' first year: ``"mean"`` or ``"last"`` of the area's published
+    in-year balances, ``"zero"``, or ``{area: {census year: pounds}}``.  ``override_end``:
+    census year of the last financial year of the statutory override.  ``thresholds``:
+    cumulative deficits (pounds) for ``P(deficit > X)``.
+    """
+
+    opening: Any = "builtin"
+    opening_year: int | None = None
+    balances: str | None = None
+    allocations: str | None = None
+    income: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    growth: Growth = field(default_factory=lambda: Growth(path=Inflation(rate=0.0)))
+    bridge: Any = "mean"
+    override_end: int | None = None
+    thresholds: tuple[float, ...] = (0.0,)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ScenarioCosts:
+    """``[scenarios.<name>]``: cost modifiers applied to one scenario of the results.
+
+    ``unit``: multipliers of items' unit costs by item name; ``inflation``: replaces
+    ``[prices] inflation`` (items with their own inflation keep it).  The cost draws stay
+    those of every other scenario, so differences stay paired.
+    """
+
+    unit: Mapping[str, float] = field(default_factory=dict)
+    inflation: Inflation | None = None
+
+
+@dataclass(frozen=True)
 class CostConfig:
-    """A parsed cost file: price base, basis, inflation, items, budget, text and hash."""
+    """A parsed cost file: price base, basis, inflation, items, budget, text and hash.
+
+    Optional parts: ``council`` (per-council unit costs), ``dsg`` (the running DSG balance),
+    ``correlation`` (between the unit-cost draws of different items) and ``scenarios``
+    (cost modifiers by scenario).
+    """
 
     price_base: str
     base_year: int
@@ -196,6 +304,10 @@ class CostConfig:
     text: str
     sha256: str
     description: str = ""
+    council: Council | None = None
+    dsg: Dsg | None = None
+    correlation: float = 0.0
+    scenarios: Mapping[str, ScenarioCosts] = field(default_factory=dict)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -309,7 +421,7 @@ def _names(ctx: toml.Ctx, raw: Any, key: str, labels: tuple[str, ...]) -> tuple[
 
 
 _ITEM_KEYS = ("description", "category", "count", "tier", "placement", "use", "unit", "share",
-              "inflation", "in_budget")
+              "inflation", "in_budget", "council_unit")
 
 
 def _item(ctx: toml.Ctx, name: str, raw: Any) -> CostItem:
@@ -347,6 +459,8 @@ def _item(ctx: toml.Ctx, name: str, raw: Any) -> CostItem:
                    else _inflation(ctx, raw["inflation"], f"{key}.inflation")),
         in_budget=in_budget,
         description=_str(ctx, raw.get("description", ""), f"{key}.description"),
+        council_unit=(None if "council_unit" not in raw
+                      else _str(ctx, raw["council_unit"], f"{key}.council_unit")),
     )
 
 
@@ -374,6 +488,142 @@ def _budget(ctx: toml.Ctx, raw: Any) -> Budget:
                   description=_str(ctx, raw.get("description", ""), "budget.description"))
 
 
+_AREA = re.compile(r"^[EWSN]\d{8}$")
+
+
+def _area(ctx: toml.Ctx, code: Any, key: str) -> str:
+    if not isinstance(code, str) or not _AREA.match(code):
+        raise ctx.fail(key, f"expected a GSS area code such as 'E10000016', got {code!r}")
+    return code
+
+
+def _path(ctx: toml.Ctx, v: Any, key: str, builtin: bool = True) -> str:
+    """``"builtin"`` or a path, made absolute from the cost file's folder."""
+    s = _str(ctx, v, key)
+    if builtin and s == "builtin":
+        return s
+    if not s:
+        raise ctx.fail(key, "expected 'builtin' or the path of a CSV file")
+    p = Path(s)
+    if not p.is_absolute() and ctx.path not in ("<string>", ""):
+        p = Path(ctx.path).parent / p
+    return str(p)
+
+
+def _council(ctx: toml.Ctx, raw: Any) -> Council:
+    raw = toml.table(ctx, raw, "council")
+    toml.check_keys(ctx, raw, "council", ("unit_costs",))
+    return Council(unit_costs=_path(ctx, raw.get("unit_costs", "builtin"), "council.unit_costs"))
+
+
+_GROWTH_DISTS = {k: v for k, v in DISTS.items() if k != "lognormal"}
+
+
+def _growth(ctx: toml.Ctx, raw: Any, key: str) -> Growth:
+    """Parse a number, ``{ rate, rates }`` (a path) or ``{ dist = ... }`` (drawn per draw)."""
+    what = "an annual growth rate in [-0.5, 1]"
+    if not isinstance(raw, dict) or "dist" not in raw:
+        return Growth(path=_inflation(ctx, raw, key))
+    kind = raw["dist"]
+    if kind not in _GROWTH_DISTS:
+        raise ctx.fail(f"{key}.dist", f"expected one of {list(_GROWTH_DISTS)}, got {kind!r}")
+    toml.check_keys(ctx, raw, key, ("dist", *DISTS[kind]))
+    vals = []
+    for p in DISTS[kind]:
+        if p not in raw:
+            raise ctx.fail(f"{key}.{p}", f"missing; a {kind} needs {list(DISTS[kind])}")
+        lo = 0.0 if p == "sd" else -0.5
+        vals.append(_num(ctx, raw[p], f"{key}.{p}", lo, 1.0, what))
+    if kind == "triangular" and not (vals[0] <= vals[1] <= vals[2] and vals[0] < vals[2]):
+        raise ctx.fail(key, f"expected low <= mode <= high and low < high, got {vals}")
+    if kind == "uniform" and not vals[0] < vals[1]:
+        raise ctx.fail(key, f"expected low < high, got low={vals[0]:g}, high={vals[1]:g}")
+    return Growth(dist=Dist(kind, tuple(vals), upper=1.0, lower=-0.5))
+
+
+def _by_area_year(ctx: toml.Ctx, raw: Any, key: str, lo: float | None) -> dict:
+    """``{ area = { "2024-25" = pounds, ... } }`` -> {area: {census year: pounds}}."""
+    out = {}
+    for area, years in toml.table(ctx, raw, key).items():
+        k = f"{key}.{area}"
+        _area(ctx, area, k)
+        vals = {}
+        for fy, v in toml.table(ctx, years, k).items():
+            kk = f'{k}."{fy}"'
+            vals[_fy(ctx, fy, kk)] = _num(ctx, v, kk, lo, None, "pounds" + (
+                " >= 0" if lo is not None else " (negative = deficit)"))
+        if not vals:
+            raise ctx.fail(k, 'expected at least one value, e.g. { "2024-25" = 3.1e8 }')
+        out[area] = vals
+    return out
+
+
+_DSG_KEYS = ("description", "opening", "opening_year", "balances", "allocations", "income",
+             "growth", "bridge", "override_end", "thresholds")
+
+
+def _dsg(ctx: toml.Ctx, raw: Any) -> Dsg:
+    raw = toml.table(ctx, raw, "dsg")
+    toml.check_keys(ctx, raw, "dsg", _DSG_KEYS)
+    opening = raw.get("opening", "builtin")
+    if isinstance(opening, dict):
+        opening = {_area(ctx, a, f"dsg.opening.{a}"): _num(
+            ctx, v, f"dsg.opening.{a}", None, None, "pounds (negative = deficit)")
+            for a, v in opening.items()}
+    elif opening != "builtin":
+        opening = _num(ctx, opening, "dsg.opening", None, None,
+                       "'builtin', pounds (negative = deficit) or { area = pounds }")
+    bridge = raw.get("bridge", "mean")
+    if isinstance(bridge, dict):
+        bridge = _by_area_year(ctx, bridge, "dsg.bridge", None)
+    elif bridge not in ("mean", "last", "zero"):
+        raise ctx.fail("dsg.bridge", f"expected 'mean', 'last', 'zero' or {{ area = {{ "
+                                     f"\"2022-23\" = pounds }} }}, got {bridge!r}")
+    thr = raw.get("thresholds", [0.0])
+    thr = [thr] if not isinstance(thr, list) else thr
+    if not thr:
+        raise ctx.fail("dsg.thresholds", "expected at least one deficit size in pounds")
+    thresholds = tuple(_num(ctx, v, f"dsg.thresholds[{i}]", 0.0, None, "pounds >= 0")
+                       for i, v in enumerate(thr))
+    return Dsg(
+        opening=opening,
+        opening_year=(None if "opening_year" not in raw
+                      else _fy(ctx, raw["opening_year"], "dsg.opening_year")),
+        balances=None if "balances" not in raw else _path(ctx, raw["balances"], "dsg.balances",
+                                                          builtin=False),
+        allocations=(None if "allocations" not in raw
+                     else _path(ctx, raw["allocations"], "dsg.allocations", builtin=False)),
+        income=_by_area_year(ctx, raw.get("income", {}), "dsg.income", 0.0),
+        growth=(_growth(ctx, raw["growth"], "dsg.growth") if "growth" in raw
+                else Growth(path=Inflation(rate=0.0))),
+        bridge=bridge,
+        override_end=(None if "override_end" not in raw
+                      else _fy(ctx, raw["override_end"], "dsg.override_end")),
+        thresholds=tuple(sorted(set(thresholds))),
+        description=_str(ctx, raw.get("description", ""), "dsg.description"),
+    )
+
+
+def _scenarios(ctx: toml.Ctx, raw: Any, items: tuple[CostItem, ...]) -> dict[str, ScenarioCosts]:
+    names = [it.name for it in items]
+    out = {}
+    for name, sc in toml.table(ctx, raw, "scenarios").items():
+        key = f"scenarios.{name}"
+        sc = toml.table(ctx, sc, key)
+        toml.check_keys(ctx, sc, key, ("unit", "inflation"))
+        unit = {}
+        for item, v in toml.table(ctx, sc.get("unit", {}), f"{key}.unit").items():
+            if item not in names:
+                raise ctx.fail(f"{key}.unit.{item}", f"no cost item {item!r}; expected one of "
+                                                     f"{names}")
+            unit[item] = _num(ctx, v, f"{key}.unit.{item}", 0.0, 100.0,
+                              "a multiplier of the unit cost (1 = unchanged)")
+        infl = (None if "inflation" not in sc
+                else _inflation(ctx, sc["inflation"], f"{key}.inflation"))
+        out[name] = ScenarioCosts(unit=unit, inflation=infl)
+    return out
+
+
 def parse_costs(text: str, source_path: str = "<string>") -> CostConfig:
     r"""Parse cost-file TOML text into a :class:`CostConfig`.
 
@@ -395,9 +645,10 @@ def parse_costs(text: str, source_path: str = "<string>") -> CostConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source_path}: not valid TOML: {exc}") from None
-    toml.check_keys(ctx, raw, "", ("description", "prices", "costs", "budget"))
+    toml.check_keys(ctx, raw, "", ("description", "prices", "costs", "budget", "council", "dsg",
+                                   "scenarios"))
     prices = toml.table(ctx, raw.get("prices", {}), "prices")
-    toml.check_keys(ctx, prices, "prices", ("base", "basis", "inflation"))
+    toml.check_keys(ctx, prices, "prices", ("base", "basis", "inflation", "correlation"))
     if "base" not in prices:
         raise ctx.fail("prices.base", "missing: the price base as a financial year, e.g. "
                                       "'2021-22'")
@@ -411,12 +662,25 @@ def parse_costs(text: str, source_path: str = "<string>") -> CostConfig:
     if not costs:
         raise ctx.fail("costs", "expected at least one item, e.g. [costs.special_state]")
     items = tuple(_item(ctx, name, v) for name, v in costs.items())
+    council = _council(ctx, raw["council"]) if "council" in raw else None
+    if council is None:
+        for it in items:
+            if it.council_unit is not None:
+                raise ctx.fail(f"costs.{it.name}.council_unit", "needs a [council] table (e.g. "
+                               "unit_costs = 'builtin') saying where councils' unit costs are")
+    correlation = (0.0 if "correlation" not in prices else
+                   _num(ctx, prices["correlation"], "prices.correlation", 0.0, 1.0,
+                        "a correlation in [0, 1] between items' unit-cost draws"))
     return CostConfig(
         price_base=prices["base"], base_year=base_year, basis=basis, inflation=inflation,
         items=items, budget=_budget(ctx, raw["budget"]) if "budget" in raw else None,
         source_path=source_path, text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         description=_str(ctx, raw.get("description", ""), "description"),
+        council=council,
+        dsg=_dsg(ctx, raw["dsg"]) if "dsg" in raw else None,
+        correlation=correlation,
+        scenarios=_scenarios(ctx, raw["scenarios"], items) if "scenarios" in raw else {},
     )
 
 
