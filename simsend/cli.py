@@ -790,3 +790,36 @@ def indicators_cmd(results, quiet, verbose, by, years, out):
         _write_csv(table, out)
         if not quiet:
             click.echo(f"wrote {out}")
+
+
+@main.command("dsg")
+@_results_arg
+@click.argument("costs_toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path),
+              help="NetCDF of the balance draws (default beside RESULTS, <name>_dsg.nc).")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Seed of the cost draws (default: the run's root seed).")
+@click.option("--threshold", "thresholds", type=click.FloatRange(min=0), multiple=True,
+              help="Cumulative deficit in GBP for P(deficit > X) (repeatable; default: the "
+                   "cost file's [dsg] thresholds).")
+@_output_errors
+@_user_errors
+def dsg_cmd(results, costs_toml, quiet, verbose, out, seed, thresholds):
+    """Each council's DSG high-needs balance by year, with bands, from RESULTS and COSTS_TOML."""
+    from simsend.analysis.dsg import dsg_forecast, dsg_table
+    from simsend.results.manifest import read_results
+
+    configure_logging(quiet, verbose)
+    out = out or Path(results).with_name(f"{Path(results).stem}_dsg.nc")
+    _check_outputs([results, costs_toml], ("--out", out))
+    ds = dsg_forecast(read_results(results), costs_toml, seed=seed,
+                      thresholds=list(thresholds) or None)
+    path = write_netcdf(ds, out)
+    if not quiet:
+        click.echo(f"DSG high-needs balance at 31 March (negative = deficit), "
+                   f"{ds.attrs.get('price_basis', '')}:")
+        click.echo(dsg_table(ds).to_string(index=False, float_format=lambda v: f"{v:,.1f}"
+                                           if abs(v) >= 10 else f"{v:.2f}"))
+        if ds.attrs.get("dsg_override_note"):
+            click.echo(ds.attrs["dsg_override_note"])
+        click.echo(f"wrote {path}")
