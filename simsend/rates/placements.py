@@ -23,9 +23,8 @@ Model of the yearly change of council ``r``'s effect of placement ``k`` (``k`` n
 * ``eta_tk ~ N(0, s_k^2)``, the year's change common to every council: ``s_k`` is the
   standard deviation of the yearly medians about ``mu_k``, recording changes included (they
   happen and a forecast should allow for them);
-* ``delta_rk ~ N(0, tau_k^2)``, the council's own persistent drift, each council's mean
-  deviation from the year's median shrunk towards 0 by its precision (``tau_k`` by the method
-  of moments);
+* ``delta_rk ~ N(0, tau_k^2)``, the council's own persistent drift (estimated only with
+  ``own_drift=True``: out of sample it did not help, see :func:`fit_placements`);
 * ``eps_rtk ~ N(0, sigma_k^2 + lambda_k v_rtk)``, the council's yearly noise, larger for small
   councils: ``v = 1 / (P_k + 0.5) + 1 / (P_mainstream + 0.5)``, with ``sigma_k^2`` and
   ``lambda_k`` the least-squares fit (both >= 0) of the squared deviations on ``v``.
@@ -106,6 +105,8 @@ class PlacementFit:
         Spread of areas' own drifts, the level's yearly walk and the recording noise about it.
     years : tuple of int
         Censuses used.
+    common_path : ndarray (Y, 7)
+        The common changes summed from the first census used (0 there).
 
     """
 
@@ -121,6 +122,7 @@ class PlacementFit:
     walk_sd: np.ndarray
     noise_sd: np.ndarray
     years: tuple[int, ...]
+    common_path: np.ndarray
 
     def select(self, areas) -> PlacementFit:
         """Return the fit of ``areas`` only (the shared parts unchanged).
@@ -244,7 +246,8 @@ def kalman_trend(y: np.ndarray, tau2, sw2, su2) -> tuple[np.ndarray, np.ndarray]
     return m, p
 
 
-def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> PlacementFit:
+def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas, *,
+                   own_drift: bool = False, shared: PlacementFit | None = None) -> PlacementFit:
     """Estimate :class:`PlacementFit` from EHC plans by age band and by placement.
 
     Parameters
@@ -256,6 +259,15 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> Place
     years : sequence of int (Y,)
         Censuses, the last being the baseline.
     areas : sequence of str (A,)
+    own_drift : bool
+        Estimate each area's own drift (``tau``).  Off by default: from origins 2021-2024,
+        councils' effects one to four years ahead were further from the record with their own
+        drifts than with the shared drift alone (median absolute error per placement 0.10-0.44
+        against 0.10-0.37; see the README), so they are not used in forecasts.
+    shared : PlacementFit, optional
+        Take the shared drift, its error, the common yearly changes and their path from this
+        fit (every council's) instead of from ``areas``' own changes: for England, a region
+        or a merged area, whose own changes are one series.
 
     Raises
     ------
@@ -291,11 +303,17 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> Place
         mu = np.zeros(N_P)
         common_sd = np.sqrt((med[year_ok] ** 2).mean(0)) if n_y else np.zeros(N_P)
         mu_sd = np.zeros(N_P)
-    # each area's effects less the common path: a local level with its own drift and noise
     path = np.vstack([np.zeros((1, N_P)), np.cumsum(med, axis=0)])
+    if shared is not None:  # every council's shared parts, on the same census years
+        if list(shared.years) != [y for y, o in zip(years, ok.any(1), strict=True) if o]:
+            raise ValueError(f"shared fit covers censuses {shared.years}, these areas "
+                             f"{years[0]}-{years[-1]}")
+        mu, mu_sd, common_sd = shared.mu, shared.mu_sd, shared.common_sd
+        path = shared.common_path
+    # each area's effects less the common path: a local level with its own drift and noise
     y = c - path[:, None, :]
     tau2, sw2, su2 = variance_components(y)
-    if n_a < MIN_POOL:  # too few areas to estimate the spread of own drifts: none
+    if n_a < MIN_POOL or not own_drift:  # own drifts not estimated: none
         tau2 = np.zeros(N_P)
     m, p = kalman_trend(y, tau2, sw2, su2)
     # the level: the baseline census, or an area's last published one moved on by its drift
@@ -305,6 +323,7 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> Place
     smooth = m[..., 0] + path[-1] + gap * (mu + m[..., 1])
     level = level + gap * (mu + m[..., 1])
     p[..., 0, 0] += gap * (sw2 + p[..., 1, 1] * gap)
+    mu, mu_sd, common_sd, path = (np.array(x, float) for x in (mu, mu_sd, common_sd, path))
     for arr in (mu, mu_sd, common_sd, tau2, sw2, su2):
         arr[0] = 0.0  # mainstream is the reference
     smooth[:, 0] = 0.0
@@ -312,11 +331,16 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas) -> Place
     p[:, 0] = 0.0
     return PlacementFit(tuple(str(a) for a in areas), level, smooth, m[..., 1], p,
                         mu, mu_sd, common_sd, np.sqrt(tau2), np.sqrt(sw2), np.sqrt(su2),
-                        tuple(y_ for y_, o in zip(years, ok.any(1), strict=True) if o))
+                        tuple(y_ for y_, o in zip(years, ok.any(1), strict=True) if o),
+                        path)
 
 
-def fit_from_history(history: xr.Dataset, areas, first_year: int = FIRST_YEAR) -> PlacementFit:
-    """:func:`fit_placements` on a baseline's history (``ehcp`` by age band, ``ehcp_placement``)."""
+def fit_from_history(history: xr.Dataset, areas, first_year: int = FIRST_YEAR,
+                     **kw) -> PlacementFit:
+    """:func:`fit_placements` on a baseline's history (``ehcp`` by age band, ``ehcp_placement``).
+
+    Keywords go to :func:`fit_placements`.
+    """
     last = int(history["year"].values.max())
     # a baseline before first_year: its own census alone (the mix held, no drift or walk)
     years = [int(y) for y in history["year"].values if int(y) >= min(first_year, last)]
@@ -325,7 +349,7 @@ def fit_from_history(history: xr.Dataset, areas, first_year: int = FIRST_YEAR) -
     bands = history["ehcp"].sel(sel).transpose("year", "area", "age_group").values
     places = history["ehcp_placement"].sel(sel).transpose("year", "area", "placement")
     places = places.sel(placement=list(PLACEMENTS)).values
-    return fit_placements(bands, places, years, areas)
+    return fit_placements(bands, places, years, areas, **kw)
 
 
 def fit_for_run(history: xr.Dataset, areas, councils: xr.Dataset | None = None) -> PlacementFit:
@@ -334,13 +358,16 @@ def fit_for_run(history: xr.Dataset, areas, councils: xr.Dataset | None = None) 
     When every area is a council of ``councils`` (the history of every council,
     :func:`simsend.data.baseline.councils_history`) the model is fitted to all councils and
     the run's are selected, so a council gets the same fit alone as in a run of every council;
-    otherwise (England, a region, a merged area) to the run's own areas' ``history``.
+    otherwise (England, a region, a merged area) the run's own areas' ``history`` gives their
+    levels and walks, and every council's fit the shared drift and common changes.
     """
     areas = [str(a) for a in areas]
-    if councils is not None and set(areas) <= {str(a) for a in councils["area"].values}:
-        every = [str(a) for a in councils["area"].values]
-        return fit_from_history(councils, every).select(areas)
-    return fit_from_history(history, areas)
+    if councils is None:
+        return fit_from_history(history, areas)
+    every = fit_from_history(councils, [str(a) for a in councils["area"].values])
+    if set(areas) <= set(every.areas):
+        return every.select(areas)
+    return fit_from_history(history, areas, shared=every)
 
 
 class PlacementSource(WrappedSource):

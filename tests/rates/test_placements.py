@@ -41,7 +41,7 @@ def fit_sim(seed, **kw):
     bands, places, level, delta = simulate(seed, **kw)
     n_years, n_areas = bands.shape[:2]
     fit = fit_placements(bands, places, range(2025 - n_years + 1, 2026),
-                         [f"A{i:03d}" for i in range(n_areas)])
+                         [f"A{i:03d}" for i in range(n_areas)], own_drift=True)
     return fit, level, delta
 
 
