@@ -91,8 +91,8 @@ def _opening(cfg: Dsg, areas: Sequence[str], first: int, where: str) -> tuple[np
                     f"{where}: [dsg.opening] no DSG cumulative balance for {a}{at} in {src} "
                     f"(it has {sorted(_fy(y) for y in bal.get(a, {})) or 'none'}); give "
                     f"the balance in pounds, e.g. opening = {{ {a} = -1.5e7 }} with "
-                    f"opening_year = \"{_fy(first - 1)}\" (a council formed after 2021-22, "
-                    "such as Cumberland, has no published balance of its own)")
+                    f"opening_year = \"{_fy(first - 1)}\" (the Isles of Scilly and the City of "
+                    "London publish none of their own)")
             b0, what = bal[a][oy], f"{src}, 31 March {oy}"
         if oy >= first:
             raise ConfigError(f"{where}: [dsg.opening_year] {_fy(oy)} is not before the "
@@ -155,6 +155,13 @@ def _income(cfg: Dsg, areas: Sequence[str], years: Sequence[int], u: np.ndarray,
             out[:, j, k] = vals[y] if y in vals else vals[lk] * f[:, j]
         last[a] = _fy(lk)
     return out, last
+
+
+def _attrs(da: xr.DataArray, attrs: Mapping[str, str], long_name: str) -> xr.DataArray:
+    """Return ``da`` with exactly these attrs (none carried over from the spend)."""
+    da = da.copy()
+    da.attrs = {**attrs, "long_name": long_name}
+    return da
 
 
 def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
@@ -239,7 +246,8 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
                           coords={"draw": s["draw"].values, "year": s["year"].values,
                                   "area": areas},
                           attrs={**money, "long_name": "high-needs income: the high needs block "
-                                 "allocation before deductions, grown after its last known year"})
+                                 "allocation before deductions, grown after its last known year",
+                                 "cell_methods": "year: sum"})
     s = s.transpose(*[d for d in ("scenario", "draw", "year", "area") if d in s.dims])
     inyear = (income - s).transpose(*s.dims)
     op = xr.DataArray(opening, dims="area", coords={"area": areas},
@@ -252,29 +260,32 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
                        "size of cumulative deficit"})
     p = ((-cum) > tda).astype(np.float64).where(cum.notnull()).mean("draw", skipna=False)
     p = p.transpose(*[d for d in ("scenario", "threshold", "year", "area") if d in p.dims])
+    flow = {**money, "cell_methods": "year: sum (financial year ending in the March after the "
+                                     "January census)"}
+    stock = {**money, "cell_methods": "year: point (31 March ending the financial year)"}
     out = {
-        "spend_in_budget": s.assign_attrs(**money, long_name="in-budget spend (the high needs "
-                                          "categories of the cost file)"),
+        "spend_in_budget": _attrs(s, flow, "in-budget spend (the high needs categories of the "
+                                           "cost file)"),
         "income": income,
-        "in_year_balance": inyear.assign_attrs(**money, long_name="in-year DSG high-needs "
-                                               "balance: income - spend (negative = overspend)"),
-        "cumulative_balance": cum.assign_attrs(**money, long_name="DSG cumulative balance at 31 "
-                                               "March (negative = deficit)"),
+        "in_year_balance": _attrs(inyear, flow, "in-year DSG high-needs balance: income - spend "
+                                                "(negative = overspend)"),
+        "cumulative_balance": _attrs(cum, stock, "DSG cumulative balance at 31 March (negative "
+                                                 "= deficit)"),
         "opening_balance": op,
-        "p_cum_deficit": p.assign_attrs(units="1", long_name="probability that the cumulative "
-                                        "deficit exceeds the threshold", cell_methods="draw: "
-                                        "mean"),
+        "p_cum_deficit": _attrs(p, {"units": "1", "cell_methods": "draw: mean"},
+                                "probability that the cumulative deficit exceeds the threshold"),
     }
     end = cfg.override_end
     if end is not None and years[0] <= end <= years[-1]:
         d = np.maximum(0.0, -cum.sel(year=end, drop=True))
-        out["deficit_at_override_end"] = d.assign_attrs(
-            **money, long_name=f"cumulative DSG deficit at 31 March {end}, when the statutory "
-                               f"override ends: {AFTER_OVERRIDE}")
+        out["deficit_at_override_end"] = _attrs(d, money, f"cumulative DSG deficit at 31 March "
+                                                f"{end}, when the statutory override ends: "
+                                                f"{AFTER_OVERRIDE}")
         pe = (d > tda).astype(np.float64).where(d.notnull()).mean("draw", skipna=False)
-        out["p_deficit_at_override_end"] = pe.assign_attrs(
-            units="1", long_name="probability that the deficit at the override's end exceeds "
-                                 "the threshold", cell_methods="draw: mean")
+        pe = pe.transpose(*[x for x in ("scenario", "threshold", "area") if x in pe.dims])
+        out["p_deficit_at_override_end"] = _attrs(
+            pe, {"units": "1", "cell_methods": "draw: mean"},
+            "probability that the deficit at the override's end exceeds the threshold")
     res = xr.Dataset(out).assign_coords(
         threshold=tda, financial_year=("year", [_fy(y) for y in years]),
         after_override=("year", [end is not None and y > end for y in years]))

@@ -139,11 +139,11 @@ SPECS = {
     "hn_allocations.csv": _Spec(
         {"financial_year": "fy", "area": "area", "high_needs_gbp": "gbp+",
          "high_needs_after_deductions_gbp": "gbp+?", "dsg_gbp": "gbp+?",
-         "dsg_after_deductions_gbp": "gbp+?"},
+         "dsg_after_deductions_gbp": "gbp+?", "note": "str"},
         ("financial_year", "area", "high_needs_gbp"), ("financial_year", "area")),
     "dsg_balances.csv": _Spec(
         {"financial_year": "fy", "area": "area", "cumulative_balance_gbp": "gbp",
-         "cumulative_balance_pct": "pct?", "dsg_income_gbp": "gbp+?"},
+         "cumulative_balance_pct": "pct?", "dsg_income_gbp": "gbp+?", "note": "str"},
         ("financial_year", "area", "cumulative_balance_gbp"), ("financial_year", "area")),
     "hn_outturn.csv": _Spec(
         {"financial_year": "fy", "area": "area", "line": "line", "outturn_gbp": "gbp?"},
@@ -462,6 +462,9 @@ def build_finance(src: str | Path, areas: pd.DataFrame,
                                      * bal["dsg_income_gbp"]).round()
     bal = bal[["financial_year", "area", "cumulative_balance_gbp", "cumulative_balance_pct",
                "dsg_income_gbp"]]
+    alloc = _apportion(alloc, ["high_needs_gbp", "high_needs_after_deductions_gbp", "dsg_gbp",
+                               "dsg_after_deductions_gbp"], areas, stock)
+    bal = _apportion(bal, ["cumulative_balance_gbp", "dsg_income_gbp"], areas, stock)
 
     f = "high_needs_benchmarking_outturn_2021_22_la.csv"
     h = pd.read_csv(src / f, dtype=str)
@@ -511,6 +514,42 @@ def build_finance(src: str | Path, areas: pd.DataFrame,
               for k, v in tables.items()}
     tables["unit_costs.csv"] = derive_unit_costs(tables, stock, areas)
     return tables
+
+
+def _apportion(df: pd.DataFrame, cols: list[str], areas: pd.DataFrame,
+               stock: pd.DataFrame) -> pd.DataFrame:
+    """Add rows for the successors of a former council in years only the former one has.
+
+    Each of ``cols`` is split by the successors' shares of EHC plans at the January census of
+    the financial year (``stock.csv.gz``, itself on current geography); a ``note`` says so.
+    """
+    plans = stock[(stock["plan"] == "ehcp") & (stock["age_group"] == "all")
+                  & (stock["age"] == "all") & (stock["need"] == "all")
+                  & (stock["placement"] == "all")]
+    plans = plans.set_index(["area", plans["year"].astype(int)])["count"]
+    df = df.assign(note="")
+    new = []
+    for r in areas[areas["status"] == "former"].itertuples():
+        succ = [x for x in str(r.successors).split(";") if x]
+        for fy in sorted(set(df["financial_year"])):
+            rows = df[df["financial_year"] == fy]
+            old = rows[rows["area"] == r.code]
+            if old.empty or rows["area"].isin(succ).any():
+                continue
+            cy = int(fy[:4]) + 1
+            n = np.array([plans.get((x, cy), np.nan) for x in succ], float)
+            if not np.isfinite(n).all() or n.sum() <= 0:
+                raise DataError(f"no EHC plans of {succ} in January {cy} to apportion "
+                                f"{r.code}'s {fy} finance between them")
+            for x, share in zip(succ, n / n.sum(), strict=True):
+                row = old.iloc[0].copy()
+                row["area"] = x
+                for c in cols:
+                    row[c] = round(float(row[c]) * share)
+                row["note"] = (f"apportioned from {r.code} ({r.name}) by its successors' EHC "
+                               f"plans, January {cy} (share {share:.4f})")
+                new.append(row)
+    return pd.concat([df, pd.DataFrame(new)], ignore_index=True) if new else df
 
 
 # --------------------------------------------------------------------------- unit costs

@@ -84,6 +84,7 @@ thresholds = [0, 150]
     p = r["p_cum_deficit"].transpose("threshold", "year", "area").values
     np.testing.assert_allclose(p, ((-cum)[None] > np.array([0.0, 150.0])[:, None, None, None])
                                .mean(axis=1))
+    assert r["p_deficit_at_override_end"].dims == ("threshold", "area")
     end = r["deficit_at_override_end"].transpose("draw", "area").values
     np.testing.assert_allclose(end, np.maximum(0.0, -cum[:, 1, :]))
     assert r["after_override"].values.tolist() == [False, False, True]
@@ -153,13 +154,13 @@ def test_dsg_table_has_bands_and_probabilities():
 
 
 @pytest.mark.parametrize(("dsg", "areas", "pattern"), [
-    ('opening = "builtin"', ("E06000063",), r"\[dsg.opening\] no DSG cumulative balance for "
-                                            r"E06000063.*give the balance in pounds"),
+    ('opening = "builtin"', ("E06000053",), r"\[dsg.opening\] no DSG cumulative balance for "
+                                            r"E06000053.*give the balance in pounds"),
     ('opening = 0.0\nopening_year = "2023-24"', (KENT,),
      r"\[dsg.opening_year\] 2023-24 is not before the results' first financial year 2022-23"),
     ('opening = 0.0\nopening_year = "2019-20"\nbridge = { E10000016 = { "2020-21" = 1.0 } }',
      (KENT,), r"\[dsg.bridge.E10000016\] no in-year balance for \['2021-22'\]"),
-    ('opening = 0.0', ("E06000063",), r"\[dsg.income\] no high-needs allocation for E06000063"),
+    ('opening = 0.0', ("E09000001",), r"\[dsg.income\] no high-needs allocation for E09000001"),
 ])
 def test_missing_figures_name_the_key_and_the_area(dsg, areas, pattern):
     c = parse_costs(BASE + "[dsg]\n" + dsg + "\n", "c.toml")

@@ -58,6 +58,26 @@ def test_allocations_and_balances_of_two_councils_as_published():
     assert _one(b, area=ENGLAND, financial_year="2021-22")["cumulative_balance_pct"] == -2.26
 
 
+def test_successors_of_a_split_council_share_its_money_by_ehc_plans():
+    """Cumberland and Westmorland and Furness: Cumbria's rows split by January EHC plans."""
+    a, b = read_finance("hn_allocations.csv"), read_finance("dsg_balances.csv")
+    stock = pd.read_csv(builtin_dir() / "stock.csv.gz", dtype={"count": float})
+    succ = ["E06000063", "E06000064"]
+    n = [_one(stock, year=2022, area=x, plan="ehcp", age_group="all", age="all", need="all",
+              placement="all")["count"] for x in succ]
+    cumbria = _one(a, area="E10000006", financial_year="2021-22")["high_needs_gbp"]
+    for x, k in zip(succ, n, strict=True):
+        row = _one(a, area=x, financial_year="2021-22")
+        assert row["high_needs_gbp"] == round(cumbria * k / sum(n))
+        assert "apportioned from E10000006" in row["note"]
+        assert _one(b, area=x, financial_year="2021-22")["cumulative_balance_pct"] == -3.57
+    total = sum(_one(a, area=x, financial_year="2021-22")["high_needs_gbp"] for x in succ)
+    assert abs(total - cumbria) <= 1
+    # North and West Northamptonshire: apportioned before 2021-22, published from then on
+    assert "E10000021" in _one(a, area="E06000061", financial_year="2019-20")["note"]
+    assert _one(a, area="E06000061", financial_year="2021-22")["note"] == ""
+
+
 def test_kent_unit_costs_from_its_outturn_by_hand():
     """special_state = 10,000 + top-up to special schools / January 2022 state special plans."""
     o = read_finance("hn_outturn.csv")
