@@ -37,6 +37,7 @@ threshold; ``after_override`` marks the years whose deficits fall on the general
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from simsend.config.costs import CostConfig, Dsg, load_costs
 from simsend.config.toml import ConfigError
 from simsend.data.finance import read_finance
 
+LOG = logging.getLogger("simsend")
 GROWTH_ITEM = "__dsg_income_growth__"
 """Item name keying the growth draw (``cost_uniforms(seed, draws, [GROWTH_ITEM])``): one
 uniform per draw, common to every area and scenario."""
@@ -71,38 +73,57 @@ def _series(df, value: str) -> dict[str, dict[int, float]]:
     return out
 
 
-def _opening(cfg: Dsg, areas: Sequence[str], first: int, where: str) -> tuple[np.ndarray, dict]:
-    """Return each area's balance at the start of year ``first``, and how it was made."""
+class _NoFigures(ConfigError):
+    """An area lacks a published balance or allocation (its figures NaN in a run of many)."""
+
+
+def _opening(cfg: Dsg, areas: Sequence[str], first: int, where: str,
+             missing: dict[str, str] | None = None) -> tuple[np.ndarray, dict]:
+    """Return each area's balance at the start of year ``first``, and how it was made.
+
+    With ``missing`` (a dict), an area without figures gets NaN and its reason there.
+    """
     bal = _series(read_finance("dsg_balances.csv", cfg.balances), "cumulative_balance_gbp")
     src = cfg.balances or "the shipped dsg_balances.csv"
-    out, how = np.empty(len(areas)), {}
+    out, how = np.full(len(areas), np.nan), {}
     for k, a in enumerate(areas):
-        given = (cfg.opening if isinstance(cfg.opening, float)
-                 else cfg.opening.get(a) if isinstance(cfg.opening, Mapping) else None)
-        if given is not None:
-            oy = first - 1 if cfg.opening_year is None else cfg.opening_year
-            b0, what = given, "stated in [dsg] opening"
-        else:
-            have = sorted(y for y in bal.get(a, {}) if y < first)
-            oy = cfg.opening_year if cfg.opening_year is not None else (have[-1] if have else None)
-            if oy is None or oy not in bal.get(a, {}):
-                at = "" if oy is None else f" at the end of {_fy(oy)}"
-                raise ConfigError(
-                    f"{where}: [dsg.opening] no DSG cumulative balance for {a}{at} in {src} "
-                    f"(it has {sorted(_fy(y) for y in bal.get(a, {})) or 'none'}); give "
-                    f"the balance in pounds, e.g. opening = {{ {a} = -1.5e7 }} with "
-                    f"opening_year = \"{_fy(first - 1)}\" (the Isles of Scilly and the City of "
-                    "London publish none of their own)")
-            b0, what = bal[a][oy], f"{src}, 31 March {oy}"
-        if oy >= first:
-            raise ConfigError(f"{where}: [dsg.opening_year] {_fy(oy)} is not before the "
-                              f"results' first financial year {_fy(first)}")
-        bridge = _bridge(cfg, a, bal.get(a, {}), range(oy + 1, first), where)
-        out[k] = b0 + sum(bridge.values())
-        how[a] = {"balance": b0, "at_end_of": _fy(oy), "source": what,
-                  "bridge": {_fy(y): v for y, v in bridge.items()},
-                  "opening": out[k]}
+        try:
+            out[k], how[a] = _opening_one(cfg, a, bal.get(a, {}), first, (where, src))
+        except _NoFigures as exc:
+            if missing is None:
+                raise
+            missing[a] = str(exc)
     return out, how
+
+
+def _opening_one(cfg: Dsg, a: str, bal: Mapping[int, float], first: int,
+                 where_src: tuple[str, str]) -> tuple[float, dict]:
+    """Return one area's opening balance and how it was made."""
+    where, src = where_src
+    given = (cfg.opening if isinstance(cfg.opening, float)
+             else cfg.opening.get(a) if isinstance(cfg.opening, Mapping) else None)
+    if given is not None:
+        oy = first - 1 if cfg.opening_year is None else cfg.opening_year
+        b0, what = given, "stated in [dsg] opening"
+    else:
+        have = sorted(y for y in bal if y < first)
+        oy = cfg.opening_year if cfg.opening_year is not None else (have[-1] if have else None)
+        if oy is None or oy not in bal:
+            at = "" if oy is None else f" at the end of {_fy(oy)}"
+            raise _NoFigures(
+                f"{where}: [dsg.opening] no DSG cumulative balance for {a}{at} in {src} "
+                f"(it has {sorted(_fy(y) for y in bal) or 'none'}); give "
+                f"the balance in pounds, e.g. opening = {{ {a} = -1.5e7 }} with "
+                f"opening_year = \"{_fy(first - 1)}\" (the Isles of Scilly and the City of "
+                "London publish none of their own)")
+        b0, what = bal[oy], f"{src}, 31 March {oy}"
+    if oy >= first:
+        raise ConfigError(f"{where}: [dsg.opening_year] {_fy(oy)} is not before the "
+                          f"results' first financial year {_fy(first)}")
+    bridge = _bridge(cfg, a, bal, range(oy + 1, first), where)
+    value = b0 + sum(bridge.values())
+    return value, {"balance": b0, "at_end_of": _fy(oy), "source": what,
+                   "bridge": {_fy(y): v for y, v in bridge.items()}, "opening": value}
 
 
 def _bridge(cfg: Dsg, area: str, bal: Mapping[int, float], years: range,
@@ -131,17 +152,21 @@ def _bridge(cfg: Dsg, area: str, bal: Mapping[int, float], years: range,
 
 
 def _income(cfg: Dsg, areas: Sequence[str], years: Sequence[int], u: np.ndarray,
-            where: str) -> tuple[np.ndarray, dict]:
+            where: str, missing: dict[str, str] | None = None) -> tuple[np.ndarray, dict]:
     """High-needs income ``(draw, year, area)`` and, by area, the last known year."""
     alloc = _series(read_finance("hn_allocations.csv", cfg.allocations), "high_needs_gbp")
-    out = np.empty((len(u), len(years), len(areas)))
+    out = np.full((len(u), len(years), len(areas)), np.nan)
     last = {}
     for k, a in enumerate(areas):
         vals = {**alloc.get(a, {}), **cfg.income.get(a, {})}
         if not vals:
-            raise ConfigError(f"{where}: [dsg.income] no high-needs allocation for {a} in "
+            exc = _NoFigures(f"{where}: [dsg.income] no high-needs allocation for {a} in "
                               f"{cfg.allocations or 'the shipped hn_allocations.csv'}; give it, "
                               f"e.g. income = {{ {a} = {{ \"{_fy(years[0])}\" = 2.5e8 }} }}")
+            if missing is None:
+                raise exc
+            missing.setdefault(a, str(exc))
+            continue
         lk = max(y for y in vals if y <= max(years)) if min(vals) <= max(years) else None
         if lk is None:
             raise ConfigError(f"{where}: [dsg.income.{a}] every allocation is after the "
@@ -193,7 +218,8 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
     Raises
     ------
     ConfigError
-        No ``[dsg]`` table, or a balance or allocation the files lack for an area.
+        No ``[dsg]`` table, or a balance or allocation the files lack for the area (with
+        several areas, such an area's balance is NaN and listed in ``attrs["dsg_missing"]``).
     DataError
         A user-supplied balance or allocation file with a bad cell (file, row, column).
 
@@ -239,8 +265,14 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
     draws = [int(d) for d in s["draw"].values]
     seed = int(spend_ds.attrs.get("costs_seed", spend_ds.attrs.get("root_seed", 0)))
     u = cost_uniforms(seed, draws, [GROWTH_ITEM])[:, 0, 0]
-    opening, how = _opening(cfg, areas, years[0], where)
-    inc, last = _income(cfg, areas, years, u, where)
+    # one area: a missing figure is an error; several: that area's balance is NaN, noted
+    missing: dict[str, str] | None = None if len(areas) == 1 else {}
+    opening, how = _opening(cfg, areas, years[0], where, missing)
+    inc, last = _income(cfg, areas, years, u, where, missing)
+    if missing and len(missing) == len(areas):
+        raise ConfigError(next(iter(missing.values())))
+    for a, why in (missing or {}).items():
+        LOG.warning("%s: no DSG balance (NaN): %s", a, why)
     money = {"units": "GBP", "price_basis": spend_ds.attrs.get("price_basis", "")}
     income = xr.DataArray(inc, dims=("draw", "year", "area"),
                           coords={"draw": s["draw"].values, "year": s["year"].values,
@@ -302,6 +334,8 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
                  "dsg_override_note": ("" if end is None else f"override ends 31 March {end}; "
                                        + AFTER_OVERRIDE),
                  "dsg_sign": "balances in GBP, negative = deficit"}
+    if missing:
+        res.attrs["dsg_missing"] = json.dumps(missing)
     if end is not None and not years[0] <= end <= years[-1]:
         res.attrs["dsg_override_note"] += (f" (outside the results' years {_fy(years[0])} to "
                                            f"{_fy(years[-1])}: no deficit at its end computed)")

@@ -168,6 +168,19 @@ def test_missing_figures_name_the_key_and_the_area(dsg, areas, pattern):
         dsg_balance(_spend(np.zeros((1, 3, len(areas))), areas=areas), c)
 
 
+def test_every_council_gets_a_balance_and_those_without_figures_are_noted():
+    import pandas as pd
+    areas = pd.read_csv(ROOT / "simsend" / "data" / "builtin" / "areas.csv", dtype=str)
+    codes = list(areas[(areas.status == "current") & (areas.level == "la")]["code"])
+    s = np.full((2, 2, len(codes)), 1e8)
+    r = dsg_balance(_spend(s, areas=codes, years=(2025, 2026)), parse_costs(BASE + "[dsg]\n"))
+    cum = r["cumulative_balance"].isel(draw=0, year=0).to_series()
+    assert sorted(cum[cum.isna()].index) == ["E06000053", "E09000001"]
+    assert sorted(json.loads(r.attrs["dsg_missing"])) == ["E06000053", "E09000001"]
+    assert len(codes) == 153 and cum.notna().sum() == 151
+    assert r["p_cum_deficit"].sel(area="E06000053").isnull().all()
+
+
 def test_no_dsg_table_and_user_balance_file_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"no \[dsg\] table"):
         dsg_balance(_spend(np.zeros((1, 3, 2))), parse_costs(BASE))
