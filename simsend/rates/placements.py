@@ -20,9 +20,9 @@ Model of the yearly change of council ``r``'s effect of placement ``k`` (``k`` n
   councils' median change of the year, so a year in which SEN2's recording changed (``other``
   in 2019 and 2023) does not set the drift; its uncertainty is the standard error of the
   yearly medians (from fewer than :data:`MIN_YEARS` changes: no drift);
-* ``eta_tk ~ N(0, s_k^2)``, the year's change common to every council: ``s_k`` is the
-  standard deviation of the yearly medians about ``mu_k``, recording changes included (they
-  happen and a forecast should allow for them);
+* ``eta_tk ~ N(0, s_k^2)``, the year's change common to every council: ``s_k`` is the robust
+  (MAD) spread of the yearly medians about ``mu_k``, so a recording change is not taken for a
+  yearly event (the bands therefore do not allow for another one);
 * ``delta_rk ~ N(0, tau_k^2)``, the council's own persistent drift (estimated only with
   ``own_drift=True``: out of sample it did not help, see :func:`fit_placements`);
 * ``eps_rtk ~ N(0, sigma_k^2 + lambda_k v_rtk)``, the council's yearly noise, larger for small
@@ -100,7 +100,7 @@ class PlacementFit:
     mu, mu_sd : ndarray (7,)
         The shared drift and its standard error.
     common_sd : ndarray (7,)
-        Sd of the year's change common to every area about ``mu``.
+        Sd of the year's change common to every area about ``mu`` (robust, from the MAD).
     tau, walk_sd, noise_sd : ndarray (7,)
         Spread of areas' own drifts, the level's yearly walk and the recording noise about it.
     years : tuple of int
@@ -297,8 +297,10 @@ def fit_placements(bands: np.ndarray, places: np.ndarray, years, areas, *,
     n_y = int(year_ok.sum())
     if n_y >= MIN_YEARS:
         mu = np.median(med[year_ok], axis=0)
-        common_sd = np.sqrt(((med[year_ok] - mu) ** 2).sum(0) / (n_y - 1))
-        mu_sd = common_sd / np.sqrt(n_y)
+        # robust (MAD) spread about the median, as the drift: a recording change (other in
+        # 2019 and 2023) is not a yearly event; the median's standard error from it
+        common_sd = np.sqrt(robust_var(med[year_ok], axis=0))
+        mu_sd = np.sqrt(np.pi / 2) * common_sd / np.sqrt(n_y)
     else:  # a drift is not told from one recording change: the changes seen enter as spread
         mu = np.zeros(N_P)
         common_sd = np.sqrt((med[year_ok] ** 2).mean(0)) if n_y else np.zeros(N_P)
