@@ -300,7 +300,10 @@ def spend(ds: xr.Dataset, costs: CostConfig | str | Path, seed: int | None = Non
         ``budget`` and ``p_deficit``.  Attrs: the results' manifest plus the cost file's
         text and SHA-256, the seed, price base and basis.  Items that do not apply (a
         placement item without a placement dim, an absent pipeline variable) are listed in
-        ``attrs["costs_skipped"]``.
+        ``attrs["costs_skipped"]``.  With ``[council]``: ``unit_cost_area`` over ``(draw,
+        item, area)`` and ``unit_source`` (:func:`council_unit_costs`); with ``[scenarios]``
+        unit multipliers: ``scenario_unit_factor``; ``price_index`` gains a ``scenario`` dim
+        when a scenario has its own inflation.
 
     Raises
     ------
