@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import time as _time
 from collections.abc import Sequence
@@ -47,6 +48,8 @@ from simsend.results.dataset import places_variable, to_dataset
 from simsend.results.manifest import run_attrs, with_total_time
 from simsend.runner.scenarios import select, stack_runs
 from simsend.statutory.ehc_pipeline import statutory_variables
+
+LOG = logging.getLogger("simsend")
 
 BYTES_PER_CELL = 4 * 24
 """Bytes held per (draw, year, marginal cell) while a chunk is built: about 17 float32/int32
@@ -100,7 +103,12 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
             raise ConfigError(f"{cfg.source_path}: [model.posterior] {exc}") from None
     else:
         source = FixedParameters(cfg.model, baseline.births)
-    if cfg.model.placements == "calibrated":
+    if cfg.model.placements == "calibrated" and not has_placement_history(baseline.history):
+        # a council's own tidy files often hold no placements: the rules, said and recorded
+        LOG.warning("%s: [model.placements] \"calibrated\" needs EHC plans by placement, which "
+                    "the data do not have for these areas; the placement_moves rules are used",
+                    cfg.source_path)
+    elif cfg.model.placements == "calibrated":
         try:
             fit = fit_for_run(baseline.history, baseline.areas,
                               councils_history(data_spec(cfg)))
@@ -109,6 +117,11 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
                               f"plans by placement and age band in the data: {exc}") from None
         source = PlacementSource(source, fit, cfg.run.seed, n_years)
     return source
+
+
+def has_placement_history(history: xr.Dataset) -> bool:
+    """Whether a baseline's history holds any EHC plans by placement group."""
+    return "ehcp_placement" in history and bool(np.isfinite(history["ehcp_placement"]).any())
 
 
 def run_source(cfg: SimConfig, baseline: Baseline, scenario: Scenario | None = None,
@@ -239,6 +252,9 @@ class RunPlan:
         """Which calibrated posterior fed the run, and which of its areas each run area used."""
         cfg = self.cfg
         placements = {"placements": "placement moves of [model] (placement_moves)"}
+        if cfg.model.placements == "calibrated":
+            placements["placements"] += (": the data have no EHC plans by placement, so "
+                                         "[model] placements = \"calibrated\" was not used")
         src = self.sources[k]
         while hasattr(src, "source"):
             if isinstance(src, PlacementSource):

@@ -2,6 +2,7 @@
 data simulated by the model, the forecast paths' law and keys, and the run's wiring."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,23 @@ def test_a_council_gets_the_same_placement_walk_alone_as_beside_others():
     pair = api.run_source(pair_cfg, api.load_baseline(pair_cfg), None)
     np.testing.assert_array_equal(alone.get(3).placement_path[:, 0],
                                   pair.get(3).placement_path[:, 1])
+
+
+def test_data_without_placements_fall_back_to_the_rules_and_say_so(tmp_path, caplog):
+    """A council's own tidy files with EHC plan totals only: the rules, logged and recorded."""
+    pop = "year,area,age,count\n" + "".join(
+        f"{y},C1,{a},{1000 + a}\n" for y in (2021, 2022) for a in range(26))
+    (tmp_path / "population.csv").write_text(pop)
+    (tmp_path / "stock.csv").write_text("year,area,plan,count\n2022,C1,ehcp,30\n"
+                                        "2022,C1,sen_support,120\n")
+    rates = tmp_path / "rates.toml"
+    rates.write_text(re.sub(r"(?m)^posterior = .*$", "",  # C1 is in no posterior
+                            (ROOT / "configs" / "council.toml").read_text()))
+    (tmp_path / "c.toml").write_text(
+        f'extends = "{rates.as_posix()}"\n[run]\nstart_year = 2022\nend_year = 2023\n'
+        'draws = 2\n[data]\nsource = "files"\nareas = ["C1"]\n[data.files]\n'
+        'population = "population.csv"\nstock = "stock.csv"\n')
+    with caplog.at_level("WARNING", logger="simsend"):
+        ds = simsend.run(tmp_path / "c.toml")
+    assert "placement_moves rules are used" in caplog.text
+    assert "was not used" in ds.attrs["placements"]
