@@ -58,6 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from scipy.optimize import nnls
 
 from simsend.dims import PLACEMENTS
 from simsend.rates.parameters import ParameterSet
@@ -69,10 +70,10 @@ FIRST_YEAR = 2018
 to EHC plans (post-16 placements and ages 20-25 entered SEN2 from 2015 to 2018), a change of
 recording rather than of placement."""
 MIN_POOL = 3
+"""Fewest areas whose own drifts are estimated (fewer: none)."""
 MIN_YEARS = 3
 """Fewest yearly changes a shared drift is estimated from (fewer: no drift, and the changes
 seen set the spread of the years' common change)."""
-"""Fewest areas whose own drifts are shrunk towards 0 (fewer: each area's deviation as it is)."""
 _STREAM = 0x91AC3
 """Key of the placement walk's seed sequence, apart from the engine's and the posterior's."""
 _COMMON = 0xE11A9D
@@ -178,8 +179,6 @@ def variance_components(y: np.ndarray, max_lag: int = 5) -> np.ndarray:
     the changes at each lag is fitted by non-negative least squares, weighting each lag by its
     number of pairs.
     """
-    from scipy.optimize import nnls
-
     n_t = y.shape[0]
     out = np.zeros((3, y.shape[-1]))
     lags = range(1, min(max_lag, n_t - 1) + 1)
@@ -194,7 +193,7 @@ def variance_components(y: np.ndarray, max_lag: int = 5) -> np.ndarray:
     a = np.array(rows) * np.array(wts)[:, None]
     for k in range(y.shape[-1]):
         b = np.array([v[k] for v in vals]) * np.array(wts)
-        if np.isfinite(b).all() and len(rows) >= 1:
+        if np.isfinite(b).all():
             if len(rows) < 3:  # too few lags for three components: walk and noise only
                 out[1:, k] = nnls(a[:, 1:], b)[0]
             else:
