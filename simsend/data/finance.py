@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from simsend.data.errors import DataError
+from simsend.data.geography import old_code_map
 
 ENGLAND = "E92000001"
 FINANCE_DIR = "finance"
@@ -371,11 +372,7 @@ _LINE_COLUMNS = {
 
 def _maps(areas: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
     """Old three-digit LA number -> GSS (current councils first); lower-case name -> GSS."""
-    by_old: dict[str, str] = {}
-    for r in areas.sort_values("status", key=lambda s: s != "current").itertuples():
-        old = "" if pd.isna(r.old_la_code) else str(int(float(r.old_la_code)))
-        if old and old not in by_old:
-            by_old[old] = r.code
+    by_old = old_code_map(areas)
     by_name: dict[str, str] = {}
     for r in areas.sort_values("status", key=lambda s: s != "current").itertuples():
         if r.level == "la" and r.status != "alias":

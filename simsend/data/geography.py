@@ -186,6 +186,19 @@ class AreaSelection:
     notes: tuple[str, ...]
 
 
+def old_code_map(areas: pd.DataFrame) -> dict[str, str]:
+    """DfE's old three-digit LA number -> GSS code of an area table (current councils first).
+
+    For publications keyed by LA number (LAIT, DSG tables, tribunal statistics).
+    """
+    by_old: dict[str, str] = {}
+    for r in areas.sort_values("status", key=lambda s: s != "current").itertuples():
+        old = "" if pd.isna(r.old_la_code) else str(int(float(r.old_la_code)))
+        if old and old not in by_old:
+            by_old[old] = r.code
+    return by_old
+
+
 def resolve_areas(requested: tuple[str, ...], table: pd.DataFrame) -> AreaSelection:
     """Resolve requested area codes against an area table.
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from simsend.data.errors import DataError
+from simsend.data.geography import old_code_map
 
 TRIBUNALS_FILE = "tribunals.csv"
 """Name of the tidy file in ``simsend/data/builtin``."""
@@ -59,11 +60,7 @@ def _cell(raw: str) -> tuple[float, str]:
 
 def _code_map(areas: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
     """Old three-digit LA code -> GSS code (current councils first), and name -> GSS code."""
-    by_old: dict[str, str] = {}
-    for r in areas.sort_values("status", key=lambda s: s != "current").itertuples():
-        old = "" if pd.isna(r.old_la_code) else str(int(float(r.old_la_code)))
-        if old and old not in by_old:
-            by_old[old] = r.code
+    by_old = old_code_map(areas)
     by_name = {str(r.name).lower(): r.code for r in areas.itertuples() if r.status != "alias"}
     return by_old, by_name
 
