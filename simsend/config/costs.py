@@ -350,6 +350,18 @@ def _fy(ctx: toml.Ctx, s: Any, key: str) -> int:
     return int(m.group(1)) + 1
 
 
+def _dist_params(ctx: toml.Ctx, raw: dict, key: str, kind: str, bounds, what: str) -> list[float]:
+    """Read distribution ``kind``'s parameters from ``raw`` (``bounds(name)`` -> (lo, hi))."""
+    toml.check_keys(ctx, raw, key, ("dist", *DISTS[kind]))
+    vals = []
+    for p in DISTS[kind]:
+        if p not in raw:
+            raise ctx.fail(f"{key}.{p}", f"missing; a {kind} needs {list(DISTS[kind])}")
+        lo, hi = bounds(p)
+        vals.append(_num(ctx, raw[p], f"{key}.{p}", lo, hi, what))
+    return vals
+
+
 def _dist(ctx: toml.Ctx, raw: Any, key: str, share: bool = False) -> Dist:
     """Parse a number (fixed) or ``{dist = "...", ...}`` into a :class:`Dist`."""
     what = "a share in [0, 1]" if share else "a cost in GBP >= 0"
@@ -360,12 +372,7 @@ def _dist(ctx: toml.Ctx, raw: Any, key: str, share: bool = False) -> Dist:
     kind = raw.get("dist")
     if kind not in DISTS:
         raise ctx.fail(f"{key}.dist", f"expected one of {list(DISTS)}, got {kind!r}")
-    toml.check_keys(ctx, raw, key, ("dist", *DISTS[kind]))
-    vals = []
-    for p in DISTS[kind]:
-        if p not in raw:
-            raise ctx.fail(f"{key}.{p}", f"missing; a {kind} needs {list(DISTS[kind])}")
-        vals.append(_num(ctx, raw[p], f"{key}.{p}", 0.0, hi, what))
+    vals = _dist_params(ctx, raw, key, kind, lambda p: (0.0, hi), what)
     if kind == "normal":
         mean, sd = vals
         if mean < 3.0 * sd:
@@ -527,13 +534,7 @@ def _growth(ctx: toml.Ctx, raw: Any, key: str) -> Growth:
     kind = raw["dist"]
     if kind not in _GROWTH_DISTS:
         raise ctx.fail(f"{key}.dist", f"expected one of {list(_GROWTH_DISTS)}, got {kind!r}")
-    toml.check_keys(ctx, raw, key, ("dist", *DISTS[kind]))
-    vals = []
-    for p in DISTS[kind]:
-        if p not in raw:
-            raise ctx.fail(f"{key}.{p}", f"missing; a {kind} needs {list(DISTS[kind])}")
-        lo = 0.0 if p == "sd" else -0.5
-        vals.append(_num(ctx, raw[p], f"{key}.{p}", lo, 1.0, what))
+    vals = _dist_params(ctx, raw, key, kind, lambda p: (0.0 if p == "sd" else -0.5, 1.0), what)
     if kind == "triangular" and not (vals[0] <= vals[1] <= vals[2] and vals[0] < vals[2]):
         raise ctx.fail(key, f"expected low <= mode <= high and low < high, got {vals}")
     if kind == "uniform" and not vals[0] < vals[1]:
