@@ -1021,8 +1021,16 @@ def councils_history(spec: DataSpec) -> xr.Dataset:
     estimates from all of them, so a council's forecast does not depend on which other
     councils share its run.
     """
+    if spec.source == "builtin" and not spec.files:  # the cached builtin tables: once a year
+        return _builtin_councils_history(int(spec.baseline_year)).copy()
     tables = load_tables(spec)
     return _history(tables, resolve_areas(("all",), tables.areas), int(spec.baseline_year))
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_councils_history(year: int) -> xr.Dataset:
+    tables = _builtin_tables()
+    return _history(tables, resolve_areas(("all",), tables.areas), year)
 
 
 RECORDING_ERROR = "recording_error"
