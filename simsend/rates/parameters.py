@@ -229,6 +229,7 @@ class ParameterSet:
         """Pickle the fields only (a worker rebuilds the year tables it needs)."""
         state = self.__dict__.copy()
         state.pop("_tables", None)
+        state.pop("_spec_rows", None)
         return state
 
     def _build_year_tables(self, year_index: int) -> YearTables:
@@ -325,23 +326,36 @@ class ParameterSet:
             return np.zeros((0,) + placement.shape[1:]), np.zeros((0,) + placement.shape[1:3])
         path = self.placement_path
         now = min(year_index, len(path) - 1)
-        stay, entry = specialist_rows(path[now - 1], path[now])
         mods = [c for c in self.modifiers if c.mod.rate == "placement"]
-        if mods:
-            entry = np.broadcast_to(entry[:, :, None, :], stay.shape).copy()
-            for r in range(stay.shape[0]):
-                for rows in (stay, entry):
-                    four = np.concatenate([placement[:N_T - 1], rows[r][None]])
-                    rows[r] = apply_modifiers(mods, year, {"placement": four})["placement"][-1]
-            # a modifier by source placement makes entry rows differ by source: keep the
-            # modified mainstream row (children enter the specialist tier from mainstream or
-            # early years settings, whose rows a modifier by destination changes alike)
-            entry = entry[:, :, 0, :].copy()
-        for rows in (stay, entry):  # cumulative over the destination, in place
-            for k in range(1, N_P):
-                rows[..., k] += rows[..., k - 1]
-            rows[..., -1] = 1.0
-        return stay, entry
+        if not mods:  # every year's rows at once, once per set (a small area's cost is Python's)
+            memo = self.__dict__.get("_spec_rows")
+            if memo is None:
+                n_y, n_a = path.shape[0] - 1, path.shape[1]
+                stay, entry = specialist_rows(path[:-1].reshape(n_y * n_a, -1),
+                                              path[1:].reshape(n_y * n_a, -1))
+                memo = (_cumulate(stay).reshape((n_y, n_a) + stay.shape[1:]),
+                        _cumulate(entry).reshape((n_y, n_a) + entry.shape[1:]))
+                object.__setattr__(self, "_spec_rows", memo)  # a memo, like _tables
+            return memo[0][now - 1], memo[1][now - 1]
+        stay, entry = specialist_rows(path[now - 1], path[now])
+        entry = np.broadcast_to(entry[:, :, None, :], stay.shape).copy()
+        for r in range(stay.shape[0]):
+            for rows in (stay, entry):
+                four = np.concatenate([placement[:N_T - 1], rows[r][None]])
+                rows[r] = apply_modifiers(mods, year, {"placement": four})["placement"][-1]
+        # a modifier by source placement makes entry rows differ by source: keep the modified
+        # mainstream row (children enter the specialist tier from mainstream or early years
+        # settings, whose rows a modifier by destination changes alike)
+        entry = entry[:, :, 0, :].copy()
+        return _cumulate(stay), _cumulate(entry)
+
+
+def _cumulate(rows: np.ndarray) -> np.ndarray:
+    """Make ``rows`` cumulative over the destination in place (last entry exactly 1)."""
+    for k in range(1, N_P):  # column by column: faster than cumsum over a last axis of 7
+        rows[..., k] += rows[..., k - 1]
+    rows[..., -1] = 1.0
+    return rows
 
 
 def _scale_escalation(tiers: np.ndarray, factor) -> np.ndarray:
