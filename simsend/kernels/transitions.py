@@ -77,16 +77,25 @@ def plan_for(tier, reformed):
 
 
 @njit(inline="always")
-def move_one(t, pid, pl, a, tier_row, places, p_leave, keys):
+def draw_place(pl, pid, row, key):
+    """Return the placement after a move by the cumulative ``row``.
+
+    The pupil's own placement ``pl`` without a draw where the row could only return it.
+    """
+    if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
+        return pl
+    return categorical(uniform(key, pid), row)
+
+
+@njit(inline="always")
+def move_one(t, pid, pl, a, tier_row, place_cdf, p_leave, keys):
     """Draw one pupil's year from its state: (new tier or -1 if left, new placement).
 
     ``t``, ``pid``, ``pl``: the pupil's tier, id and placement; ``a`` is the age reached at
     this census; ``tier_row`` is the cumulative destination row for the pupil's (age, need,
-    area) cell, indexed ``[src, dst]``; ``places`` is ``(place_cdf, spec_cdf, entry_cdf,
-    area)``: the placement rows ``[tier, age, src]`` and, where ``spec_cdf`` has areas
-    (calibrated placements), the specialist tier's rows of the pupil's ``area`` for a pupil
-    staying in it (``[area, age, src]``) and entering it (``entry_cdf[area, age]``);
-    ``keys``: (leave, tier, placement) stream keys.
+    area) cell, indexed ``[src, dst]``; ``keys``: (leave, tier, placement) stream keys.
+    Calibrated specialist rows (:func:`step_cells`) redraw the placement with the same
+    uniform.
     """
     if a > MAX_AGE or uniform(keys[0], pid) < p_leave[t, a]:
         return -1, pl
@@ -95,24 +104,14 @@ def move_one(t, pid, pl, a, tier_row, places, p_leave, keys):
     nt = (u >= tier_row[t, 0]) + (u >= tier_row[t, 1]) + (u >= tier_row[t, 2])
     if nt == 0:
         return 0, pl
-    place_cdf, spec_cdf, entry_cdf, ar = places
-    if nt == 3 and spec_cdf.shape[0] > 0:
-        row = entry_cdf[ar, a] if t < 3 else spec_cdf[ar, a, pl]
-    else:
-        row = place_cdf[nt, a, pl]
-    if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
-        return nt, pl  # no placement move possible: the draw could only return ``pl``
-    return nt, categorical(uniform(keys[2], pid), row)
+    return nt, draw_place(pl, pid, place_cdf[nt, a, pl], keys[2])
 
 
 @njit
-def move_pupil(p, i, a, tier_row, places, p_leave, keys):
-    """Draw pupil ``i`` of ``p``'s year: returns (new tier or -1 if left, new placement).
-
-    ``places`` is ``(place_cdf, spec_cdf, entry_cdf)``; the pupil's area picks its rows.
-    """
-    return move_one(p.tier[i], np.uint64(p.pid[i]), p.placement[i], a, tier_row,
-                    (places[0], places[1], places[2], np.int64(p.area[i])), p_leave, keys)
+def move_pupil(p, i, a, tier_row, place_cdf, p_leave, keys):
+    """Draw pupil ``i`` of ``p``'s year: returns (new tier or -1 if left, new placement)."""
+    return move_one(p.tier[i], np.uint64(p.pid[i]), p.placement[i], a, tier_row, place_cdf,
+                    p_leave, keys)
 
 
 @njit
@@ -132,19 +131,23 @@ def step_cells(p, c0, c1, cell_start, tables, keys, m, th, out):
     ks = (keys[0], keys[1], keys[2])
     n_na = tier_cdf.shape[1] * tier_cdf.shape[2]
     n_area = tier_cdf.shape[2]
+    calibrated = spec_cdf.shape[0] > 0
     for c in range(c0, c1):
         kept = 0
         a = c // n_na + 1
         # every pupil of a cell shares (age, need, area): load the tier rows once per cell
         rows = tier_cdf[min(a, MAX_AGE), (c // n_area) % tier_cdf.shape[1], c % n_area]
-        places = (place_cdf, spec_cdf, entry_cdf, np.int64(c % n_area))
+        ar = c % n_area
         for i in range(cell_start[c], cell_start[c + 1]):
             t = tier[i]
             if a > MAX_AGE:
                 nt, npl = -1, placement[i]
             else:
-                nt, npl = move_one(t, np.uint64(pid[i]), placement[i], a, rows, places,
+                nt, npl = move_one(t, np.uint64(pid[i]), placement[i], a, rows, place_cdf,
                                    p_leave, ks)
+                if calibrated and nt == SPECIALIST:  # the area's own specialist rows
+                    row = entry_cdf[ar, a] if t < SPECIALIST else spec_cdf[ar, a, placement[i]]
+                    npl = draw_place(placement[i], np.uint64(pid[i]), row, ks[2])
             if nt == -1:
                 j = flat_index(strides, age_map, t, plan[i], a - 1, need[i], area[i],
                                placement[i])
