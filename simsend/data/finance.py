@@ -28,6 +28,10 @@ file                          columns
                               note``: each council's unit cost per :data:`UNIT_KEYS`, derived
                               by :func:`derive_unit_costs` (empty median: no figure of the
                               council's own, England's applies)
+``transport_spend.csv``       ``financial_year, area, spend_gbp, scope, source``: SEND
+                              transport spend (England, LGA/Isos 2025: 2015-16 and 2023-24;
+                              entered by hand, not rebuilt by :func:`build_finance`), re-based
+                              per eligible pupil by :func:`transport_rebase`
 ============================  ==============================================================
 
 A council replaces a file with its own in the same format (a cost file's ``[council]
@@ -160,6 +164,10 @@ SPECS = {
         {"area": "area", "key": "key", "price_base": "fy", "median": "gbp+?", "low": "gbp+?",
          "high": "gbp+?", "pupils": "gbp+?", "spread": "str", "note": "str"},
         ("area", "key", "price_base", "median", "low", "high"), ("area", "key")),
+    "transport_spend.csv": _Spec(
+        {"financial_year": "fy", "area": "area", "spend_gbp": "gbp+", "scope": "str",
+         "source": "str"},
+        ("financial_year", "area", "spend_gbp"), ("financial_year", "area")),
 }
 """Column kinds of each finance file (``?`` = may be empty)."""
 
@@ -343,6 +351,110 @@ def unit_cost_price_base(path: str | Path | None = None) -> str:
     """Price base (financial year) of a unit-cost file (the shipped one: ``2021-22``)."""
     df = read_finance("unit_costs.csv", path)
     return str(df["price_base"].iloc[0]) if len(df) else PRICE_BASE
+
+
+# --------------------------------------------------------------------------- transport
+
+
+@dataclass(frozen=True)
+class TransportBase:
+    """SEND transport spend re-based per eligible pupil (:func:`transport_rebase`).
+
+    ``years`` are the financial years with a published spend, ``spend`` their pounds,
+    ``eligible`` the eligible pupils (January EHC plans by placement times the shares),
+    ``unit`` = ``spend / eligible`` and ``growth`` the annual growth of ``unit`` from the
+    first year to the last (cash: the spend is not deflated).
+    """
+
+    area: str
+    years: tuple[str, ...]
+    spend: tuple[float, ...]
+    eligible: tuple[float, ...]
+    unit: tuple[float, ...]
+    growth: float
+
+    def unit_at(self, fy: str) -> float:
+        """Return the unit cost of financial year ``fy``: the last year's, moved at ``growth``.
+
+        Examples
+        --------
+        >>> t = TransportBase("E92000001", ("2015-16", "2017-18"), (1.0, 1.21), (1.0, 1.0),
+        ...                   (1.0, 1.21), 0.1)
+        >>> round(t.unit_at("2016-17"), 6)
+        1.1
+
+        """
+        gap = int(fy[:4]) - int(self.years[-1][:4])
+        return self.unit[-1] * (1.0 + self.growth) ** gap
+
+
+def transport_rebase(shares: Mapping[str, float], area: str = ENGLAND,
+                     path: str | Path | None = None,
+                     stock: pd.DataFrame | None = None) -> TransportBase:
+    r"""Re-base SEND transport spend to a cost per eligible pupil, and its growth.
+
+    For each financial year ``t`` of ``transport_spend.csv`` with a spend ``S_t`` for
+    ``area``, the eligible pupils are the January EHC plans inside that year (census year
+    ``t + 1``) by placement ``p`` times the eligibility shares, and
+
+    .. math::
+
+        u_t = S_t \Big/ \sum_p s_p N_{p,t}, \qquad
+        g = (u_{\mathrm{last}} / u_{\mathrm{first}})^{1 / (\mathrm{last} - \mathrm{first})} - 1.
+
+    Parameters
+    ----------
+    shares : mapping of str to float
+        Eligible share of EHC plans by placement (the cost file's transport shares).
+    area : str
+        GSS code (default England).
+    path : path, optional
+        A spend file in the ``transport_spend.csv`` format (a council's own s251 SEN
+        transport lines); default the shipped one.
+    stock : DataFrame, optional
+        January caseloads (``stock.csv.gz`` format); default the builtin one.
+
+    Returns
+    -------
+    TransportBase
+
+    Raises
+    ------
+    DataError
+        A malformed spend file, fewer than two years for ``area``, an unknown placement in
+        ``shares``, or a year without caseloads.
+
+    Examples
+    --------
+    >>> t = transport_rebase({"special_state": 0.6})  # doctest: +SKIP
+    >>> t.years  # doctest: +SKIP
+    ('2015-16', '2023-24')
+
+    """
+    from simsend.data.baseline import builtin_dir  # a sibling's helper, read lazily
+    df = read_finance("transport_spend.csv", path)
+    file = "transport_spend.csv" if path is None else str(path)
+    df = df[df["area"] == area].sort_values("financial_year")
+    if len(df) < 2:
+        raise DataError(f"{file}: {area} has {len(df)} year(s) of spend_gbp; two or more are "
+                        "needed to estimate the growth")
+    if stock is None:
+        stock = pd.read_csv(builtin_dir() / "stock.csv.gz", dtype={"year": int, "count": float})
+    years, spend, eligible, unit = [], [], [], []
+    for fy, s in zip(df["financial_year"], df["spend_gbp"], strict=True):
+        n = _caseload(stock, int(fy[:4]) + 1)
+        bad = sorted(set(shares) - set(n.columns))
+        if area not in n.index or bad:
+            raise DataError(f"{file}: no January {int(fy[:4]) + 1} EHC plans for {area}"
+                            + (f" in placement(s) {bad}" if bad else ""))
+        e = float(sum(float(n.loc[area, p]) * float(v) for p, v in shares.items()))
+        years.append(str(fy))
+        spend.append(float(s))
+        eligible.append(e)
+        unit.append(float(s) / e)
+    span = int(years[-1][:4]) - int(years[0][:4])
+    growth = (unit[-1] / unit[0]) ** (1.0 / span) - 1.0
+    return TransportBase(area, tuple(years), tuple(spend), tuple(eligible), tuple(unit), growth)
 
 
 # --------------------------------------------------------------------------- building

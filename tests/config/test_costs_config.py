@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simsend.config import ConfigError
@@ -96,3 +97,33 @@ def test_bad_correlation_names_the_key():
         with pytest.raises(ConfigError, match=re.escape("c.toml: [prices.correlation]")):
             parse_costs(HEAD.replace('base = "2021-22"', f'base = "2021-22"\ncorrelation = {v}'),
                         "c.toml")
+
+
+@pytest.mark.parametrize("name", ["england_2021_22.toml", "council_2021_22.toml"])
+def test_transport_items_are_the_rebase_of_the_shipped_spend(name):
+    """Each transport item's unit, range and growth are what transport_rebase derives from
+    transport_spend.csv and SEN2's January caseloads with the file's own shares."""
+    from simsend.data.finance import _caseload, transport_rebase
+
+    c = load_costs(ROOT / "configs" / "costs" / name)
+    items = {it.name: it for it in c.items if it.category == "transport"}
+    shares = {it.placement[0]: it.share.params[1] for it in items.values()
+              if it.placement is not None}
+    assert len(shares) == 7
+    t = transport_rebase(shares)
+    unit = t.unit_at(c.price_base)
+    assert unit == pytest.approx(9_257.90, abs=0.005)
+    for it in items.values():
+        median, low, high = it.unit.params
+        assert median == pytest.approx(unit, abs=0.005), it.name
+        assert (low, high) == pytest.approx((median / 1.3, median * 1.3), abs=0.005), it.name
+        assert it.inflation.rate == pytest.approx(t.growth, abs=5e-6), it.name
+        # census 2024 (financial year 2023-24) is priced at the published figure
+        assert it.inflation.index([2024], c.base_year)[0] * median == pytest.approx(
+            t.unit[-1], rel=1e-5)  # the rate is written to 5 decimals
+    # the no-placement share: the placement shares weighted by January 2024 placements
+    n = _caseload(pd.read_csv(
+        ROOT / "simsend" / "data" / "builtin" / "stock.csv.gz",
+        dtype={"year": int, "count": float}), 2024).loc["E92000001", list(shares)]
+    assert items["transport_specialist"].share.params[1] == pytest.approx(
+        t.eligible[-1] / n.sum(), abs=5e-5)

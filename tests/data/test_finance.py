@@ -18,6 +18,7 @@ from simsend.data.finance import (
     derive_unit_costs,
     finance_dir,
     read_finance,
+    transport_rebase,
     unit_cost_table,
 )
 
@@ -37,6 +38,8 @@ def _one(df: pd.DataFrame, **sel):
 
 def test_every_shipped_file_reads_and_has_england_or_kent():
     for name in SPECS:
+        if name == "transport_spend.csv":  # England only (no council series published here)
+            continue
         df = read_finance(name)
         assert len(df) > 100, name
         assert KENT in set(df["area"]), name
@@ -129,6 +132,44 @@ def test_unit_costs_cover_every_council_and_key_and_fall_back_with_a_reason():
     assert "E10000006" in cb["note"] and cb["median"] > 10_000
 
 
+SHARES = {"mainstream": 0.10, "inclusion_base": 0.30, "special_state": 0.60,
+          "special_independent": 0.80, "alternative_provision": 0.50, "post16_fe": 0.25,
+          "other": 0.05}
+
+
+def test_transport_spend_as_published_and_rebased_per_eligible_pupil():
+    t = read_finance("transport_spend.csv")
+    assert t["area"].tolist() == [ENGLAND, ENGLAND]
+    assert t["spend_gbp"].tolist() == [644_757_072, 1_733_513_195]  # LGA/Isos, July 2025
+    r = transport_rebase(SHARES)
+    assert r.years == ("2015-16", "2023-24")
+    # January 2016 and 2024 EHC plans by placement (SEN2) times the shares, by hand
+    assert r.eligible[0] == pytest.approx(0.10 * 109_687 + 0.30 * 12_943 + 0.60 * 100_241
+                                          + 0.80 * 13_721 + 0.50 * 1_489 + 0.25 * 11_987
+                                          + 0.05 * 6_462, abs=1e-6)  # 90,037.35
+    assert r.eligible[1] == pytest.approx(0.10 * 225_780 + 0.30 * 22_236 + 0.60 * 155_045
+                                          + 0.80 * 29_802 + 0.50 * 4_471 + 0.25 * 83_781
+                                          + 0.05 * 51_714, abs=1e-6)  # 171,883.85
+    assert r.unit[0] == pytest.approx(7_161.00, abs=0.005)
+    assert r.unit[1] == pytest.approx(10_085.38, abs=0.005)
+    assert r.growth == pytest.approx((10_085.3756 / 7_160.9957) ** (1 / 8) - 1, abs=1e-8)
+    assert r.growth == pytest.approx(0.04373, abs=5e-6)
+    assert r.unit_at("2023-24") == r.unit[1]
+    assert r.unit_at("2021-22") == pytest.approx(9_257.90, abs=0.005)
+
+
+def test_transport_rebase_of_a_council_file_and_its_errors(tmp_path):
+    own = _write(tmp_path, "t.csv", "financial_year,area,spend_gbp\n"
+                 "2019-20,E10000016,20000000\n2023-24,E10000016,40000000\n")
+    r = transport_rebase({"special_state": 1.0}, area=KENT, path=own)
+    assert r.years == ("2019-20", "2023-24") and r.eligible[0] > 0
+    assert (1 + r.growth) ** 4 == pytest.approx(2.0 * r.eligible[0] / r.eligible[1])
+    with pytest.raises(DataError, match=r"t\.csv: E08000025 has 0 year\(s\)"):
+        transport_rebase({"special_state": 1.0}, area=BIRMINGHAM, path=own)
+    with pytest.raises(DataError, match=r"placement\(s\) \['special'\]"):
+        transport_rebase({"special": 1.0}, area=KENT, path=own)
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the published files are not here")
 def test_rebuilding_from_the_published_files_gives_the_shipped_ones(tmp_path):
     areas = pd.read_csv(builtin_dir() / "areas.csv", dtype=str)
@@ -192,6 +233,11 @@ GOOD_UNITS = ("area,key,price_base,median,low,high\n"
      r"row 2: column 'median': expected the median of a lognormal"),
     ("unit_costs.csv", GOOD_UNITS.replace(",26450", ","),
      r"row 2: column 'median': expected median, low and high all given"),
+    ("transport_spend.csv", "financial_year,area,spend_gbp\n2023-24,E10000016,4e7\n"
+                            "2024-25,E10000016,-4e7\n",
+     r"row 3: column 'spend_gbp': expected pounds >= 0"),
+    ("transport_spend.csv", "financial_year,area,spend\n2023-24,E10000016,4e7\n",
+     r"missing column\(s\) \['spend_gbp'\]"),
 ])
 def test_bad_user_file_names_file_row_and_column(tmp_path, name, text, pattern):
     p = _write(tmp_path, name, text)
