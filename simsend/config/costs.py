@@ -35,6 +35,16 @@ lognormal are its 5% and 95% quantiles, i.e. a 90% range)."""
 USES = ("always", "with_placement", "without_placement")
 """When an item applies: always, only to results with a ``placement`` dim, or only without."""
 
+OVERRIDE_END = 2028
+"""Census year of the last financial year of the DSG statutory override (2027-28: it ends on
+31 March 2028), the default of ``[dsg] override_end``.  Source: MHCLG, "The Fair Funding Review
+2.0" consultation, 20 June 2025 (ministerial foreword: the override, then due to end in March
+2026, extended to the end of 2027-28; reported by FE Week the same day,
+https://feweek.co.uk/send-deficits-to-be-kept-off-council-balance-sheets-for-two-more-years/),
+confirmed in the written answer to PQ 61924, 1 July 2025
+(https://www.parallelparliament.co.uk/question/61924/social-services-finance).
+``override_end = "none"`` models no end."""
+
 _Z95 = float(ndtri(0.95))
 _FY = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -256,7 +266,8 @@ class Dsg:
     area's last allocation.  ``bridge``: the in-year balance of each year between the opening
     year and the results' first year: ``"mean"`` or ``"last"`` of the area's published
     in-year balances, ``"zero"``, or ``{area: {census year: pounds}}``.  ``override_end``:
-    census year of the last financial year of the statutory override.  ``thresholds``:
+    census year of the last financial year of the statutory override (default
+    :data:`OVERRIDE_END`, 2027-28; None: no end modelled).  ``thresholds``:
     cumulative deficits (pounds) for ``P(deficit > X)``.
     """
 
@@ -267,7 +278,7 @@ class Dsg:
     income: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
     growth: Growth = field(default_factory=lambda: Growth(path=Inflation(rate=0.0)))
     bridge: Any = "mean"
-    override_end: int | None = None
+    override_end: int | None = OVERRIDE_END
     thresholds: tuple[float, ...] = (0.0,)
     description: str = ""
 
@@ -559,6 +570,20 @@ def _by_area_year(ctx: toml.Ctx, raw: Any, key: str, lo: float | None) -> dict:
     return out
 
 
+def _override_end(ctx: toml.Ctx, raw: Mapping[str, Any]) -> int | None:
+    """``"2027-28"`` -> 2028; ``"none"`` -> None (no end); not given -> :data:`OVERRIDE_END`."""
+    if "override_end" not in raw:
+        return OVERRIDE_END
+    v = raw["override_end"]
+    if v == "none":
+        return None
+    if not (isinstance(v, str) and _FY.match(v)):
+        raise ctx.fail("dsg.override_end", f"expected a financial year 'YYYY-YY' such as "
+                                           f"'2027-28' (the override's last year) or 'none', "
+                                           f"got {v!r}")
+    return _fy(ctx, v, "dsg.override_end")
+
+
 _DSG_KEYS = ("description", "opening", "opening_year", "balances", "allocations", "income",
              "growth", "bridge", "override_end", "thresholds")
 
@@ -598,8 +623,7 @@ def _dsg(ctx: toml.Ctx, raw: Any) -> Dsg:
         growth=(_growth(ctx, raw["growth"], "dsg.growth") if "growth" in raw
                 else Growth(path=Inflation(rate=0.0))),
         bridge=bridge,
-        override_end=(None if "override_end" not in raw
-                      else _fy(ctx, raw["override_end"], "dsg.override_end")),
+        override_end=_override_end(ctx, raw),
         thresholds=tuple(sorted(set(thresholds))),
         description=_str(ctx, raw.get("description", ""), "dsg.description"),
     )

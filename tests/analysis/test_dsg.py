@@ -93,6 +93,26 @@ thresholds = [0, 150]
     assert how[KENT]["bridge"] == {"2021-22": -7.0} and how[KENT]["at_end_of"] == "2020-21"
 
 
+def test_override_end_by_default_31_march_2028_and_none_gives_no_end():
+    c = parse_costs(BASE + '[dsg]\nopening = 0.0\nopening_year = "2023-24"\nbridge = "zero"\n'
+                           'income = { E10000016 = { "2024-25" = 50.0 }, '
+                           'E06000017 = { "2024-25" = 10.0 } }\n')
+    s = np.array([[[60.0, 8.0], [70.0, 9.0], [80.0, 12.0]]])
+    r = dsg_balance(_spend(s, years=(2027, 2028, 2029)), c)
+    # income 50 / 10 a year (no growth): Kent -10, -30, -60; Rutland +2, +3, +1
+    end = r["deficit_at_override_end"].transpose("draw", "area").values
+    np.testing.assert_allclose(end, [[30.0, 0.0]])  # at 31 March 2028 (2027-28)
+    assert r["after_override"].values.tolist() == [False, False, True]
+    assert r.attrs["dsg_override_end"] == "2027-28"
+    assert "31 March 2028" in r.attrs["dsg_override_note"]
+    off = dsg_balance(_spend(s, years=(2027, 2028, 2029)), parse_costs(
+        BASE + '[dsg]\nopening = 0.0\nopening_year = "2023-24"\nbridge = "zero"\n'
+               'override_end = "none"\n'
+               'income = { E10000016 = { "2024-25" = 50.0 }, E06000017 = { "2024-25" = 10.0 } }\n'))
+    assert "deficit_at_override_end" not in off and not off["after_override"].values.any()
+    assert off.attrs["dsg_override_end"] == ""
+
+
 def test_builtin_opening_with_mean_and_last_bridge_of_kent_by_hand():
     b = read_finance("dsg_balances.csv")
     k = b[b.area == KENT].set_index("financial_year")["cumulative_balance_gbp"]

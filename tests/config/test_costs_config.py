@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from simsend.config import ConfigError
-from simsend.config.costs import Growth, Inflation, load_costs, parse_costs
+from simsend.config.costs import OVERRIDE_END, Growth, Inflation, load_costs, parse_costs
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNCIL = ROOT / "configs" / "costs" / "council_2021_22.toml"
@@ -79,6 +79,9 @@ def test_growth_distribution_may_be_negative_and_is_held_per_draw():
     ("[dsg]\ngrowth = { dist = 'uniform', low = 0.05, high = 0.01 }\n",
      r"\[dsg.growth\] expected low < high"),
     ("[dsg]\noverride_end = 2028\n", r"\[dsg.override_end\] expected a financial year"),
+    ("[dsg]\noverride_end = '2028'\n", r"\[dsg.override_end\] expected a financial year "
+                                       r"'YYYY-YY' such as '2027-28'.* or 'none', got '2028'"),
+    ("[dsg]\noverride_end = '2027-29'\n", r"\[dsg.override_end\] expected a financial year"),
     ("[dsg]\nthresholds = [0, -1]\n", r"\[dsg.thresholds\[1\]\] value -1 must be >= 0"),
     ("[dsg]\nthresholds = []\n", r"\[dsg.thresholds\] expected at least one"),
     ("[dsg]\nreserves = 5\n", r"\[dsg.reserves\] unknown key"),
@@ -127,3 +130,14 @@ def test_transport_items_are_the_rebase_of_the_shipped_spend(name):
         dtype={"year": int, "count": float}), 2024).loc["E92000001", list(shares)]
     assert items["transport_specialist"].share.params[1] == pytest.approx(
         t.eligible[-1] / n.sum(), abs=5e-5)
+
+
+def test_override_end_defaults_to_the_end_of_2027_28_and_none_switches_it_off():
+    # MHCLG, Fair Funding Review 2.0 consultation, 20 June 2025: extended to the end of 2027-28
+    assert OVERRIDE_END == 2028
+    assert parse_costs(HEAD + "[dsg]\n").dsg.override_end == 2028
+    assert parse_costs(HEAD + '[dsg]\noverride_end = "none"\n').dsg.override_end is None
+    assert parse_costs(HEAD + '[dsg]\noverride_end = "2029-30"\n').dsg.override_end == 2030
+    # the shipped council file states the same date, with its source
+    text = COUNCIL.read_text()
+    assert 'override_end = "2027-28"' in text and "20 June 2025" in text
