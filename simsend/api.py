@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import xarray as xr
+
 from simsend.config import ConfigError, SimConfig
 from simsend.data import Baseline, DataError, Finding, Report, validate_data
 from simsend.data.configured import data_spec, load_config_baseline
@@ -20,8 +22,8 @@ from simsend.runner.plan import as_config, parameter_source, run_source
 from simsend.runner.scenarios import select
 from simsend.runner.stream import run_zarr
 
-__all__ = ["Cluster", "data_spec", "load_baseline", "parameter_source", "run", "run_source",
-           "run_zarr", "validate"]
+__all__ = ["Cluster", "data_spec", "load_baseline", "parameter_source", "returns", "run",
+           "run_source", "run_zarr", "validate"]
 
 
 def load_baseline(cfg: SimConfig | str | Path) -> Baseline:
@@ -30,6 +32,55 @@ def load_baseline(cfg: SimConfig | str | Path) -> Baseline:
     See :func:`simsend.data.configured.load_config_baseline`.
     """
     return load_config_baseline(as_config(cfg))
+
+
+def returns(results: xr.Dataset | str | Path, fmt: str, out: str | Path | None = None,
+            **kwargs) -> list[Path]:
+    """Fill a council return from a run: an Excel workbook laid out like it, and a tidy CSV.
+
+    The Python twin of ``simsend returns RESULTS --format lsrp|scap|dsg``; see
+    :func:`simsend.publish.returns.returns` for ``kwargs`` (``costs``, ``area``,
+    ``scenario``, ``suppress``, ``round_base``).
+
+    Parameters
+    ----------
+    results : xarray.Dataset or path
+        A run's results (raw draws), or the NetCDF / Zarr file ``simsend run`` wrote.
+    fmt : {"lsrp", "scap", "dsg"}
+        The return.
+    out : path, optional
+        The workbook (default beside a results file, ``<name>_<fmt>.xlsx``).
+
+    Returns
+    -------
+    list of Path
+        The workbook and the tidy CSV beside it.
+
+    Raises
+    ------
+    simsend.publish.returns.ReturnsError
+        An unknown format, or results lacking what a table needs (the message names it).
+
+    Examples
+    --------
+    >>> import simsend  # doctest: +SKIP
+    >>> simsend.api.returns("results/council.nc", "lsrp")  # doctest: +SKIP
+    [PosixPath('results/council_lsrp.xlsx'), PosixPath('results/council_lsrp_tables.csv')]
+
+    """
+    from simsend.publish import returns as rt  # pandas, openpyxl: only when asked for
+    from simsend.results.manifest import read_results
+
+    fmt = str(fmt).lower()
+    if fmt not in rt.FORMATS:  # before reading anything
+        raise rt.ReturnsError(f"unknown return format {fmt!r}; expected one of "
+                              f"{', '.join(rt.FORMATS)}")
+    if out is None:
+        if isinstance(results, xr.Dataset):
+            raise rt.ReturnsError("give out= (the workbook) when passing a Dataset")
+        out = Path(results).with_name(f"{Path(results).stem}_{fmt}.xlsx")
+    ds = results if isinstance(results, xr.Dataset) else read_results(results)
+    return rt.returns(ds, fmt, out, **kwargs)
 
 
 def validate(cfg: SimConfig | str | Path) -> Report:

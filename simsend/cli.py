@@ -585,6 +585,42 @@ def report_cmd(results, quiet, verbose, out, backtest, no_history):
         click.echo(f"wrote {path}")
 
 
+@main.command("returns")
+@_results_arg
+@click.option("--format", "fmt", required=True, metavar="lsrp|scap|dsg",
+              help="lsrp: local SEND reform plan tables; scap: specialist place forecasts; "
+                   "dsg: DSG management plan (needs --costs).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Workbook (.xlsx; default beside RESULTS, <name>_<format>.xlsx); the tidy "
+                   "CSV goes beside it as <name>_tables.csv.")
+@click.option("--area", help="Council (GSS code) when RESULTS hold several areas.")
+@click.option("--scenario", help="Scenario to report (lsrp, scap; default baseline).")
+@click.option("--costs", type=click.Path(dir_okay=False, path_type=Path),
+              help="Cost file with a [dsg] table (dsg), e.g. configs/costs/council_2021_22.toml.")
+@click.option("--suppress", type=click.FloatRange(min=0),
+              help="Suppress counts between 0 and N, as export does (default 5 below England).")
+@click.option("--round", "round_base", type=click.FloatRange(min=0),
+              help="Round published counts to the nearest multiple.")
+@click.option("--no-disclosure", is_flag=True, help="No suppression or rounding (not for sharing).")
+@_output_errors
+@_user_errors
+def returns_cmd(results, fmt, out, **opts):
+    """Fill a return from RESULTS: an Excel workbook laid out like it, and a tidy CSV."""
+    from simsend.publish.returns import tables_path
+
+    quiet = opts.pop("quiet")
+    configure_logging(quiet, opts.pop("verbose"))
+    if opts.pop("no_disclosure"):
+        if opts["suppress"] or opts["round_base"]:
+            raise click.UsageError("--no-disclosure cannot be combined with --suppress/--round")
+        opts.update(suppress=0, round_base=0)
+    out = out or Path(results).with_name(f"{Path(results).stem}_{str(fmt).lower()}.xlsx")
+    _check_outputs([results, opts["costs"]], ("--out", out), ("--out", tables_path(out)))
+    for p in api.returns(results, fmt, out, **opts):
+        if not quiet:
+            click.echo(f"wrote {p}")
+
+
 @main.command("info")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--config", "show_config", is_flag=True, help="Also print the config TOML.")
