@@ -58,6 +58,11 @@ change.  ``low``/``high`` are ``u exp(-/+ 1.645 sigma)`` (a 90% range of a logno
 council keeps England's unit cost for a key when it has fewer than :data:`MIN_PUPILS`
 pupils, no spend on the key's lines, or a figure outside :data:`PLAUSIBLE` times England's
 (its accounts book the spend to other lines than SEN2 counts the pupils in).
+
+**Places** (:func:`funded_places`): the places a council funds in its maintained special
+schools and resourced provision, its place funding over the national rate a place.
+**Transport** (:func:`transport_rebase`): SEND transport spend per eligible pupil and its
+growth between the published years.
 """
 
 from __future__ import annotations
@@ -455,6 +460,60 @@ def transport_rebase(shares: Mapping[str, float], area: str = ENGLAND,
     span = int(years[-1][:4]) - int(years[0][:4])
     growth = (unit[-1] / unit[0]) ** (1.0 / span) - 1.0
     return TransportBase(area, tuple(years), tuple(spend), tuple(eligible), tuple(unit), growth)
+
+
+# --------------------------------------------------------------------------- places
+
+
+FUNDED_PLACE_LINES = {
+    "special_state": (("place_funding_special",), PLACE_FUNDING["special_state"]),
+    "inclusion_base": (("place_funding_early_years", "place_funding_primary",
+                        "place_funding_secondary"), PLACE_FUNDING["inclusion_base"]),
+}
+"""Outturn lines of a placement's place funding and the pounds a place (:data:`PLACE_FUNDING`)
+that :func:`funded_places` divides them by."""
+
+
+def funded_places(path: str | Path | None = None, fy: str = PRICE_BASE) -> pd.DataFrame:
+    r"""Places a council funds in its maintained schools, from its high-needs place funding.
+
+    ``places = sum(lines) / pounds a place`` (:data:`FUNDED_PLACE_LINES`): state special
+    places from the special-school place funding at GBP 10,000 a place; resourced-provision
+    and SEN-unit places from the mainstream (early years, primary, secondary) place funding at
+    GBP 6,000 a place.  Lower bounds, not capacity: academies' and free schools' places are
+    funded by ESFA and are not in a council's outturn; places are where the schools are (a
+    council funds places its neighbours' pupils fill); an empty resourced-provision place is
+    funded at GBP 10,000, not 6,000, so those places are over-counted by at most 10/6.
+
+    Parameters
+    ----------
+    path : path, optional
+        An outturn file in the ``hn_outturn.csv`` format; default the shipped one.
+    fy : str
+        Financial year (the shipped outturn: ``"2021-22"``).
+
+    Returns
+    -------
+    DataFrame
+        ``area, placement, financial_year, places`` (float), one row per council and
+        placement with outturn in ``fy``; no England row (sum the councils).
+
+    Examples
+    --------
+    >>> p = funded_places()
+    >>> round(p.loc[(p.area == "E10000016") & (p.placement == "special_state"), "places"]
+    ...       .item())
+    5008
+
+    """
+    df = read_finance("hn_outturn.csv", path)
+    o = df[df["financial_year"] == fy].pivot_table(index="area", columns="line",
+                                                  values="outturn_gbp", aggfunc="sum")
+    rows = []
+    for placement, (lines, per_place) in FUNDED_PLACE_LINES.items():
+        got = o.reindex(columns=list(lines)).fillna(0.0).sum(axis=1) / per_place
+        rows += [(a, placement, fy, float(v)) for a, v in got.items() if a != ENGLAND]
+    return pd.DataFrame(rows, columns=["area", "placement", "financial_year", "places"])
 
 
 # --------------------------------------------------------------------------- building

@@ -17,6 +17,7 @@ from simsend.data.finance import (
     build_finance,
     derive_unit_costs,
     finance_dir,
+    funded_places,
     read_finance,
     transport_rebase,
     unit_cost_table,
@@ -168,6 +169,32 @@ def test_transport_rebase_of_a_council_file_and_its_errors(tmp_path):
         transport_rebase({"special_state": 1.0}, area=BIRMINGHAM, path=own)
     with pytest.raises(DataError, match=r"placement\(s\) \['special'\]"):
         transport_rebase({"special": 1.0}, area=KENT, path=own)
+
+
+def test_funded_places_from_place_funding_of_kent_by_hand_and_england_summed():
+    p = funded_places().set_index(["area", "placement"])["places"]
+    # Kent's 2021-22 outturn: special-school place funding GBP 50,080,274.78 at GBP 10,000 a
+    # place; mainstream place funding 0 + 2,753,333.26 + 2,022,499.95 at GBP 6,000 a place
+    assert p[(KENT, "special_state")] == pytest.approx(5_008.027478, abs=1e-6)
+    assert p[(KENT, "inclusion_base")] == pytest.approx(4_775_833.21 / 6_000, abs=1e-6)
+    # England (150 councils with outturn): 84,845 maintained special places, below SEN2's
+    # 140,165 EHC plans in state special schools of January 2022 (academies are not in it)
+    eng = p.groupby(level="placement").sum()
+    assert eng["special_state"] == pytest.approx(84_845.11, abs=0.01)
+    assert eng["inclusion_base"] == pytest.approx(17_044.84, abs=0.01)
+    assert len(p) == 300 and ENGLAND not in p.index.get_level_values("area")
+
+
+def test_funded_places_of_a_council_file(tmp_path):
+    own = _write(tmp_path, "o.csv", "financial_year,area,line,outturn_gbp\n"
+                 "2024-25,E10000016,place_funding_special,60000000\n"
+                 "2024-25,E10000016,place_funding_primary,600000\n")
+    p = funded_places(own, fy="2024-25").set_index("placement")["places"]
+    assert p.to_dict() == {"special_state": 6_000.0, "inclusion_base": 100.0}
+    bad = _write(tmp_path, "b.csv", "financial_year,area,line,outturn_gbp\n"
+                 "2024-25,E10000016,place_funding_specials,60000000\n")
+    with pytest.raises(DataError, match=r"b\.csv: row 2: column 'line': expected one of"):
+        funded_places(bad, fy="2024-25")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the published files are not here")
