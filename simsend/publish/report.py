@@ -150,6 +150,33 @@ def _sources_html(m: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _neighbours_html(ds: xr.Dataset) -> list[str]:
+    """Return the council against its statistical neighbours (table, chart) as HTML parts."""
+    from simsend.publish.neighbours import RATES, neighbour_chart, neighbour_table
+
+    out = ["<h2>Statistical neighbours</h2>"]
+    table = neighbour_table(ds)
+    if table is None:
+        return out + ["<p>No neighbour comparison: the results are not one council with "
+                      "tiers (DfE's statistical neighbours are councils').</p>"]
+    year = table.attrs["year"]
+    fc = "; ".join(f"January {y}: {v[0]:,.0f} ({v[1]:,.0f} to {v[2]:,.0f})"
+                   for y, v in table.attrs["forecast"].items())
+    out.append(f"<p>Recorded rates at January {year} (SEN2, school census, ONS) of the council,"
+               " its ten statistical neighbours (DfE children's services statistical "
+               "neighbours, May 2025, as in LAIT; closest first) and England. The council's "
+               f"forecast EHC plans per 10,000 aged 0-25, median (90% band): {_esc(fc)}.</p>")
+    shown = table[["name", "rank", "closeness", *RATES]].copy()
+    shown["rank"] = shown["rank"].map(lambda v: "" if pd.isna(v) else f"SN{int(v)}")
+    for c in RATES:
+        shown[c] = shown[c].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
+    shown.columns = ["name", "rank", "closeness", *RATES.values()]
+    out.append(_table_html(shown, "area"))
+    out.append(f"<img alt='EHC plans per 10,000 against statistical neighbours' "
+               f"src='{_png(neighbour_chart(table))}'>")
+    return out
+
+
 def render(ds: xr.Dataset, backtest: pd.DataFrame | None = None,
            history: xr.Dataset | bool | None = True) -> str:
     """Return the report as one self-contained HTML document.
@@ -230,6 +257,7 @@ def render(ds: xr.Dataset, backtest: pd.DataFrame | None = None,
                              "style='width:49%'>")
     else:
         parts.append("<p>This run has no scenarios (one baseline forecast).</p>")
+    parts += _neighbours_html(ds)
     # backtest
     parts.append("<h2>Forecast skill (backtest)</h2>")
     if backtest is not None and len(backtest):
