@@ -199,6 +199,18 @@ class PriorConfig:
         2015-2022 (scale 0.15): the 20-25 walk stayed at 0 (-0.03) and the forecast of
         20-25 plans with it, while under-5 exits fell (-0.27) and 16-19 rose (+0.22); the
         sampler then met divergences (16 of 1,000 draws at nutpie's quick settings).
+    common_trend_sd : float
+        Half-normal prior scale of ``escalation_common_sd``, the innovation sd of a change in
+        the escalation trend common to every area and age (a local linear trend: the step
+        of the common log rate is ``phi`` times last year's plus an innovation, ``phi`` the
+        trend's damping).  What one area's walk cannot give: all councils' rates speeding up
+        or slowing down together, as new plans did after 2022 (England +27% in calendar 2023
+        after +3.5% in 2021).  The forecast carries the last fitted step on (damped) with
+        fresh innovations, so the bands of every council move together and widen faster
+        than a walk's.  Only with more than one area and three transition years; 0 leaves it
+        out (the default; :meth:`from_model` uses :data:`COMMON_TREND_PRIOR`).  The SEN
+        support block's identification gets its own common change
+        (``identification_common_sd``, damped by its own damping) with the same prior.
 
     """
 
@@ -238,6 +250,7 @@ class PriorConfig:
     propagate_ages: bool = False
     damping_prior: tuple[float, float] | None = None
     exit_walk_sd: float = 0.0
+    common_trend_sd: float = 0.0
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -258,6 +271,7 @@ class PriorConfig:
         share = float(overrides.pop("targeted_plus_share", 0.25))
         down = model.tiers[s, t] + model.tiers[s, tp]
         kw = dict(estimate_issue_lag=True, propagate_ages=True, damping_prior=DAMPING_PRIOR,
+                  common_trend_sd=COMMON_TREND_PRIOR,
                   identification=np.asarray(model.identification, float).copy(),
                   deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
                   deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
@@ -376,6 +390,12 @@ DAMPING_PRIOR = (4.0, 1.0)
 P(phi < 0.5) = 0.06.  Fitted to 2015-2019 the linear trend carried the 2014 reform's
 build-up (11-13% a year) into forecasts that ran 21-25% above the new plans recorded a
 year later; a damped trend lets the data say whether growth in the rate has been slowing."""
+
+
+COMMON_TREND_PRIOR = 0.05
+"""Half-normal prior scale of the common trend's innovation sd (``escalation_common_sd``;
+ASSUMPTION on the prior only, the sd is estimated): mean 0.04 a year on the log rate, about
+the size of the changes in England's yearly growth of new plans per child before 2022."""
 
 
 EXITS_FIRST_FLOW_YEAR = 2022
@@ -564,9 +584,11 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             ref_esc = float(c.ref_year - c.t_centre)
             slope_ref = trend_ar
         pm.Deterministic("escalation_trend_ref", slope_ref, dims=("age_group", "area"))
+        common = _common_trend(prior_cfg, n_t, n_r,
+                               phi if prior_cfg.damping_prior is not None else 1.0)
         rate = pt.exp(log_theta[band][None]
                       + trend_ar[band][None] * dt_esc[:, None, None]
-                      + (walk + noise)[:, None, :])  # (T, 26, R)
+                      + (walk + noise + common[:, None])[:, None, :])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
         if prior_cfg.estimate_issue_lag:
@@ -650,7 +672,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         # The walk's last fitted value carries on; the innovation of the year ahead is the
         # forecast's (see simsend.rates.posterior).
         theta_ref = pm.Deterministic("escalation_multiplier",
-                                     pt.exp(log_theta + trend_ar * ref_esc + walk[-1][None, :]),
+                                     pt.exp(log_theta + trend_ar * ref_esc
+                                            + (walk[-1] + common[-1])[None, :]),
                                      dims=("age_group", "area"))
         pm.Deterministic("exit_multiplier", kappa, dims=("age_group", "area"))
         w_new = c.x_cfg[-1] / np.where(c.x_band[-1] > 0, c.x_band[-1], 1.0)
@@ -666,6 +689,31 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             whole = band_matrix().T @ w
         pm.Deterministic("exit_specialist", 1.0 - kept / whole, dims=("age_group", "area"))
     return model
+
+
+def _common_trend(prior_cfg: PriorConfig, n_t: int, n_r: int, phi,
+                  prefix: str = "escalation"):
+    """Return the common change in a rate's trend by transition year, (T,).
+
+    Zeros when left out.
+
+    ``g[0] = g[1] = 0``; ``g[t] = g[t-1] + d[t]`` with the step ``d[t] = phi d[t-1] +
+    sd z[t]`` (``d[1] = 0``: the first step is the trend's).  Records ``{prefix}_common``
+    (year) and the last step ``{prefix}_common_step``, which the forecast carries on
+    (:meth:`simsend.rates.posterior.PosteriorParameters.shocks`); ``sd`` is
+    ``{prefix}_common_sd``.
+    """
+    if prior_cfg.common_trend_sd <= 0 or n_r < 2 or n_t < 3 or not prior_cfg.random_walk:
+        return pt.zeros(n_t)
+    sd = pm.HalfNormal(f"{prefix}_common_sd", prior_cfg.common_trend_sd)
+    z = pm.Normal(f"{prefix}_common_z", 0.0, 1.0, shape=n_t - 2)
+    # d[2:] = L (sd z) with L[i, j] = phi^(i - j) for j <= i (the damped sum of innovations)
+    lag = np.subtract.outer(np.arange(n_t - 2), np.arange(n_t - 2))
+    lower = np.tril(np.ones_like(lag, dtype=bool))
+    steps = pt.dot(pt.where(lower, phi ** np.maximum(lag, 0), 0.0), sd * z)
+    d = pt.concatenate([pt.zeros(2), steps])
+    pm.Deterministic(f"{prefix}_common_step", d[-1])
+    return pm.Deterministic(f"{prefix}_common", pt.cumsum(d), dims="year")
 
 
 def propagated_ages(c: Constants, surv, mu_age, new_band):
@@ -754,9 +802,11 @@ def build_identification_model(targets: xr.Dataset, prior_cfg: PriorConfig,
     EHC plans ended by a move down, both (T, R) posterior means from the first stage
     (:func:`build_model`'s ``targeted_escalations`` and ``specialist_moved_down``),
     ``iota`` the config's identification by age, ``U`` the children who could be identified.
-    ``log phi_rt = lambda + lambda_r + (gamma + gamma_r)(t - tbar) + v_rt`` with ``v`` a
-    random walk (``identification_innovation_sd``; more than one area only), areas
-    partially pooled.  Likelihood: recorded SEN support ~ Normal(mu, sqrt(mu + (cv mu)^2)).
+    ``log phi_rt = lambda + lambda_r + (gamma + gamma_r)(t - tbar) + v_rt + g_t`` with ``v``
+    a random walk (``identification_innovation_sd``; more than one area only), ``g`` the
+    change in the trend common to the areas (``identification_common_sd``, see
+    :attr:`PriorConfig.common_trend_sd`), areas partially pooled.  Likelihood: recorded SEN
+    support ~ Normal(mu, sqrt(mu + (cv mu)^2)).
 
     Fitted apart from the first stage: fitted jointly, one of two chains on every council
     settled in a far mode (escalation trend 0.8 a year, r-hat 2.25), so the first stage's
@@ -818,7 +868,9 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
     else:
         pm.Deterministic("identification_innovation_sd", pt.as_tensor_variable(0.0))
         walk = pt.zeros((n_t, n_r))
-    log_phi = log_phi + walk
+    common = _common_trend(prior_cfg, n_t, n_r, rho if prior_cfg.damping_prior is not None
+                           else 1.0, prefix="identification")
+    log_phi = log_phi + walk + common[:, None]
     phi = pt.exp(log_phi)
     mu = x_stay - esc + phi * iu + down
     # Kept positive smoothly (a hard floor has no gradient: a chain that strays there sticks).
@@ -828,4 +880,4 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
               observed=np.nan_to_num(ss).ravel()[idx], dims="obs_sen_support")
     pm.Deterministic("identification_trend_ref", trend_r * step_ref, dims="area")
     pm.Deterministic("identification_multiplier",
-                     pt.exp(level_r + trend_r * ref + walk[-1]), dims="area")
+                     pt.exp(level_r + trend_r * ref + walk[-1] + common[-1]), dims="area")

@@ -219,6 +219,10 @@ class EngineTruth:
     noise_sd : float
         Sd of a transient shock per year and area (common to the age bands, not carried
         on), as the calibration's ``escalation_noise_z``.
+    common_sd : float
+        Innovation sd of a change in the trend common to every area (the calibration's
+        ``escalation_common_sd``): its step is ``damping`` times last year's plus an
+        innovation, from the third reported year.
 
     """
 
@@ -226,6 +230,7 @@ class EngineTruth:
     damping: float = 1.0
     innovation_sd: float = 0.0
     noise_sd: float = 0.0
+    common_sd: float = 0.0
 
 
 def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = EngineTruth(), *,
@@ -254,8 +259,10 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
         included; a transient shock is not carried on), ``escalation_trend_area`` (5, R, the
         first step), ``escalation_damping``, ``exit_multiplier`` 1,
         ``escalation_innovation_sd``, ``escalation_noise_sd``, ``area_effect`` (R,) the mean
-        over age groups of log ``theta`` less its mean over areas, ``walk`` and ``noise``
-        (n_years, R) by census year.
+        over age groups of log ``theta`` less its mean over areas, ``walk`` (the common
+        change included) and ``noise`` (n_years, R) by census year; ``escalation_common_sd``,
+        ``escalation_common`` (by transition year) and its last step
+        ``escalation_common_step``.
 
     """
     from simsend.engine.loop import Job, simulate
@@ -287,6 +294,13 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
     noise = np.zeros((n_years, n_r))  # the year ending at census k (none before the first)
     if truth.noise_sd > 0:
         noise[1:] = rng.normal(0.0, truth.noise_sd, (n_years - 1, n_r))
+    step = np.zeros(n_years)  # the common change's step of the year ending at census k
+    if truth.common_sd > 0:
+        z = rng.normal(0.0, truth.common_sd, n_years)
+        for k in range(3, n_years):  # as the calibration's: the first two steps are 0
+            step[k] = damping * step[k - 1] + z[k]
+    common = np.cumsum(step)
+    walk = walk + common[:, None]
     total = burn_in + n_years
     shock = np.zeros((total, n_r))  # the trend, walk and shocks as the engine's log factor
     trend = np.broadcast_to(np.asarray(truth.trend, float), (n_r,))
@@ -331,5 +345,6 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
              "escalation_trend_area": np.broadcast_to(trend, theta.shape).copy(),
              "exit_multiplier": np.ones_like(theta), "escalation_innovation_sd": innovation_sd,
              "escalation_noise_sd": truth.noise_sd, "area_effect": log_t - log_t.mean(),
-             "walk": walk, "noise": noise}
+             "walk": walk, "noise": noise, "escalation_common_sd": truth.common_sd,
+             "escalation_common": common[1:], "escalation_common_step": step[-1]}
     return targets, known

@@ -22,7 +22,10 @@ the run's config):
   top of the trend; each Monte Carlo draw draws its own
   innovations from a stream keyed by ``(seed, draw)`` (:meth:`PosteriorParameters.shock`),
   so bands carry the change in rates that a trend does not explain and widen with the
-  horizon.
+  horizon.  Where the posterior has a common change in the trend (``escalation_common_sd``,
+  every council's rates speeding up or slowing down together), each draw carries the last
+  fitted step on, damped like the trend, with fresh innovations from a stream keyed by
+  ``(seed, draw)`` alone, the same for every area.
 * over-dispersion (where the posterior has it): the calibration's likelihood lets each
   year's new plans of an age band vary beyond Poisson (``new_plans_cv``) and each census's
   stock differ from its stock-and-flow equation (``ehcp_cv`` by age band for EHC plans,
@@ -66,6 +69,8 @@ MAX_YEARS = 100
 """Years of random walk drawn per Monte Carlo draw (a run's years index into them)."""
 _WALK_STREAM = 0x57A1C
 """Third key of the walk's seed sequence, apart from every engine stream's keys."""
+_COMMON_KEY = 0xC0440
+"""Fourth key of the common trend's stream (in place of an area's code: one for all areas)."""
 N_RESIDUALS = 11
 """Normals per area and year after the walks': new plans' and the stock's by age band (5
 each) and SEN support's (1) (:meth:`PosteriorParameters.residuals`)."""
@@ -206,6 +211,14 @@ class PosteriorParameters(LastMemo):
         sd = stacked["escalation_noise_sd"].values if "escalation_noise_sd" in stacked \
             else np.zeros(self.trend.shape[0])
         self.noise_sd = np.asarray(sd, float).reshape(-1)  # (sample,)
+        # The common change in the trend: its innovation sd and last fitted step (0 if none).
+        # The common changes in the trends (escalation's, identification's): innovation sd
+        # and last fitted step, (sample, 2); zeros where the posterior has none.
+        n_s = self.noise_sd.size
+        self.common_sd = np.hstack([_per_sample(stacked, f"{x}_common_sd", n_s, 1)
+                                    for x in ("escalation", "identification")])
+        self.common_step = np.hstack([_per_sample(stacked, f"{x}_common_step", n_s, 1)
+                                      for x in ("escalation", "identification")])
         self.theta = np.asarray(theta.values, float)
         n_s = self.trend.shape[0]
         if "identification_multiplier" in stacked and "identification_ref" in const:
@@ -280,7 +293,8 @@ class PosteriorParameters(LastMemo):
         """
         k = self.index(draw)
         if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k], self.support_cv[k],
-               self.new_cv[k].max(), self.stock_cv[k].max()) > 0:  # each draw apart
+               self.new_cv[k].max(), self.stock_cv[k].max(), self.common_sd[k].max(),
+               np.abs(self.common_step[k]).max()) > 0:  # each draw apart
             return self._recall(int(draw), self._build_draw, operator.eq)
         return self._recall(k, self._build, operator.eq)
 
@@ -316,7 +330,8 @@ class PosteriorParameters(LastMemo):
         them, each ``N(0, escalation_innovation_sd)``) plus that year's transient shock
         ``N(0, escalation_noise_sd)``; identification's is its own walk
         (``identification_innovation_sd``).  All from the draw's posterior draw, independent
-        between areas, years and the two rates; row 0 (the baseline) is 0.
+        between areas, years and the two rates; row 0 (the baseline) is 0.  The common change
+        in the trend (:meth:`common_path`) is added to every area's escalation.
         """
         k = self.index(draw)
         n_r = self.theta.shape[2]
@@ -327,10 +342,34 @@ class PosteriorParameters(LastMemo):
             return (np.vstack([np.zeros((1, n_r)), np.cumsum(zz, axis=0)]) * sd)[idx]
 
         esc = walk(z[0], self.innovation_sd[k]) + z[1] * self.noise_sd[k]
-        ident = walk(z[2], self.id_sd[k])
+        esc = esc + self.common_path(draw)[idx][:, None]
+        ident = walk(z[2], self.id_sd[k]) + self.common_path(draw, 1)[idx][:, None]
         esc[0] = 0.0
         ident[0] = 0.0
         return esc, ident
+
+    def common_path(self, draw: int, rate: int = 0) -> np.ndarray:
+        """Return the common change in a log rate ``k`` years after the last fitted one.
+
+        Shape ``(MAX_YEARS + 1,)``; ``rate`` 0 is escalation, 1 identification.  Entry ``k``
+        is ``sum_{j<=k} d_j`` with ``d_j = phi d_{j-1} + sd z_j``, ``d_0`` the posterior's
+        last fitted step (``*_common_step``), ``phi`` the rate's trend damping and ``sd``
+        its ``*_common_sd``; ``z`` from a stream keyed by the seed, the draw and the rate
+        only, so every area (and every chunk of areas) gets the same path.  Entry 0 is 0;
+        all zeros where the posterior has no common change.
+        """
+        k = self.index(draw)
+        out = np.zeros(MAX_YEARS + 1)
+        sd, d = self.common_sd[k, rate], self.common_step[k, rate]
+        if sd == 0 and d == 0:
+            return out
+        z = np.random.default_rng([self.seed, int(draw), _WALK_STREAM, _COMMON_KEY,
+                                   rate]).standard_normal(MAX_YEARS)
+        phi = (self.damping, self.id_damping)[rate][k]
+        for j in range(MAX_YEARS):
+            d = phi * d + sd * z[j]
+            out[j + 1] = out[j] + d
+        return out
 
     def shock(self, draw: int) -> np.ndarray:
         """Escalation's log multiplier by year index and area of ``draw`` (see :meth:`shocks`)."""

@@ -78,15 +78,26 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     return ll
 
 
-@pytest.mark.parametrize(("propagate", "damped", "exit_walk"),
-                         [(False, False, False), (True, True, False), (True, True, True)])
-def test_loglik_matches_manual(problem, propagate, damped, exit_walk):
+def manual_common(sd: float, z: np.ndarray, phi: float, n_t: int) -> np.ndarray:
+    """The common change in the trend by transition year: steps 0 for the first two years,
+    then ``d = phi d + sd z``; the change is their running sum."""
+    d = np.zeros(n_t)
+    for j in range(2, n_t):
+        d[j] = phi * d[j - 1] + sd * z[j - 2]
+    return np.cumsum(d)
+
+
+@pytest.mark.parametrize(("propagate", "damped", "exit_walk", "common"),
+                         [(False, False, False, False), (True, True, False, False),
+                          (True, True, True, False), (True, True, False, True)])
+def test_loglik_matches_manual(problem, propagate, damped, exit_walk, common):
     import dataclasses
 
     t, prior = problem
     prior = dataclasses.replace(prior, propagate_ages=propagate,
                                 damping_prior=(4.0, 1.0) if damped else None,
-                                exit_walk_sd=0.15 if exit_walk else 0.0)
+                                exit_walk_sd=0.15 if exit_walk else 0.0,
+                                common_trend_sd=0.05 if common else 0.0)
     model = build_model(t, prior)
     assert model.named_vars_to_dims["escalation_multiplier"] == ("age_group", "area")
     assert len(model.coords["obs_new"]) == 4 * 5 * 2 - 1
@@ -100,7 +111,9 @@ def test_loglik_matches_manual(problem, propagate, damped, exit_walk):
              "escalation_noise_z", "exit_age", "exit_area_sd",
              "exit_area_z", "exit_area_age_sd", "exit_area_age_z", "new_plans_cv", "ehcp_cv",
              *(["escalation_damping"] if damped else []),
-             *(["exit_walk", "exit_multiplier"] if exit_walk else [])]
+             *(["exit_walk", "exit_multiplier"] if exit_walk else []),
+             *(["escalation_common_sd", "escalation_common_z", "escalation_common",
+                "escalation_common_step", "escalation_multiplier"] if common else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
@@ -111,6 +124,14 @@ def test_loglik_matches_manual(problem, propagate, damped, exit_walk):
                  + v["exit_area_age_sd"] * v["exit_area_age_z"])
     trend, cv_new, cv_stock = v["escalation_trend_area"], v["new_plans_cv"], v["ehcp_cv"]
     walk = v["escalation_walk"] + v["escalation_noise_sd"] * v["escalation_noise_z"]
+    if common:
+        n_t = len(t.year) - 1
+        g = manual_common(float(v["escalation_common_sd"]), v["escalation_common_z"],
+                          float(v["escalation_damping"]), n_t)
+        assert np.all(g[:2] == 0) and np.all(g[2:] != 0)
+        np.testing.assert_allclose(v["escalation_common"], g, rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(v["escalation_common_step"], g[-1] - g[-2], rtol=1e-9)
+        walk = walk + g[:, None]
     # the walk starts at 0 and moves (the random point perturbs its innovations)
     assert np.all(v["escalation_walk"][0] == 0) and np.all(v["escalation_walk"][1:] != 0)
     assert np.ptp(trend, axis=1).min() > 0  # areas' trends differ
@@ -122,6 +143,15 @@ def test_loglik_matches_manual(problem, propagate, damped, exit_walk):
     got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
                            on_unused_input="ignore")(point)
     assert float(got) == pytest.approx(want, rel=1e-9)
+    if common:
+        # the multiplier handed to the engine carries the common change's last fitted value
+        phi = float(v["escalation_damping"])
+        ref = sum(phi ** j for j in range(len(t.year) - 1))
+        cum = np.array([sum(phi ** j for j in range(k)) for k in range(len(t.year) - 1)])
+        ref -= cum.mean()
+        np.testing.assert_allclose(v["escalation_multiplier"],
+                                   np.exp(log_theta + trend * ref + v["escalation_walk"][-1]
+                                          + g[-1]), rtol=1e-9)
     if exit_walk:
         # the walk starts at 0 and moves; the engine gets the last fitted year's hazard
         assert np.all(v["exit_walk"][0] == 0) and np.all(v["exit_walk"][1:] != 0)
@@ -154,9 +184,12 @@ def test_issue_matrix():
 
 
 def test_single_area_has_no_area_effects():
+    import dataclasses
+
     t, _, prior = synthetic_targets(n_areas=1, n_years=4, seed=0)
-    names = {v.name for v in build_model(t, prior).free_RVs}
-    assert not any("area" in n for n in names)
+    names = {v.name for v in build_model(t, dataclasses.replace(
+        prior, common_trend_sd=0.05)).free_RVs}
+    assert not any("area" in n or "common" in n for n in names)
     assert {"esc_mu", "escalation_trend_mu", "exit_age"} <= names
 
 
@@ -171,8 +204,8 @@ def test_prior_from_config(toy_config):
         build_model(t, dataclasses.replace(prior, likelihood="gaussian"))
 
 
-@pytest.mark.parametrize("damped", [False, True])
-def test_identification_model_loglik_matches_manual(damped):
+@pytest.mark.parametrize(("damped", "common"), [(False, False), (True, False), (True, True)])
+def test_identification_model_loglik_matches_manual(damped, common):
     """The SEN support stage against a direct NumPy/SciPy evaluation of its equation; damped:
     the trend moves log identification by ``trend * sum_{j<k} rho^j`` (centred)."""
     import dataclasses
@@ -193,7 +226,8 @@ def test_identification_model_loglik_matches_manual(damped):
     u = np.full(26, 0.08)
     prior = dataclasses.replace(prior, identification=iota, deidentify=u,
                                 deescalate_share=np.full(26, 0.3),
-                                damping_prior=(4.0, 1.0) if damped else None)
+                                damping_prior=(4.0, 1.0) if damped else None,
+                                common_trend_sd=0.05 if common else 0.0)
     esc = rng.uniform(100, 200, (4, 2))
     down = rng.uniform(5, 20, (4, 2))
     model = build_identification_model(t2, prior, esc, down)
@@ -204,7 +238,9 @@ def test_identification_model_loglik_matches_manual(damped):
     names = ["identification_mu", "identification_area_sd", "identification_area_z",
              "identification_trend_area", "identification_innovation_sd",
              "identification_innovation_z", "sen_support_cv",
-             *(["identification_damping"] if damped else [])]
+             *(["identification_damping"] if damped else []),
+             *(["identification_common_sd", "identification_common_z",
+                "identification_multiplier"] if common else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
@@ -226,6 +262,17 @@ def test_identification_model_loglik_matches_manual(damped):
     log_phi = (v["identification_mu"] + v["identification_area_sd"]
                * v["identification_area_z"])[None] \
         + v["identification_trend_area"][None] * dt[:, None] + walk
+    if common:
+        g = manual_common(float(v["identification_common_sd"]), v["identification_common_z"],
+                          rho, len(years) - 1)
+        assert np.all(g[2:] != 0)
+        log_phi = log_phi + g[:, None]
+        # the multiplier handed to the engine: the common change's last fitted value in it
+        level = v["identification_mu"] + v["identification_area_sd"] * v["identification_area_z"]
+        ref_t = sum(rho ** j for j in range(len(years) - 1)) - cum.mean()
+        np.testing.assert_allclose(v["identification_multiplier"],
+                                   np.exp(level + v["identification_trend_area"] * ref_t
+                                          + walk[-1] + g[-1]), rtol=1e-9)
     x = t2["exposure"].values[1:]  # (T, 26, R)
     mu = ((x * (1 - u)[None, :, None]).sum(1) - esc
           + np.exp(log_phi) * (uni[1:] * iota[None, :, None]).sum(1) + down)
