@@ -931,6 +931,7 @@ def tables_path(path: str | Path) -> Path:
 def _write_sheet(ws, blocks: Sequence[Block], heading: str) -> None:
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.pagebreak import Break
 
     bold = Font(bold=True)
     head_fill = PatternFill("solid", fgColor="DDDDDD")
@@ -990,11 +991,11 @@ def _write_sheet(ws, blocks: Sequence[Block], heading: str) -> None:
         ws.column_dimensions[get_column_letter(c)].width = 9
     ws.column_dimensions[get_column_letter(width)].width = 60
     ws.freeze_panes = "B3"
-    ws.page_setup.orientation = "landscape"  # printed: the row labels on every page,
-    ws.print_title_cols = "A:A"  # about four columns' bands a page
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToWidth = max(1, -(-(width - 2) // 12))
-    ws.page_setup.fitToHeight = 0
+    ws.page_setup.orientation = "landscape"  # printed: the row labels on every page and
+    ws.print_title_cols = "A:A"  # three columns' medians and bands a page, never split
+    ws.page_setup.scale = 60
+    for c in range(1 + 9, width - 1, 9):
+        ws.col_breaks.append(Break(id=c))
 
 
 def write_return(ret: Return, path: str | Path) -> list[Path]:

@@ -30,22 +30,17 @@ from simsend.publish.returns import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-COUNCIL = ROOT / "configs" / "council.toml"
 COSTS = ROOT / "configs" / "costs" / "council_2021_22.toml"
 RUTLAND = "E06000017"
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """A real council run (Rutland, 8 draws, to 2035) tallied by placement too."""
+    """A real run of the shipped returns config (by placement too): Rutland, 8 draws, to 2035."""
     tmp = tmp_path_factory.mktemp("returns")
-    text = COUNCIL.read_text()
-    text = re.sub(r'(?m)^by = .*$', 'by = ["tier", "age_group", "need", "area", "placement"]',
-                  text, count=1)
-    text = text.replace('areas = ["E08000025"]', f'areas = ["{RUTLAND}"]')
-    cfg = tmp / "council.toml"
-    cfg.write_text(text)
-    ds = simsend.run(cfg, draws=8, seed=3)
+    cfg = simsend.load(ROOT / "configs" / "council_returns.toml")
+    assert "placement" in cfg.outputs.by
+    ds = simsend.run(cfg, draws=8, seed=3, areas=[RUTLAND])
     return ds, write_netcdf(ds, tmp / "rutland.nc")
 
 
