@@ -1103,6 +1103,9 @@ def returns(ds: xr.Dataset, fmt: str, out: str | Path, costs: CostConfig | str |
         if costs is None:
             raise ReturnsError("the DSG return needs a cost file with a [dsg] table: --costs "
                                "configs/costs/council_2021_22.toml")
+        if scenario is not None:
+            raise ReturnsError("--scenario applies to lsrp and scap; the DSG plan reports "
+                               "every scenario of the results")
         ret = dsg(ds, costs, area)
     else:
         if costs is not None:

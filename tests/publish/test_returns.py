@@ -346,6 +346,7 @@ def test_cli_bad_inputs_one_line_no_traceback(results, tmp_path):
         (["--format", "dsg", "--costs", str(tmp_path / "none.toml")], "none.toml"),
         (["--format", "lsrp", "--area", "E09000001"], "area 'E09000001' is not in the results"),
         (["--format", "lsrp", "--out", str(tmp_path / "x.csv")], "an .xlsx workbook"),
+        (["--format", "dsg", "--costs", str(COSTS), "--scenario", "x"], "every scenario"),
     ]
     for args, want in cases:
         res = CliRunner().invoke(main, ["returns", str(path), *args])
