@@ -220,9 +220,8 @@ class EngineTruth:
         Sd of a transient shock per year and area (common to the age bands, not carried
         on), as the calibration's ``escalation_noise_z``.
     common_sd : float
-        Innovation sd of a change in the trend common to every area (the calibration's
-        ``escalation_common_sd``): its step is ``damping`` times last year's plus an
-        innovation, from the third reported year.
+        Innovation sd of a random walk common to every area (the calibration's
+        ``escalation_common_sd``), from the second reported year.
 
     """
 
@@ -260,9 +259,8 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
         first step), ``escalation_damping``, ``exit_multiplier`` 1,
         ``escalation_innovation_sd``, ``escalation_noise_sd``, ``area_effect`` (R,) the mean
         over age groups of log ``theta`` less its mean over areas, ``walk`` (the common
-        change included) and ``noise`` (n_years, R) by census year; ``escalation_common_sd``,
-        ``escalation_common`` (by transition year) and its last step
-        ``escalation_common_step``.
+        walk included) and ``noise`` (n_years, R) by census year; ``escalation_common_sd``
+        and ``escalation_common`` (by transition year).
 
     """
     from simsend.engine.loop import Job, simulate
@@ -294,12 +292,9 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
     noise = np.zeros((n_years, n_r))  # the year ending at census k (none before the first)
     if truth.noise_sd > 0:
         noise[1:] = rng.normal(0.0, truth.noise_sd, (n_years - 1, n_r))
-    step = np.zeros(n_years)  # the common change's step of the year ending at census k
+    common = np.zeros(n_years)  # the common walk at census k (0 at the first two, as walk)
     if truth.common_sd > 0:
-        z = rng.normal(0.0, truth.common_sd, n_years)
-        for k in range(3, n_years):  # as the calibration's: the first two steps are 0
-            step[k] = damping * step[k - 1] + z[k]
-    common = np.cumsum(step)
+        common[2:] = np.cumsum(rng.normal(0.0, truth.common_sd, n_years - 2))
     walk = walk + common[:, None]
     total = burn_in + n_years
     shock = np.zeros((total, n_r))  # the trend, walk and shocks as the engine's log factor
@@ -346,5 +341,5 @@ def engine_targets(model, theta: np.ndarray, baseline, truth: EngineTruth = Engi
              "exit_multiplier": np.ones_like(theta), "escalation_innovation_sd": innovation_sd,
              "escalation_noise_sd": truth.noise_sd, "area_effect": log_t - log_t.mean(),
              "walk": walk, "noise": noise, "escalation_common_sd": truth.common_sd,
-             "escalation_common": common[1:], "escalation_common_step": step[-1]}
+             "escalation_common": common[1:]}
     return targets, known

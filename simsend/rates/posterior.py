@@ -22,10 +22,10 @@ the run's config):
   top of the trend; each Monte Carlo draw draws its own
   innovations from a stream keyed by ``(seed, draw)`` (:meth:`PosteriorParameters.shock`),
   so bands carry the change in rates that a trend does not explain and widen with the
-  horizon.  Where the posterior has a common change in the trend (``escalation_common_sd``,
-  every council's rates speeding up or slowing down together), each draw carries the last
-  fitted step on, damped like the trend, with fresh innovations from a stream keyed by
-  ``(seed, draw)`` alone, the same for every area.
+  horizon.  Where the posterior has a walk common to every area (``escalation_common_sd``,
+  ``identification_common_sd``: every council's rates moving together), each draw walks it
+  on with innovations from a stream keyed by ``(seed, draw)`` alone, the same for every
+  area.
 * over-dispersion (where the posterior has it): the calibration's likelihood lets each
   year's new plans of an age band vary beyond Poisson (``new_plans_cv``) and each census's
   stock differ from its stock-and-flow equation (``ehcp_cv`` by age band for EHC plans,
@@ -212,13 +212,11 @@ class PosteriorParameters(LastMemo):
             else np.zeros(self.trend.shape[0])
         self.noise_sd = np.asarray(sd, float).reshape(-1)  # (sample,)
         # The common change in the trend: its innovation sd and last fitted step (0 if none).
-        # The common changes in the trends (escalation's, identification's): innovation sd
-        # and last fitted step, (sample, 2); zeros where the posterior has none.
+        # The walks common to every area (escalation's, identification's): innovation sd,
+        # (sample, 2); zeros where the posterior has none.
         n_s = self.noise_sd.size
         self.common_sd = np.hstack([_per_sample(stacked, f"{x}_common_sd", n_s, 1)
                                     for x in ("escalation", "identification")])
-        self.common_step = np.hstack([_per_sample(stacked, f"{x}_common_step", n_s, 1)
-                                      for x in ("escalation", "identification")])
         self.theta = np.asarray(theta.values, float)
         n_s = self.trend.shape[0]
         if "identification_multiplier" in stacked and "identification_ref" in const:
@@ -293,8 +291,8 @@ class PosteriorParameters(LastMemo):
         """
         k = self.index(draw)
         if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k], self.support_cv[k],
-               self.new_cv[k].max(), self.stock_cv[k].max(), self.common_sd[k].max(),
-               np.abs(self.common_step[k]).max()) > 0:  # each draw apart
+               self.new_cv[k].max(), self.stock_cv[k].max(),
+               self.common_sd[k].max()) > 0:  # each draw apart
             return self._recall(int(draw), self._build_draw, operator.eq)
         return self._recall(k, self._build, operator.eq)
 
@@ -330,8 +328,8 @@ class PosteriorParameters(LastMemo):
         them, each ``N(0, escalation_innovation_sd)``) plus that year's transient shock
         ``N(0, escalation_noise_sd)``; identification's is its own walk
         (``identification_innovation_sd``).  All from the draw's posterior draw, independent
-        between areas, years and the two rates; row 0 (the baseline) is 0.  The common change
-        in the trend (:meth:`common_path`) is added to every area's escalation.
+        between areas, years and the two rates; row 0 (the baseline) is 0.  The walks common
+        to every area (:meth:`common_path`) are added to every area's rates.
         """
         k = self.index(draw)
         n_r = self.theta.shape[2]
@@ -349,26 +347,21 @@ class PosteriorParameters(LastMemo):
         return esc, ident
 
     def common_path(self, draw: int, rate: int = 0) -> np.ndarray:
-        """Return the common change in a log rate ``k`` years after the last fitted one.
+        """Return the walk common to every area ``k`` years after the last fitted one.
 
         Shape ``(MAX_YEARS + 1,)``; ``rate`` 0 is escalation, 1 identification.  Entry ``k``
-        is ``sum_{j<=k} d_j`` with ``d_j = phi d_{j-1} + sd z_j``, ``d_0`` the posterior's
-        last fitted step (``*_common_step``), ``phi`` the rate's trend damping and ``sd``
-        its ``*_common_sd``; ``z`` from a stream keyed by the seed, the draw and the rate
-        only, so every area (and every chunk of areas) gets the same path.  Entry 0 is 0;
-        all zeros where the posterior has no common change.
+        is the sum of ``k`` innovations ``N(0, *_common_sd)`` from a stream keyed by the
+        seed, the draw and the rate only, so every area (and every chunk of areas) gets the
+        same path; entry 0 is 0.  All zeros where the posterior has no common walk.
         """
         k = self.index(draw)
         out = np.zeros(MAX_YEARS + 1)
-        sd, d = self.common_sd[k, rate], self.common_step[k, rate]
-        if sd == 0 and d == 0:
+        sd = self.common_sd[k, rate]
+        if sd == 0:
             return out
         z = np.random.default_rng([self.seed, int(draw), _WALK_STREAM, _COMMON_KEY,
                                    rate]).standard_normal(MAX_YEARS)
-        phi = (self.damping, self.id_damping)[rate][k]
-        for j in range(MAX_YEARS):
-            d = phi * d + sd * z[j]
-            out[j + 1] = out[j] + d
+        out[1:] = np.cumsum(sd * z)
         return out
 
     def shock(self, draw: int) -> np.ndarray:
