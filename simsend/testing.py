@@ -73,6 +73,8 @@ def expected_step(ind: np.ndarray, pool: np.ndarray, ps: ParameterSet,
     plac_new = np.diff(tab.place_new_cdf, axis=-1, prepend=0.0)
     new = np.zeros(ind.shape)
     new[1] = ident[:, None, :, None] * need[:, :, None, None] * plac_new[:, None, None, :]
+    new[2] = new[1] * tab.identify_tp  # a balanced split's share enters targeted-plus
+    new[1] *= 1.0 - tab.identify_tp
     # individuals age and leave (with a demography, leavers before 26 return to the pool)
     x = np.zeros(ind.shape)
     x[:, 1:] = ind[:, :-1] * (1.0 - tab.p_leave[:, 1:, None, None, None])

@@ -203,7 +203,8 @@ WIDE_ALLOWED = {
     "simsend.kernels.merge.merge_cells", "simsend.kernels.merge.merge_and_tally",
     "simsend.kernels.merge.merge_and_tally_serial", "simsend.kernels.transitions.step_cells",
     "simsend.kernels.migrate.migrate_decide", "simsend.kernels.migrate.migrate_write",
-    "simsend.kernels.identify.new_cell", "simsend.reference.step_pupils",
+    "simsend.kernels.identify.new_cell", "simsend.kernels.identify.new_pupils",
+    "simsend.kernels.identify.new_pupils_serial", "simsend.reference.step_pupils",
     # Click callbacks: one parameter per command-line option.
     "simsend.cli.run_cmd", "simsend.cli.calibrate_cmd", "simsend.cli.backtest_cmd",
     "simsend.cli.export_cmd", "simsend.cli.plot_cmd", "simsend.cli.goalseek_cmd",

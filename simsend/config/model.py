@@ -62,6 +62,13 @@ class ModelConfig:
         area (``"rules"``), or each area's calibrated placement mix and its drift, estimated
         from SEN2 up to the baseline census when the run is prepared
         (``"calibrated"``, :mod:`simsend.rates.placements`; the targeted tiers keep the rules).
+    targeted_split : {"rates", "balanced"}
+        ``"rates"``: the moves between the targeted tiers as ``tiers`` gives them, every
+        identified child entering the targeted tier.  ``"balanced"``: the targeted-plus share
+        of SEN support held at ``[data] targeted_plus_share`` (the share the baseline splits by
+        and the calibration reads escalation with): identified children enter targeted-plus
+        with that probability and the move from targeted to targeted-plus is derived each
+        year (:mod:`simsend.rates.split`), replacing ``tiers.targeted.targeted_plus``.
 
     """
 
@@ -76,6 +83,7 @@ class ModelConfig:
     posterior: str | None = None
     replicates_per_draw: int = 1
     placements: str = "rules"
+    targeted_split: str = "rates"
 
 
 SHIPPED_MODELS = toml.PROJECT_ROOT / "models"
@@ -92,8 +100,9 @@ def _replicates(ctx: toml.Ctx, v: Any) -> int:
 
 _MODEL_KEYS = {"identification", "leaving", "tiers", "need_multiplier", "need_mix",
                "placement_new", "placement_moves", "births_growth", "posterior",
-               "replicates_per_draw", "placements"}
+               "replicates_per_draw", "placements", "targeted_split"}
 PLACEMENT_SOURCES = ("rules", "calibrated")
+TARGETED_SPLITS = ("rates", "balanced")
 
 
 def _parse_tiers(ctx: toml.Ctx, raw: Any) -> np.ndarray:
@@ -203,4 +212,6 @@ def parse_model(ctx: toml.Ctx, raw: dict, base: Path) -> ModelConfig:
         replicates_per_draw=_replicates(ctx, raw.get("replicates_per_draw", 1)),
         placements=toml.string(ctx, raw.get("placements", "rules"), "model.placements",
                                PLACEMENT_SOURCES),
+        targeted_split=toml.string(ctx, raw.get("targeted_split", "rates"),
+                                   "model.targeted_split", TARGETED_SPLITS),
     )

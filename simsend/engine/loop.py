@@ -18,7 +18,8 @@ in :data:`STEPS`:
 2. ``entrants``        age-0 children join the universal pool (the demography's births of
                        the year, or the fixed ``births`` without it).
 3. ``identification``  universal children are identified into the targeted tier, one binomial
-                       per (age, area); each new pupil's need and placement are drawn by age.
+                       per (age, area); each new pupil's need and placement are drawn by age
+                       (and with a balanced split, targeted-plus with the split's share).
                        New pupils take part in tier and placement moves from the next year.
 4. ``tier_moves``      individuals move between tiers by ``tier_cdf[age, need, area, tier]``;
                        a move to universal returns the child to the pool.
@@ -326,8 +327,9 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     pop.reserve_staged(n_new)
     k_new, k_step, k_merge = _kernels(pop.n, sc.serial)
     k_new(sc.counts, offsets, yi, tab.need_cdf, tab.place_new_cdf,
-          np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]]], np.uint64),
-          pop.staged, pop.area_base)
+          np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]],
+                    keys[STREAM["identify_tier"]]], np.uint64),
+          pop.staged, pop.area_base, tab.identify_tp)
     # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
     serial = k_step is step_pupils_serial  # one thread walks every cell: one work chunk
     whole = np.array([0, pop.n_cells], np.int64)

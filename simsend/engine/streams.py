@@ -30,6 +30,7 @@ STREAMS = (
     "migrate_in",  # arrivals copied from an individual (a child of its kind moves in)
     "migrate_out_pool",  # universal children moving out, per (age, area) cell
     "migrate_in_pool",  # universal children moving in, per (age, area) cell
+    "identify_tier",  # tier (targeted or targeted-plus) of a newly identified child
 )
 """Named random streams; their position is part of the key, so append, never reorder."""
 

@@ -43,18 +43,21 @@ def thin_pool(pool, p, key, out, area_base=0, area_total=0):
 
 
 @njit
-def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base):
+def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base,
+             tp_share):
     """Create the pupils identified in cell ``c = a * n_area + r`` (see :func:`new_pupils`)."""
     n_area = counts.shape[1]
     a, r = c // n_area, c % n_area
     # unpacked once: a tuple member read inside the loop costs a reference-count update
     tier, _, age, need, area, placement, pids, alloc = out
-    k0, k1 = keys[0], keys[1]
+    k0, k1, k2 = keys[0], keys[1], keys[2]
+    tp = tp_share
     for k in range(counts[a, r]):
         i = offsets[a, r] + k
         pid = encode_pid(year_index, area_base + r, a, k)
         pids[i] = pid
-        tier[i] = 1
+        # targeted (1), or targeted-plus (2) with probability tp_share (none drawn at 0)
+        tier[i] = 2 if tp > 0.0 and uniform(k2, np.uint64(pid)) < tp else 1
         alloc[i] = 0
         age[i] = a
         area[i] = r
@@ -63,27 +66,32 @@ def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, are
 
 
 @njit(parallel=True)
-def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0):
+def new_pupils(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0,
+               tp_share=0.0):
     """Create the pupils identified this year, in (age, area, k) order.
 
     Parameters
     ----------
     counts, offsets : int64 (26, A): identified per cell and its first slot in ``out``
     need_cdf : (26, 13), place_cdf : (26, 7) cumulative mixes by age
-    keys : uint64 (2,) streams: need, placement
+    keys : uint64 (3,) streams: need, placement, tier (targeted or targeted-plus)
     out : Pupils (staging buffers, at least counts.sum() long)
     area_base : int: index of area 0 of ``counts`` in the whole run (ids use the run's index)
+    tp_share : float: chance that a new pupil enters targeted-plus (0: all targeted)
 
     The loop body is :func:`new_cell`: Numba 0.65 loses writes made through tuple members
     directly inside a ``prange`` body.
 
     """
     for c in numba.prange(counts.size):
-        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base)
+        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base,
+                 tp_share)
 
 
 @njit
-def new_pupils_serial(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0):
+def new_pupils_serial(counts, offsets, year_index, need_cdf, place_cdf, keys, out, area_base=0,
+                      tp_share=0.0):
     """:func:`new_pupils` on the calling thread alone (same arguments, same result)."""
     for c in range(counts.size):
-        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base)
+        new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, area_base,
+                 tp_share)

@@ -25,6 +25,7 @@ from simsend.kernels.tables import cdf_rows
 from simsend.rates.modifiers import Compiled, apply_modifiers, hold_places
 from simsend.rates.placement_mix import specialist_rows
 from simsend.rates.reform import apply_reform, is_reformed
+from simsend.rates.split import balance_split
 
 N_T, N_A, N_N, N_P = len(TIERS), len(AGES), len(NEEDS), len(PLACEMENTS)
 
@@ -59,6 +60,9 @@ class YearTables(NamedTuple):
         untouched): the engine scales the demography's births by it when it has one.
     net_flow : (4, 26, n_areas) float or None
         This year's row of :attr:`ParameterSet.stock_shock` (None = none).
+    identify_tp : float
+        Probability that a newly identified child enters the targeted-plus tier rather than
+        the targeted tier (:attr:`ParameterSet.targeted_plus_share`; 0 = all targeted).
 
     """
 
@@ -76,6 +80,7 @@ class YearTables(NamedTuple):
     provision: ProvisionRules | None = None
     births_factor: np.ndarray | None = None
     net_flow: np.ndarray | None = None
+    identify_tp: float = 0.0
 
 
 def damped_steps(phi, t):
@@ -166,6 +171,12 @@ class ParameterSet:
         recording).  Positive: that share arrives (copies of resident pupils, like
         migration); negative: that share leaves.  Row 0 and the universal row are unused;
         None = none.
+    targeted_plus_share : float or None
+        With ``[model] targeted_split = "balanced"``: the targeted-plus share of SEN support
+        the year's moves hold (:func:`simsend.rates.split.balance_split`, after the trend and
+        shocks, before the reform and a scenario's modifiers), also the chance that a newly
+        identified child enters targeted-plus.  None: the config's moves as they are, and
+        every identified child enters the targeted tier.
     label : int
         Which parameter draw (e.g. posterior draw index) this set is; -1 for fixed rates.
     start_year : int
@@ -197,6 +208,7 @@ class ParameterSet:
     escalation_shock: np.ndarray | None = None
     identification_shock: np.ndarray | None = None
     stock_shock: np.ndarray | None = None
+    targeted_plus_share: float | None = None
     label: int = -1
     start_year: int = 0
     reform: ReformConfig | None = None
@@ -267,6 +279,8 @@ class ParameterSet:
                 factor = f * (np.exp(shock)[None, :] if shock.ndim == 1 else np.exp(shock))
         if factor is not None:
             tiers = _scale_escalation(tiers, factor)
+        if self.targeted_plus_share is not None:  # before the reform and scenarios act
+            tiers = balance_split(tiers, self.targeted_plus_share)
         reformed = 0
         if self.reform is not None:
             tiers = apply_reform(self.reform, year, tiers)
@@ -311,6 +325,7 @@ class ParameterSet:
             entry_cdf=entry_cdf,
             net_flow=None if self.stock_shock is None else np.ascontiguousarray(
                 self.stock_shock[min(year_index, len(self.stock_shock) - 1)], dtype=float),
+            identify_tp=float(self.targeted_plus_share or 0.0),
         )
 
 

@@ -11,6 +11,7 @@ areas (:mod:`simsend.runner.distributed`).  :func:`innermost` finds the source u
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import Protocol
 
@@ -100,3 +101,29 @@ def innermost(source):
     while isinstance(source, WrappedSource):
         source = source.source
     return source
+
+
+class SplitSource(WrappedSource):
+    """Each draw's set with the targeted / targeted-plus split held at ``share``.
+
+    See :mod:`simsend.rates.split` (``[model] targeted_split = "balanced"``).
+
+    Parameters
+    ----------
+    source : ParameterSource
+        The inner source (fixed rates, a posterior, calibrated placements).
+    share : float
+        Targeted-plus share of SEN support (``[data] targeted_plus_share``).
+
+    """
+
+    def __init__(self, source: ParameterSource, share: float):
+        if not 0.0 <= float(share) < 1.0:
+            raise ValueError(f"targeted_plus_share {share} must be in [0, 1) to balance the "
+                             f"split")
+        self.source = source
+        self.share = float(share)
+
+    def wrap(self, ps: ParameterSet) -> ParameterSet:
+        """Return ``ps`` with :attr:`ParameterSet.targeted_plus_share` set."""
+        return dataclasses.replace(ps, targeted_plus_share=self.share)

@@ -43,7 +43,7 @@ from simsend.rates.placements import PlacementSource, fit_for_run
 from simsend.rates.posterior import PosteriorParameters
 from simsend.rates.provision import plan_hash, provision_source
 from simsend.rates.scenario import scenario_source
-from simsend.rates.sources import FixedParameters, ParameterSource, innermost
+from simsend.rates.sources import FixedParameters, ParameterSource, SplitSource, innermost
 from simsend.results.dataset import places_variable, to_dataset
 from simsend.results.manifest import run_attrs, with_total_time
 from simsend.runner.scenarios import select, stack_runs
@@ -89,7 +89,9 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
     ``model.posterior`` names a calibrated artefact: each Monte Carlo draw then takes one
     posterior draw (rates not calibrated come from ``[model]``).  Without it every draw uses
     the fixed ``[model]`` rates.  ``model.placements = "calibrated"`` wraps either in each
-    draw's walk of the calibrated placement effects (:mod:`simsend.rates.placements`).
+    draw's walk of the calibrated placement effects (:mod:`simsend.rates.placements`);
+    ``model.targeted_split = "balanced"`` holds the targeted-plus share of SEN support at the
+    baseline's (:mod:`simsend.rates.split`).
     """
     n_years = cfg.run.end_year - cfg.run.start_year + 1
     if cfg.model.posterior:
@@ -116,6 +118,8 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
             raise ConfigError(f"{cfg.source_path}: [model.placements] \"calibrated\" needs EHC "
                               f"plans by placement and age band in the data: {exc}") from None
         source = PlacementSource(source, fit, cfg.run.seed, n_years)
+    if cfg.model.targeted_split == "balanced":
+        source = SplitSource(source, baseline.targeted_plus_share)
     return source
 
 

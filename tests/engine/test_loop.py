@@ -81,6 +81,26 @@ def test_calibrated_placements_match_exact_expected_counts_by_placement(toy):
     assert np.abs(z(src.get(0))).max() > 4.5  # the rules' placements are told apart
 
 
+def test_balanced_split_matches_exact_expected_counts(toy):
+    """A balanced targeted / targeted-plus split (identified children into targeted-plus at
+    the share, the derived move up) in law by tier and area; the rates' expectation is
+    told apart."""
+    ind, pool, births, src = toy
+    ps = dataclasses.replace(src.get(0), targeted_plus_share=0.3)
+    assert ps.year_tables(1).identify_tp == 0.3
+    out, layout = run_toy(toy, draws=range(300), by=("tier", "area"), source=FixedSource(ps))
+    sim = out.stock.reshape((*out.stock.shape[:2], *layout.shape)).astype(float)
+
+    def z(p):  # (year, tier, area) expected from set p, as z-scores
+        states, pool_y = expected_states(ind, pool, p, N_YEARS)
+        exp = states.sum(axis=(2, 3, 5))
+        exp[:, 0] = pool_y.sum(axis=1)
+        return zscores(sim, exp)
+
+    assert np.abs(z(ps)).max() < 4.5
+    assert np.abs(z(src.get(0))[:, 2]).max() > 4.5  # targeted-plus differs from the rates'
+
+
 class FixedSource:
     """One parameter set for every draw."""
 
