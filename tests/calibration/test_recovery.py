@@ -119,8 +119,9 @@ def engine_fit(tmp_path_factory, calib_config):
 
     The engine runs the config's rates with known escalation multipliers by age group and
     council, a trend per council damped by 0.8 a year (the damping prior's mean), a random
-    walk of sd 0.1 per council and a transient shock of sd 0.05 per council and year (the two
-    kinds of change the model tells apart; :func:`engine_targets`); the calibration sees
+    walk of sd 0.1 per council, a walk of sd 0.05 common to the councils and a transient shock
+    of sd 0.05 per council and year (the kinds of change the model tells apart;
+    :func:`engine_targets`); the calibration sees
     only banded stocks and new plans.  Sampled at target acceptance 0.9 (the backtest's;
     0.99 took three times as long here).
     Returns ``(posterior, truth)``.
@@ -132,7 +133,7 @@ def engine_fit(tmp_path_factory, calib_config):
     theta = np.exp(np.array([-0.5, 0.1, 0.0, 0.2, 0.0])[:, None] + area[None])
     baseline = toy_baseline(n_areas=8, scale=1000, seed=4)
     known = EngineTruth(trend=0.03 + dev - dev.mean(), damping=0.8, innovation_sd=0.1,
-                        noise_sd=0.05)
+                        noise_sd=0.05, common_sd=0.05)
     t, truth = engine_targets(calib_config.model, theta, baseline, known, seed=4)
     # the engine counts new plans by census age: SEN2's issue-age lag is 0 here
     prior = PriorConfig.from_model(calib_config.model, issue_age_lag=0.0,
@@ -150,10 +151,9 @@ def _innovation_interval(post):
 
 @pytest.mark.slow
 def test_engine_simulated_council_effects_recovered(engine_fit):
-    """Councils' effects, multipliers at the first year after the data (walk included), the
-    damping, the transient shocks' sd and the config's exits (multiplier 1) hold their true
-    values in their 90% intervals at about the nominal rate; a walk-free truth is
-    excluded."""
+    """Councils' effects, multipliers at the first year after the data (walks included), the
+    transient shocks' sd and the config's exits (multiplier 1) hold their true values in their
+    90% intervals at about the nominal rate; a walk-free truth is excluded."""
     post, truth = engine_fit
     st = post.stack(sample=("chain", "draw"))
     effect = (st["esc_area_sd"] * st["esc_area_z"]).transpose("area", "sample").values
@@ -161,7 +161,7 @@ def test_engine_simulated_council_effects_recovered(engine_fit):
     hits_area = (truth["area_effect"] >= e_lo) & (truth["area_effect"] <= e_hi)
     corr = np.corrcoef(effect.mean(axis=1), truth["area_effect"])[0, 1]
     hits = {n: interval_hits(post, truth, 0.90, (n,))
-            for n in ("escalation_multiplier", "exit_multiplier", "escalation_damping")}
+            for n in ("escalation_multiplier", "exit_multiplier")}
     lo, hi = _innovation_interval(post)
     print(f"council effects in their 90% intervals {hits_area.sum()}/8, corr {corr:.3f}; "
           + "; ".join(f"{n} {h.mean():.2f} of {h.size}" for n, h in hits.items())
@@ -171,10 +171,39 @@ def test_engine_simulated_council_effects_recovered(engine_fit):
     assert corr > 0.9
     assert hits["escalation_multiplier"].mean() >= 0.75
     assert hits["exit_multiplier"].mean() >= 0.75
-    assert hits["escalation_damping"].all()
     assert lo > 0.02  # the data say there is a walk
     noise = st["escalation_noise_sd"].values
     assert np.quantile(noise, 0.05) <= truth["escalation_noise_sd"] <= np.quantile(noise, 0.95)
+
+
+@pytest.mark.slow
+def test_engine_simulated_common_walk_scale_in_its_interval(engine_fit):
+    """The walk common to the councils: its sd (true 0.05) in its 90% interval."""
+    post, truth = engine_fit
+    sd = post["escalation_common_sd"].stack(sample=("chain", "draw")).values
+    lo, hi = np.quantile(sd, [0.05, 0.95])
+    path = post["escalation_common"].mean(("chain", "draw")).values
+    corr = np.corrcoef(path, truth["escalation_common"])[0, 1]
+    damping = np.quantile(post["escalation_damping"].values, [0.05, 0.95])
+    print(f"common walk sd 90% interval {lo:.3f}-{hi:.3f} (true 0.05); path corr {corr:.3f}; "
+          f"true path {np.round(truth['escalation_common'], 3)}, fitted {np.round(path, 3)}; "
+          f"damping 90% interval {damping.round(3)} (true 0.8)")
+    assert lo <= 0.05 <= hi
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known shortfall: the common walk's path is not told "
+                   "apart from the common trend and its damping (posterior mean path against "
+                   "the true one: correlation -0.03 over 9 years; its sd 0.002-0.059 against a "
+                   "true 0.05, held but mostly near 0), nor is the damping (90% interval "
+                   "0.26-0.80, true 0.8 just outside): 8 councils' shared movement over 9 "
+                   "years is one series, which a damped trend and a walk both fit")
+def test_engine_simulated_common_path_and_damping_recovered(engine_fit):
+    """The common walk's path follows the true one, and the damping holds its true value."""
+    post, truth = engine_fit
+    path = post["escalation_common"].mean(("chain", "draw")).values
+    assert np.corrcoef(path, truth["escalation_common"])[0, 1] > 0.8
+    assert interval_hits(post, truth, 0.90, ("escalation_damping",)).all()
 
 
 # Known shortfalls, measured on this fit (strict: a fix turns them into failures to update).
@@ -191,11 +220,11 @@ def test_engine_simulated_innovation_scale_in_its_interval(engine_fit):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known shortfall: councils' trends (the first step of "
-                   "the damped trend) hold their true value in 15 of 40 90% intervals: 8 "
-                   "years of a walk of sd 0.1 per council leave them weakly identified, and "
-                   "their intervals too narrow")
 def test_engine_simulated_council_trends_in_their_intervals(engine_fit):
-    """Councils' trends hold their true values in their 90% intervals (at least 75%)."""
+    """Councils' trends hold their true values in their 90% intervals (at least 75%; 40 of
+    40 here, where 15 of 40 did on the fit before a walk common to the councils entered both
+    the truth and the model)."""
     post, truth = engine_fit
-    assert interval_hits(post, truth, 0.90, ("escalation_trend_area",)).mean() >= 0.75
+    hits = interval_hits(post, truth, 0.90, ("escalation_trend_area",))
+    print(f"councils' trends in their 90% intervals: {hits.sum()} of {hits.size}")
+    assert hits.mean() >= 0.75
