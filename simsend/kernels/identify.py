@@ -51,13 +51,12 @@ def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, are
     # unpacked once: a tuple member read inside the loop costs a reference-count update
     tier, _, age, need, area, placement, pids, alloc = out
     k0, k1, k2 = keys[0], keys[1], keys[2]
-    tp = tp_share
     for k in range(counts[a, r]):
         i = offsets[a, r] + k
         pid = encode_pid(year_index, area_base + r, a, k)
         pids[i] = pid
         # targeted (1), or targeted-plus (2) with probability tp_share (none drawn at 0)
-        tier[i] = 2 if tp > 0.0 and uniform(k2, np.uint64(pid)) < tp else 1
+        tier[i] = 2 if tp_share > 0.0 and uniform(k2, np.uint64(pid)) < tp_share else 1
         alloc[i] = 0
         age[i] = a
         area[i] = r

@@ -119,6 +119,10 @@ def parameter_source(cfg: SimConfig, baseline: Baseline) -> ParameterSource:
                               f"plans by placement and age band in the data: {exc}") from None
         source = PlacementSource(source, fit, cfg.run.seed, n_years)
     if cfg.model.targeted_split == "balanced":
+        if not baseline.targeted_plus_share < 1.0:
+            raise ConfigError(f"{cfg.source_path}: [model.targeted_split] \"balanced\" needs "
+                              f"[data.targeted_plus_share] below 1 (some SEN support in the "
+                              f"targeted tier), got {baseline.targeted_plus_share}")
         source = SplitSource(source, baseline.targeted_plus_share)
     return source
 

@@ -1,5 +1,7 @@
 """The targeted / targeted-plus split held at a stated share (simsend.rates.split)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,21 @@ def test_targeted_split_is_parsed_and_a_wrong_value_named(tmp_path):
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match="model.targeted_split"):
         load(bad)
+
+
+def test_a_share_of_one_is_refused_with_the_keys(tmp_path):
+    """Balanced with every SEN-support child in targeted-plus: a config error naming both keys,
+    before anything runs."""
+    from simsend.runner.plan import prepare
+
+    text = open("configs/base.toml", encoding="utf-8").read().replace(
+        "targeted_plus_share = 0.25", "targeted_plus_share = 1.0")
+    assert "targeted_plus_share = 1.0" in text
+    bad = tmp_path / "one.toml"
+    bad.write_text(text.replace('posterior = "england_2025"', 'posterior = "'
+                                + str(Path("models/england_2025.nc").resolve()) + '"')
+                   .replace('plan = "england_2025"', 'plan = "'
+                            + str(Path("configs/provision/england_2025.csv").resolve()) + '"'),
+                   encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"targeted_split.*targeted_plus_share\] below 1"):
+        prepare(bad, draws=1)
