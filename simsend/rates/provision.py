@@ -47,7 +47,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import re
 
 import numpy as np
 
@@ -57,9 +56,6 @@ from simsend.dims import NEEDS, PLACEMENTS, TIERS
 from simsend.io import file_sha256
 from simsend.rates.parameters import ProvisionRules
 from simsend.rates.sources import WrappedSource
-
-_GSS = re.compile(r"[EWSNK]\d{8}")
-"""An ONS GSS area code: England's, a region's or a council's (E92000001, E12000008, E06000017)."""
 
 
 def rules(cfg: ProvisionConfig) -> ProvisionRules:
@@ -103,10 +99,6 @@ def load_plan(cfg: ProvisionConfig, areas: tuple[str, ...], years: list[int]) ->
                                   f"{reader.fieldnames}")
             for k, r in enumerate(reader, start=1):
                 where = f"{path}: line {kept[k][0]}"
-                if not _GSS.fullmatch(r["area"] or ""):
-                    # rows of other areas are skipped, so a mistyped code would vanish
-                    raise ConfigError(f"{where}: area {r['area']!r} is not a GSS area code "
-                                      f"(a letter and eight digits, e.g. E06000017)")
                 if r["placement"] not in PLACEMENTS:
                     raise ConfigError(f"{where}: placement {r['placement']!r}; expected one of "
                                       f"{list(PLACEMENTS)}")

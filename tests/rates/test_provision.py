@@ -158,8 +158,6 @@ BAD_PLANS = [
     ("E06000001,special_state,2022,3\n", "no row concerns this run's areas"),
     (f"{AREA},special_state,2026,3\n", "start in 2026, after the first simulated year 2023"),
     (f"# a comment\n# another\n{AREA},special_state,2022,x\n", "line 4: places 'x'"),
-    (f"{AREA},special_state,2022,3\nE0600001,special_state,2022,3\n",
-     "line 3: area 'E0600001' is not a GSS area code"),
 ]
 
 
