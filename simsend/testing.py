@@ -137,3 +137,19 @@ def pin_2022(text: str) -> str:
     text = re.sub(r"(?m)^start_year = .*$", "start_year = 2022", text, count=1)
     return (text.replace('posterior = "england_2025"', 'posterior = "england_2022"')
             .replace('plan = "england_2025"', 'plan = "england_2022"'))
+
+
+def scaled_scenario(ds, factor: float, name: str):
+    """Return ``ds`` with a ``scenario`` dim: the run itself (``baseline``) and ``name``.
+
+    ``name`` is the run with every ``n_pupils`` count scaled by ``factor`` (rounded); the
+    other variables are the run's, and the attributes are kept.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    alt = ds.assign(n_pupils=(ds["n_pupils"] * factor).round().astype("int32"))
+    out = xr.concat([ds, alt], dim=pd.Index(["baseline", name], name="scenario"),
+                    data_vars="all", coords="minimal", compat="override")
+    out.attrs = ds.attrs
+    return out

@@ -23,7 +23,7 @@ from simsend.publish.export import (
     plan,
     tidy,
 )
-from simsend.testing import pin_2022
+from simsend.testing import pin_2022, scaled_scenario
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
@@ -48,11 +48,7 @@ def results(tmp_path_factory):
 
 def with_scenario(ds: xr.Dataset) -> xr.Dataset:
     """Two scenarios: the run itself and one with every census count scaled by 1.2."""
-    alt = ds.assign(n_pupils=(ds["n_pupils"] * 1.2).round().astype("int32"))
-    out = xr.concat([ds, alt], dim=pd.Index(["baseline", "more"], name="scenario"),
-                    data_vars="all", coords="minimal", compat="override")
-    out.attrs = ds.attrs
-    return out
+    return scaled_scenario(ds, 1.2, "more")
 
 
 def lookup(df, **where):

@@ -4,16 +4,14 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 from click.testing import CliRunner
 
 import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.plot import PlotError, fan_chart, history_for, load_history, panel_draws, plot
-from simsend.testing import pin_2022
+from simsend.testing import pin_2022, scaled_scenario
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 RUTLAND = "E06000017"
@@ -30,11 +28,7 @@ def results(tmp_path_factory):
 
 
 def with_scenario(ds):
-    alt = ds.assign(n_pupils=(ds["n_pupils"] * 1.3).round().astype("int32"))
-    out = xr.concat([ds, alt], dim=pd.Index(["baseline", "growth"], name="scenario"),
-                    data_vars="all", coords="minimal", compat="override")
-    out.attrs = ds.attrs
-    return out
+    return scaled_scenario(ds, 1.3, "growth")
 
 
 def image_stats(path):

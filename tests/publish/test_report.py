@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 from click.testing import CliRunner
 
 import simsend
 from simsend.cli import main
 from simsend.io import write_netcdf
 from simsend.publish.report import headline_table, render, scenario_table
-from simsend.testing import pin_2022
+from simsend.testing import pin_2022, scaled_scenario
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "base.toml"
 
@@ -34,11 +33,7 @@ def england(tmp_path_factory):
 
 
 def with_scenario(ds):
-    alt = ds.assign(n_pupils=(ds["n_pupils"] * 1.1).round().astype("int32"))
-    out = xr.concat([ds, alt], dim=pd.Index(["baseline", "more_plans"], name="scenario"),
-                    data_vars="all", coords="minimal", compat="override")
-    out.attrs = ds.attrs
-    return out
+    return scaled_scenario(ds, 1.1, "more_plans")
 
 
 def chromium() -> str | None:

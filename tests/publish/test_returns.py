@@ -28,6 +28,7 @@ from simsend.publish.returns import (
     returns,
     tables_path,
 )
+from simsend.testing import scaled_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 COSTS = ROOT / "configs" / "costs" / "council_2021_22.toml"
@@ -265,11 +266,7 @@ def test_scap_places_by_phase_and_horizon(results, tmp_path):
 
 def with_scenario(ds: xr.Dataset) -> xr.Dataset:
     """Two scenarios: the run itself and one with every census count scaled by 0.9."""
-    alt = ds.assign(n_pupils=(ds["n_pupils"] * 0.9).round().astype("int32"))
-    out = xr.concat([ds, alt], dim=pd.Index(["baseline", "mitigated"], name="scenario"),
-                    data_vars="all", coords="minimal", compat="override")
-    out.attrs = ds.attrs
-    return out
+    return scaled_scenario(ds, 0.9, "mitigated")
 
 
 def test_dsg_plan_matches_the_money_layer(results, tmp_path):
