@@ -71,7 +71,8 @@ def council_files(tmp_path: Path, pop=POP, stock=STOCK, plan=None, extra="") -> 
 
 
 def test_validate_passes_what_run_accepts(tmp_path):
-    p = council_files(tmp_path, plan=PLAN)
+    # a row of an area the data know but the run lacks (England's geography) is skipped
+    p = council_files(tmp_path, plan=PLAN + "E06000017,special_state,2022,48\n")
     rep = simsend.validate(p)
     assert rep.ok, rep.format()
     prepare(p)  # and a run accepts it
@@ -86,6 +87,7 @@ def test_validate_passes_what_run_accepts(tmp_path):
     ("plan without a places column", "c.toml", "plan.csv: expected columns ['area', "
                                                "'placement', 'places', 'year']"),
     ("count of 99,999,999,999", "stock.csv", "count above 100,000,000"),
+    ("plan naming an area the data lack", "plan.csv", "unknown area code: did you mean C1?"),
     ("population projection with a negative count", "population_projection.csv",
      "expected a number >= 0"),
 ])
@@ -97,6 +99,7 @@ def test_validate_rejects_what_run_rejects(tmp_path, case, where, text):
         "plan with a negative count": dict(plan=PLAN.replace(",10\n", ",-5\n")),
         "plan without a places column": dict(plan="area,placement,year\nC1,special_state,2022\n"),
         "count of 99,999,999,999": dict(stock=STOCK.replace(",120\n", ",99999999999\n")),
+        "plan naming an area the data lack": dict(plan=PLAN + "C1 ,special_state,2025,12\n"),
         "population projection with a negative count": dict(
             extra='[demography]\nprojection = "population_projection.csv"\n'),
     }[case]

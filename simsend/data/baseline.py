@@ -523,6 +523,37 @@ def load_tables(spec: DataSpec) -> Tables:
     return t
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_areas() -> pd.DataFrame:
+    return pd.read_csv(builtin_paths()["areas"], dtype=str, keep_default_na=False)
+
+
+def area_table(spec: DataSpec, shipped_only: bool = False) -> pd.DataFrame:
+    """Return every area the spec's data know, as ``areas.csv`` lists them.
+
+    The shipped geography (England, regions, councils, former councils and other codes of a
+    council), and for a council's own files (``source = "files"``) their areas first: the
+    ``areas`` file's and the population file's codes.  ``shipped_only`` skips reading those
+    files (the shipped geography alone).
+
+    Examples
+    --------
+    >>> t = area_table(DataSpec())
+    >>> t.loc[t.code == "E06000017", "name"].item()
+    'Rutland'
+
+    """
+    shipped = _shipped_areas().copy()
+    if spec.source == "builtin" or shipped_only:
+        return shipped
+    t = load_tables(spec)
+    own = t.areas[[c for c in shipped.columns if c in t.areas]].astype(str)
+    pop = sorted(set(t.population["area"]) - set(own["code"])) if len(t.population) else []
+    own = pd.concat([own, pd.DataFrame({"code": pop, "name": pop, "status": "current"})])
+    return pd.concat([own, shipped[~shipped["code"].isin(own["code"])]],
+                     ignore_index=True).fillna("")
+
+
 # ----------------------------------------------------------------------------- aggregation
 
 

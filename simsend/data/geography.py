@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from simsend.data.errors import DataError
+from simsend.data.errors import DataError, Finding
 from simsend.data.releases import BOUNDARY_CHANGES, ENGLAND, REGION_PREFIX, BoundaryChange
 from simsend.data.rounding import controlled_round, ipf, largest_remainder
 
@@ -283,3 +286,103 @@ def _suggest(key: str, table: pd.DataFrame) -> str:
     hint = f"did you mean {', '.join(hits[:5])}?" if hits else "no close match."
     return (f"{hint} Expected a GSS code ({ENGLAND} England, {REGION_PREFIX}... regions, "
             "E06/E08/E09/E10... councils), a 3-digit DfE LA number, a council name, or 'all'")
+
+
+# --------------------------------------------------------------------------- codes in a user's file
+
+
+def csv_area_rows(path: str | Path, column: str = "area") -> list[tuple[int, str]]:
+    """Return ``(line, code)`` of each data row of a CSV file's ``column``, as written.
+
+    ``line`` counts every line of the file (the header and any ``#`` comment lines, which are
+    skipped, included).  A file that cannot be read, or has no such column, gives ``[]``: its
+    own reader reports that.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            kept = [(i, line) for i, line in enumerate(f.read().splitlines(), start=1)
+                    if not line.startswith("#")]
+    except (OSError, UnicodeDecodeError):
+        return []
+    reader = csv.DictReader(line for _, line in kept)
+    if reader.fieldnames is None or column not in reader.fieldnames:
+        return []
+    return [(kept[k][0], r[column] or "") for k, r in enumerate(reader, start=1)]
+
+
+def unknown_area_findings(rows: Iterable[tuple[int, str]], file: str, column: str,
+                          run_areas: Sequence[str], table: pd.DataFrame) -> list[Finding]:
+    """Return an error finding for each row whose area code would vanish from a run unseen.
+
+    A reader that keeps the rows of the run's areas skips every other row, so a mistyped
+    code is lost without a word.  A row is fine when its code is one of ``run_areas`` or a
+    code of ``table`` that is not in the run (a file for every council, run on one).  It is
+    an error when its code is unknown to both (with the closest codes suggested and the
+    run's areas listed), a DfE LA number instead of a code, or another code of one of the
+    run's areas (``status = "alias"``), which would be skipped though it means that area.
+
+    Parameters
+    ----------
+    rows : iterable of (int, str)
+        Line in the file and area code as written (:func:`csv_area_rows`).
+    file, column : str
+        Named in the findings.
+    run_areas : sequence of str
+        The run's area codes.
+    table : DataFrame
+        Every area the data know: columns ``code, name, status, successors`` (and
+        ``old_la_code``), as ``areas.csv``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"code": ["E06000017", "E06000018"], "name": ["Rutland", "Nottingham"],
+    ...                   "status": "current", "successors": "", "old_la_code": ""})
+    >>> found = unknown_area_findings([(2, "E06000018"), (3, "E0600017")], "plan.csv", "area",
+    ...                               ["E06000017"], t)
+    >>> [(f.row, f.column, f.value) for f in found]
+    [(3, 'area', 'E0600017')]
+    >>> found[0].message.split(" This run")[0]
+    'unknown area code: did you mean E06000017 (Rutland)?'
+
+    """
+    run = [str(a) for a in run_areas]
+    recs = table.to_dict("records")
+    by_code = {str(r["code"]): r for r in recs}
+    by_old = {str(r.get("old_la_code") or ""): r for r in recs
+              if r.get("status") == "current" and str(r.get("old_la_code") or "")}
+    listed = f"{run[:10]}{f' and {len(run) - 10} more' if len(run) > 10 else ''}"
+    out = []
+    for line, code in rows:
+        r = by_code.get(code)
+        if code in run or (r is not None and r["status"] != "alias"):
+            continue
+        if r is not None:  # another code of a council: wrong only if the run has that council
+            target = str(r["successors"]).split(";")[0]
+            if target not in run:
+                continue
+            why = (f"another code of {r['name']}, which this run's data call {target}; write "
+                   f"{target} (a row under another code is skipped)")
+        elif code.strip() in by_old:
+            o = by_old[code.strip()]
+            why = (f"a DfE LA number ({o['name']}); a row names an area by its code: write "
+                   f"{o['code']}")
+        else:
+            why = (f"unknown area code: {_closest(code, run, by_code)} This run's areas are "
+                   f"{listed}; a row names an area by the code of the run's data (rows of the "
+                   "data's other areas are skipped)")
+        out.append(Finding("error", file, line, column, code, why))
+    return out
+
+
+def _closest(code: str, run: list[str], by_code: dict) -> str:
+    """``did you mean ...?`` from the run's areas first, then every code the data know."""
+    key = code.strip().upper()
+    labels = {c: f"{c} ({by_code[c]['name']})" if by_code.get(c, {}).get("name", c) != c
+              else c for c in [*run, *by_code]}
+    if key in labels:
+        return f"did you mean {labels[key]}?"
+    for pool in (run, list(by_code)):
+        hits = difflib.get_close_matches(key, pool, n=3, cutoff=0.75)
+        if hits:
+            return f"did you mean {', '.join(labels[h] for h in hits)}?"
+    return "no close match."

@@ -31,10 +31,11 @@ import xarray as xr
 from simsend.config import SimConfig, load
 from simsend.config.scenarios import BASELINE, BASELINE_RUN, Scenario, is_baseline
 from simsend.config.toml import ConfigError
-from simsend.data import Baseline
+from simsend.data import Baseline, Report
 from simsend.data.band_ages import respread_bands
-from simsend.data.baseline import councils_history
+from simsend.data.baseline import area_table, councils_history
 from simsend.data.configured import data_spec, load_config_baseline
+from simsend.data.geography import csv_area_rows, unknown_area_findings
 from simsend.engine.loop import Job, Outputs
 from simsend.engine.tally import Layout, make_layout
 from simsend.io import file_sha256
@@ -142,7 +143,37 @@ def run_source(cfg: SimConfig, baseline: Baseline, scenario: Scenario | None = N
     areas = tuple(str(a) for a in baseline.areas)
     rates = parameter_source(cfg, baseline) if rates is None else rates
     source = scenario_source(rates, cfg, areas, scenario)
+    check_plan_areas(cfg, baseline)
     return provision_source(source, cfg, areas)
+
+
+def check_plan_areas(cfg: SimConfig, baseline: Baseline) -> None:
+    """Stop when a row of the provision plan names an area that neither the run nor its data know.
+
+    The plan's reader keeps the rows of the run's areas and skips the others (a plan of every
+    council run on one), so a mistyped code would leave that council's places unlimited
+    without a word.  Codes of the data's other areas (``areas.csv``, and a council's own
+    files' areas) are still skipped.
+
+    Raises
+    ------
+    DataError
+        Listing each such row: the file, line, column ``area``, the code, the closest codes
+        and the run's areas (:func:`simsend.data.geography.unknown_area_findings`).
+
+    """
+    if cfg.provision is None:
+        return
+    path, run = cfg.provision.plan, tuple(str(a) for a in baseline.areas)
+    rows = [r for r in csv_area_rows(path) if r[1] not in run]
+    if not rows:
+        return
+    table = area_table(baseline.spec, shipped_only=True)
+    if not {c for _, c in rows} <= set(table["code"]):
+        table = area_table(baseline.spec)  # a council's own files: their areas too
+    found = unknown_area_findings(rows, str(path), "area", run, table)
+    if found:
+        Report(findings=found, files=[str(path)]).raise_errors("provision plan")
 
 
 @dataclass

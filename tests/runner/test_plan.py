@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
+from simsend.cli import main
 from simsend.config import load
+from simsend.data import DataError
 from simsend.rates.posterior import PosteriorParameters
 from simsend.rates.provision import ProvisionSource
 from simsend.rates.scenario import ScenarioSource
@@ -79,3 +83,42 @@ def test_a_scenario_run_counts_its_draws_once_over_every_run():
                  progress=lambda d, t: ticks.append((d, t)))
     assert {t for _, t in ticks} == {4}
     assert sorted(d for d, _ in ticks) == [1, 2, 3, 4]
+
+
+def _plan_config(tmp_path: Path, rows: str) -> Path:
+    """configs/base.toml to 2027 with a provision plan of ``rows`` (after a comment line)."""
+    (tmp_path / "plan.csv").write_text("area,placement,year,places\n# Rutland's own\n" + rows)
+    p = tmp_path / "c.toml"
+    p.write_text(f'extends = "{(ROOT / "configs" / "base.toml").as_posix()}"\n'
+                 '[run]\nend_year = 2027\n[provision]\nplan = "plan.csv"\n')
+    return p
+
+
+def test_a_mistyped_plan_area_stops_the_run_with_file_line_and_code(tmp_path):
+    """Rutland's expansion under E0600017 used to be skipped: Rutland then had 48 places for
+    ever, without a word."""
+    p = _plan_config(tmp_path, "E06000017,special_state,2025,48\n"
+                               "E0600017,special_state,2028,70\n")
+    with pytest.raises(DataError) as err:
+        prepare(p, draws=1, areas=("E06000017",))
+    assert [(f.file, f.row, f.column, f.value) for f in err.value.findings] == [
+        (str(tmp_path / "plan.csv"), 4, "area", "E0600017")]
+    res = CliRunner().invoke(main, ["run", str(p), "--draws", "1", "--area", "E06000017",
+                                    "--out", str(tmp_path / "o.nc")])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "o.nc").exists()
+    assert ("plan.csv:4: area='E0600017': unknown area code: did you mean E06000017 (Rutland)?"
+            " This run's areas are ['E06000017']") in res.output
+
+
+def test_plan_rows_of_the_data_s_other_areas_are_skipped_and_another_code_is_named(tmp_path):
+    """A plan of every council run on one is fine; North Yorkshire under ONS's code is not."""
+    p = _plan_config(tmp_path, "E06000017,special_state,2025,48\nE06000001,special_state,2025,9\n"
+                               "E92000001,special_state,2025,163705\n")
+    plan = prepare(p, draws=1, areas=("E06000017",))
+    assert plan.sources[0].places[0, 0, 2] == 48
+    p = _plan_config(tmp_path, "E10000023,special_state,2025,900\n"
+                               "E06000065,special_state,2028,990\n")
+    with pytest.raises(DataError, match=r"plan.csv:4: area='E06000065': another code of North "
+                                        r"Yorkshire, which this run's data call E10000023"):
+        prepare(p, draws=1, areas=("E10000023",))
