@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 
 from simsend.data.errors import DataError
-from simsend.data.geography import old_code_map
+from simsend.data.geography import closest_area, old_code_map
 
 ENGLAND = "E92000001"
 FINANCE_DIR = "finance"
@@ -186,9 +186,31 @@ def finance_dir() -> Path:
     return builtin_dir() / FINANCE_DIR
 
 
-def _area_codes() -> frozenset[str]:
+def _areas() -> pd.DataFrame:
     from simsend.data.baseline import builtin_dir
-    return frozenset(pd.read_csv(builtin_dir() / "areas.csv", dtype=str)["code"])
+    return pd.read_csv(builtin_dir() / "areas.csv", dtype=str, keep_default_na=False)
+
+
+def _area_codes() -> frozenset[str]:
+    """Return the codes a finance row may name.
+
+    Every area of ``areas.csv`` but another code of a council (``status = "alias"``): no run
+    has it, so its rows would never be read.
+    """
+    t = _areas()
+    return frozenset(t.loc[t["status"] != "alias", "code"])
+
+
+def _area_why(s: str) -> str:
+    """Return what an ``area`` cell outside :func:`_area_codes` should be (and a close match)."""
+    t = _areas()
+    alias = t[(t["code"] == s) & (t["status"] == "alias")]
+    if len(alias):
+        target = alias["successors"].iloc[0].split(";")[0]
+        return (f"expected {target}: {s} is another code of {alias['name'].iloc[0]}, which "
+                f"simsend's data and runs call {target} (rows under {s} would never be read)")
+    return ("expected a GSS area code of areas.csv (e.g. E10000016 for Kent, E92000001 for "
+            f"England; {closest_area(s, t)})")
 
 
 def _fail(file: str, row: int, col: str, value, why: str) -> DataError:
@@ -224,9 +246,7 @@ def _cell(kind: str, s: str, codes: frozenset[str]) -> tuple[object, str | None]
         return (s, None) if _fy_ok(s) else (None, "expected a financial year such as "
                                                   "'2021-22'")
     if base == "area":
-        return (s, None) if s in codes else (None, "expected a GSS area code of areas.csv "
-                                                   "(e.g. E10000016 for Kent, E92000001 for "
-                                                   "England)")
+        return (s, None) if s in codes else (None, _area_why(s))
     allowed = {"line": OUTTURN_LINES, "sector": SECTORS, "key": UNIT_KEYS}.get(base)
     if allowed is not None and s not in allowed:
         return None, f"expected one of {list(allowed)}"

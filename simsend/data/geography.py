@@ -361,28 +361,55 @@ def unknown_area_findings(rows: Iterable[tuple[int, str]], file: str, column: st
             if target not in run:
                 continue
             why = (f"another code of {r['name']}, which this run's data call {target}; write "
-                   f"{target} (a row under another code is skipped)")
+                   f"{target} (another code is skipped)")
         elif code.strip() in by_old:
             o = by_old[code.strip()]
             why = (f"a DfE LA number ({o['name']}); a row names an area by its code: write "
                    f"{o['code']}")
         else:
-            why = (f"unknown area code: {_closest(code, run, by_code)} This run's areas are "
-                   f"{listed}; a row names an area by the code of the run's data (rows of the "
-                   "data's other areas are skipped)")
+            why = (f"unknown area code: {closest_area(code, table, run)} This run's areas are "
+                   f"{listed}; name an area by the code of the run's data (the data's other "
+                   "areas are skipped)")
         out.append(Finding("error", file, line, column, code, why))
     return out
 
 
-def _closest(code: str, run: list[str], by_code: dict) -> str:
-    """``did you mean ...?`` from the run's areas first, then every code the data know."""
-    key = code.strip().upper()
-    labels = {c: f"{c} ({by_code[c]['name']})" if by_code.get(c, {}).get("name", c) != c
-              else c for c in [*run, *by_code]}
-    if key in labels:
-        return f"did you mean {labels[key]}?"
-    for pool in (run, list(by_code)):
-        hits = difflib.get_close_matches(key, pool, n=3, cutoff=0.75)
+def closest_area(code: str, table: pd.DataFrame, first: Sequence[str] = ()) -> str:
+    """Return ``"did you mean ...?"`` for a code no area has, or ``"no close match."``.
+
+    The same code up to case and spaces, then close codes (``first``, e.g. a run's areas,
+    before the table's), then an area's name (exact, then close).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"code": ["E06000017", "E10000016"], "name": ["Rutland", "Kent"],
+    ...                   "status": "current"})
+    >>> closest_area("e06000017 ", t)
+    'did you mean E06000017 (Rutland)?'
+    >>> closest_area("E1000016", t) == closest_area("kent", t) == "did you mean E10000016 (Kent)?"
+    True
+
+    """
+    names = dict(zip(table["code"].astype(str), table["name"].astype(str), strict=True))
+    by_name = {str(n).lower(): str(c) for c, n, st in zip(table["code"], table["name"],
+                                                          table["status"], strict=True)
+               if st != "alias"}
+
+    def label(c: str) -> str:
+        return c if names.get(c, c) == c else f"{c} ({names[c]})"
+
+    key = code.strip()
+    pools = [[str(c) for c in first], list(names)]
+    for c in (c for pool in pools for c in pool):
+        if c.upper() == key.upper():
+            return f"did you mean {label(c)}?"
+    if key.lower() in by_name:
+        return f"did you mean {label(by_name[key.lower()])}?"
+    for pool in pools:
+        hits = difflib.get_close_matches(key.upper(), pool, n=3, cutoff=0.75)
         if hits:
-            return f"did you mean {', '.join(labels[h] for h in hits)}?"
+            return f"did you mean {', '.join(label(h) for h in hits)}?"
+    hits = difflib.get_close_matches(key.lower(), list(by_name), n=3, cutoff=0.75)
+    if hits:
+        return f"did you mean {', '.join(label(by_name[h]) for h in hits)}?"
     return "no close match."

@@ -238,6 +238,11 @@ GOOD_UNITS = ("area,key,price_base,median,low,high\n"
      r"row 2: column 'financial_year'"),
     ("dsg_balances.csv", GOOD_BALANCES.replace("E10000016", "Kent"),
      r"row 2: column 'area': expected a GSS area code"),
+    ("unit_costs.csv", GOOD_UNITS.replace("E10000016", "E1000016"),
+     r"row 2: column 'area': expected a GSS area code .*did you mean E10000016 \(Kent\)"),
+    # North Yorkshire under ONS's code: no run has it, so the rows were never read
+    ("dsg_balances.csv", GOOD_BALANCES.replace("E10000016", "E06000065"),
+     r"row 2: column 'area': expected E10000023: E06000065 is another code of North Yorkshire"),
     ("dsg_balances.csv", GOOD_BALANCES + "2023-24,E10000016,1\n",
      r"row 3: column 'area': .*given twice"),
     ("dsg_balances.csv", GOOD_BALANCES.replace("cumulative_balance_gbp", "balance"),

@@ -41,7 +41,9 @@ def test_rows_of_the_data_s_other_areas_are_not_findings(shipped):
     ("E0600017", "unknown area code: did you mean E06000017 (Rutland)?"),
     ("e06000017", "unknown area code: did you mean E06000017 (Rutland)?"),
     ("E06000017 ", "unknown area code: did you mean E06000017 (Rutland)?"),
-    ("Rutland", "unknown area code: no close match. This run's areas are ['E06000017']"),
+    ("rutland", "unknown area code: did you mean E06000017 (Rutland)?"),
+    ("Rutlnd", "unknown area code: did you mean E06000017 (Rutland)?"),
+    ("XYZ", "unknown area code: no close match. This run's areas are ['E06000017']"),
     ("857", "a DfE LA number (Rutland); a row names an area by its code: write E06000017"),
 ])
 def test_an_unknown_code_names_line_column_and_the_code_to_write(shipped, code, text):
