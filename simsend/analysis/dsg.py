@@ -48,7 +48,9 @@ import xarray as xr
 from simsend.analysis.costs import cost_uniforms, spend
 from simsend.config.costs import CostConfig, Dsg, load_costs
 from simsend.config.toml import ConfigError
+from simsend.data.baseline import DataSpec, area_table
 from simsend.data.finance import read_finance
+from simsend.data.geography import unknown_area_findings
 
 LOG = logging.getLogger("simsend")
 GROWTH_ITEM = "__dsg_income_growth__"
@@ -182,6 +184,23 @@ def _income(cfg: Dsg, areas: Sequence[str], years: Sequence[int], u: np.ndarray,
     return out, last
 
 
+def _check_areas(cfg: Dsg, areas: Sequence[str], where: str) -> None:
+    """Stop at an area of ``[dsg] opening``, ``income`` or ``bridge`` that nobody knows.
+
+    Figures of the results' areas are used and those of the data's other areas skipped (a
+    cost file for every council, used on one), so a mistyped code would leave the council's
+    stated figure unused without a word.
+    """
+    table = area_table(DataSpec())
+    for key in ("opening", "income", "bridge"):
+        given = getattr(cfg, key)
+        if not isinstance(given, Mapping):
+            continue
+        found = unknown_area_findings([(None, a) for a in given], where, key, areas, table)
+        if found:
+            raise ConfigError(f"{where}: [dsg.{key}.{found[0].value}] {found[0].message}")
+
+
 def _attrs(da: xr.DataArray, attrs: Mapping[str, str], long_name: str) -> xr.DataArray:
     """Return ``da`` with exactly these attrs (none carried over from the spend)."""
     da = da.copy()
@@ -261,6 +280,7 @@ def dsg_balance(spend_ds: xr.Dataset, costs: CostConfig | str | Path,
                               "[outputs] by")
         s = s.expand_dims(area=areas, axis=-1)
     areas = [str(a) for a in s["area"].values]
+    _check_areas(cfg, areas, where)
     years = [int(y) for y in s["year"].values]
     draws = [int(d) for d in s["draw"].values]
     seed = int(spend_ds.attrs.get("costs_seed", spend_ds.attrs.get("root_seed", 0)))

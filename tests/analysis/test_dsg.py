@@ -201,6 +201,27 @@ def test_every_council_gets_a_balance_and_those_without_figures_are_noted():
     assert r["p_cum_deficit"].sel(area="E06000053").isnull().all()
 
 
+@pytest.mark.parametrize(("dsg", "pattern"), [
+    # Kent's stated opening under a mistyped code: the shipped balance was used instead
+    ('opening = { E10000061 = -1e8 }',
+     r"\[dsg.opening.E10000061\] unknown area code: did you mean E10000016 \(Kent\)\? "
+     r"This run's areas are \['E10000016'\]"),
+    ('income = { E10000061 = { "2022-23" = 1e8 } }', r"\[dsg.income.E10000061\] unknown area"),
+    ('bridge = { E10000061 = { "2022-23" = 1.0 } }', r"\[dsg.bridge.E10000061\] unknown area"),
+])
+def test_a_dsg_figure_of_an_unknown_area_names_the_key(dsg, pattern):
+    c = parse_costs(BASE + "[dsg]\n" + dsg + "\n", "c.toml")
+    with pytest.raises(ConfigError, match=pattern):
+        dsg_balance(_spend(np.zeros((1, 3, 1)), areas=(KENT,)), c)
+
+
+def test_dsg_figures_of_the_data_s_other_areas_are_skipped():
+    """A cost file stating every council's opening balance, used on Kent's results."""
+    c = parse_costs(BASE + "[dsg]\nopening = { E10000016 = -5.0, E06000017 = 7.0 }\n", "c.toml")
+    r = dsg_balance(_spend(np.zeros((1, 3, 1)), areas=(KENT,)), c)
+    assert r["opening_balance"].values.tolist() == [-5.0]
+
+
 def test_no_dsg_table_and_user_balance_file_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"no \[dsg\] table"):
         dsg_balance(_spend(np.zeros((1, 3, 2))), parse_costs(BASE))
@@ -287,6 +308,8 @@ def test_cli_dsg_writes_the_balance_and_prints_it(tmp_path):
      r"\[dsg.override_end\] expected a financial year"),
     (lambda t: t.replace('opening = "builtin"', 'opening = { Kent = -1e8 }'),
      r"\[dsg.opening.Kent\] expected a GSS area code"),
+    (lambda t: t.replace('opening = "builtin"', 'opening = { E10000061 = -1e8 }'),
+     r"\[dsg.opening.E10000061\] unknown area code: did you mean E10000016 \(Kent\)"),
     (lambda t: t.replace('unit_costs = "builtin"', 'unit_costs = "units.csv"'),
      r"units\.csv: row 2: column 'median'"),
 ])
