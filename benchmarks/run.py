@@ -294,7 +294,8 @@ def case_stream(n_draws: int, repeat: int) -> dict:
     import simsend
     from simsend.runner.stream import run_zarr
 
-    warm = simsend.load(ROOT / "configs" / "base.toml").replace_run(end_year=2023, draws=1)
+    warm = simsend.load(ROOT / "configs" / "base.toml")
+    warm = warm.replace_run(end_year=warm.run.start_year + 1, draws=1)
     simsend.run(warm, areas=("E06000017",))  # kernels (allocation too) loaded, data read once
     times = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -318,7 +319,8 @@ def case_compile() -> dict:
     """A small run in this fresh process: kernels compiled, or loaded from the disk cache."""
     import simsend
 
-    cfg = simsend.load(ROOT / "configs" / "council.toml").replace_run(end_year=2023, draws=1)
+    cfg = simsend.load(ROOT / "configs" / "council.toml")
+    cfg = cfg.replace_run(end_year=cfg.run.start_year + 1, draws=1)
     t0 = time.perf_counter()
     import simsend.engine.loop  # noqa: F401  (imports the kernels)
 
