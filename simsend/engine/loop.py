@@ -37,9 +37,12 @@ where the reform timeline (:mod:`simsend.rates.reform`) and a scenario's modifie
 pipeline (:mod:`simsend.statutory.ehc_pipeline`) is drawn from the tallies afterwards, on its
 own streams.
 
-Steps 1, 4 and 5 for individuals run fused in one kernel pass
-(:func:`simsend.kernels.transitions.step_pupils`); because each random number is a pure
-function of (seed, draw, stream, year, pupil id), fusing does not change any draw.
+On a draw thread (and for a small state) the individuals' part of steps 0, 1, 4, 5 and 7 is
+one pass (:func:`simsend.kernels.year.year_pass`) that writes each survivor once, into its
+slot in the next census; a lone draw's parallel kernels make three passes instead (migration,
+the fused step :func:`simsend.kernels.transitions.step_pupils`, the merge).  Because each
+random number is a pure function of (seed, draw, stream, year, pupil id) and pupils keep the
+same order, both give the same draws and the same census.
 Serial and parallel runs call the same per-draw function, :func:`run_draw`.  Several draws
 share the threads (:func:`draw_threads`: each draw on one thread, single-thread kernels); a lone
 draw runs its kernels in parallel instead.  Either way every draw is the same.
@@ -90,6 +93,7 @@ from simsend.kernels.transitions import (
     step_pupils,
     step_pupils_serial,
 )
+from simsend.kernels.year import hide_new, restore_new, tally_census, year_pass
 from simsend.rates.demography import DemographySource, YearMoves, with_net_flow
 from simsend.rates.parameters import ParameterSet
 from simsend.rates.provision import kernel_places
@@ -200,6 +204,8 @@ class _Scratch:
         self.mig = np.zeros((4, m), np.int64)
         self.decide = np.zeros(1024, np.int64)
         self.per_cell = np.zeros(n_cells, np.int64)
+        self.no_moves = np.zeros((4, N_T, N_A, n_areas))  # migration rates when none move
+        self.no_prev = np.zeros(0, np.int8)
 
     def zero(self) -> None:
         for a in (self.flows, self.trans, self.to_pool, self.stock, self.ident, self.surv,
@@ -230,15 +236,15 @@ def _kernels(n: int, serial: bool = False):
     return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
 
 
-def migrate(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi: int,
-            keys: np.ndarray, layout: Layout, sc: _Scratch) -> None:
-    """Step ``migration``: children of the opening census leave and arrive (``sc.mig``).
+def migrate_pool(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi: int,
+                 keys: np.ndarray, layout: Layout, sc: _Scratch) -> np.ndarray:
+    """Step ``migration`` for the universal pool (``sc.mig``); returns the individuals' rates.
 
     ``moves`` is the draw's demography (None: nobody migrates), ``net`` the year's net flow
     of individuals the rates do not explain (:attr:`YearTables.net_flow`; None: none),
-    added to their leaving and arrival rates.
+    added to their leaving and arrival rates.  The rates returned, (4, 4, 26, A), are what
+    :func:`simsend.kernels.migrate.migrate_decide` takes.
     """
-    m = layout.marginal
     if moves is not None:
         pool = pop.pool
         pool_departures(pool, np.ascontiguousarray(moves.pool_out[yi]),
@@ -251,14 +257,22 @@ def migrate(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi
         q_out, q_in = moves.ind_out[yi], moves.ind_in[yi]
     else:
         q_out = q_in = np.zeros((N_T, N_A, pop.n_areas))
-    q = np.stack([*with_net_flow(q_out, q_in, net), q_out, q_in])
+    return np.stack([*with_net_flow(q_out, q_in, net), q_out, q_in])
+
+
+def migrate(pop: Population, q: np.ndarray, yi: int, keys: np.ndarray, layout: Layout,
+            sc: _Scratch) -> None:
+    """Step ``migration`` for individuals, by the rates ``q`` of :func:`migrate_pool`.
+
+    The lone draw's path (parallel kernels); a draw thread's :func:`simsend.kernels.year.year_pass`
+    does the same draws in its one pass.
+    """
+    m = layout.marginal
     n = pop.n
     if len(sc.decide) < n:
         sc.decide = np.zeros(int(n * 1.5) + 1, np.int64)
-    migrate_decide(pop.cur, pop.cell_start, N_N, q,
-                   np.array([keys[STREAM["migrate_out"]], keys[STREAM["migrate_in"]]],
-                            np.uint64), (m.strides, m.age_map), sc.decide, sc.per_cell,
-                   sc.mig)
+    migrate_decide(pop.cur, pop.cell_start, N_N, q, _migrate_keys(keys),
+                   (m.strides, m.age_map), sc.decide, sc.per_cell, sc.mig)
     start = np.zeros(pop.n_cells + 1, np.int64)
     np.cumsum(sc.per_cell, out=start[1:])
     n_out = int(start[-1])
@@ -267,6 +281,15 @@ def migrate(pop: Population, moves: YearMoves | None, net: np.ndarray | None, yi
     migrate_write(pop.cur, pop.cell_start, N_N, pop.n_areas, sc.decide, start, yi,
                   pop.area_base, pop.nxt)
     pop.swap(n_out, start)
+
+
+def _migrate_keys(keys: np.ndarray) -> np.ndarray:
+    return np.array([keys[STREAM["migrate_out"]], keys[STREAM["migrate_in"]]], np.uint64)
+
+
+def _step_keys(keys: np.ndarray) -> np.ndarray:
+    return np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
+                    np.uint64)
 
 
 def arrivals(pid: np.ndarray, yi: int) -> np.ndarray:
@@ -290,16 +313,20 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     ``moves`` is the draw's demography (None: no migration, the parameter set's births).
     """
     tab = ps.year_tables(yi)
-    m, n_areas = layout.marginal, pop.n_areas
+    n_areas = pop.n_areas
     sc.zero()
     sc.reformed[0] = tab.reformed  # plan held by pupils moving into a targeted tier
     # With a demography, migration and deaths are its business: leaving support (moving on to
     # work or study, a plan ceased) leaves the child in the population, in the pool.
     sc.reformed[1] = moves is not None
-    n_parts = 8 * numba.config.NUMBA_NUM_THREADS
+    # one pass over the individuals on a draw thread (or a small state); else three passes
+    fused = _kernels(pop.n, sc.serial)[1] is step_pupils_serial
     # 0. migration (and the net flow of individuals the rates do not explain)
+    q = None
     if moves is not None or tab.net_flow is not None:
-        migrate(pop, moves, tab.net_flow, yi, keys, layout, sc)
+        q = migrate_pool(pop, moves, tab.net_flow, yi, keys, layout, sc)
+        if not fused:
+            migrate(pop, q, yi, keys, layout, sc)
     # 1. age_and_leave (universal pool; individuals are aged in the fused kernel below)
     left_pool = np.zeros(layout.size, np.int64)
     aged_out = np.zeros((N_A, n_areas), np.int64)
@@ -330,49 +357,13 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
           np.array([keys[STREAM["need"]], keys[STREAM["placement_new"]],
                     keys[STREAM["identify_tier"]]], np.uint64),
           pop.staged, pop.area_base, tab.identify_tp)
-    # 4-5. tier and placement moves (with ageing and leaving of individuals), fused
-    serial = k_step is step_pupils_serial  # one thread walks every cell: one work chunk
-    whole = np.array([0, pop.n_cells], np.int64)
-    chunks = whole if serial else _chunks(pop.cell_start, n_parts)
-    if tab.places is not None:  # placements before the moves, for the allocation
-        if len(sc.prev) < pop.n:
-            sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
-        sc.prev[:pop.n] = pop.cur.placement[:pop.n]
-        if moves is not None:  # this year's arrivals ask for their placement like newcomers
-            arrived = arrivals(pop.cur.pid[:pop.n], yi)
-            sc.prev[:pop.n][arrived] = tab.provision.wait_place
-    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave,
-                                               tab.spec_cdf, tab.entry_cdf),
-           np.array([keys[STREAM["leave"]], keys[STREAM["tier"]], keys[STREAM["placement"]]],
-                    np.uint64),
-           m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
-    pool += sc.to_pool.sum(axis=0)
-    # 6. allocation of places
-    if tab.places is not None:
-        sc.alloc[:] = 0
-        if len(sc.work) < pop.n + n_new:
-            sc.work = np.zeros(int((pop.n + n_new) * 1.5), np.int64)
-        r = tab.provision
-        allocate(pop.cur, pop.n, sc.prev, pop.staged, n_new, np.int8(new_plan_of(tab)),
-                 kernel_places(tab.places), r.chain, r.rank, keys[STREAM["allocate"]],
-                 (layout.marginal.strides, layout.marginal.age_map), r.wait_place, sc.alloc,
-                 sc.spare, sc.work)
-    # 7. tallies: merge survivors and new pupils in cell order, counting the stock
     if len(sc.order) < n_new:
         sc.order = np.zeros(max(n_new, int(len(sc.order) * 1.5)), np.int64)
     sort_new(pop.staged, n_new, N_N, n_areas, sc.new_count, sc.new_start, sc.order)
-    per_cell = sc.new_count + sc.surv[:pop.n_cells]
-    sc.out_start[0] = 0
-    np.cumsum(per_cell, out=sc.out_start[1:])
-    n_out = int(sc.out_start[-1])
-    if n_out > pop.capacity:
-        pop.reserve(n_out)
-    out_chunks = whole if serial else _chunks(sc.out_start, n_parts)
-    new_plan = new_plan_of(tab)
-    k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan), sc.order,
-            (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
-            m, pop.nxt, (sc.stock, sc.ident))
-    pop.swap(n_out, sc.out_start)
+    if fused:
+        _year_pass(pop, tab, (yi, keys, q), layout, sc, moves is not None, n_new)
+    else:
+        _three_passes(pop, tab, (yi, keys), layout, sc, moves is not None, n_new)
     stock = sc.stock.sum(axis=0)
     _pool_tally(layout, pool, stock)
     kernel_rows = sc.flows.sum(axis=0)  # (N_FLOW_ROWS, M), rows named in kernels.transitions
@@ -388,6 +379,102 @@ def run_year(pop: Population, ps: ParameterSet, yi: int, keys: np.ndarray, layou
     flows[FLOW["n_residual_out"]] = sc.mig[RESIDUAL_OUT]
     flows[FLOW["n_residual_in"]] = sc.mig[RESIDUAL_IN]
     return stock, flows, sc.trans.sum(axis=0)
+
+
+def _year_pass(pop: Population, tab, year: tuple, layout: Layout, sc: _Scratch,
+               arriving: bool, n_new: int) -> None:
+    """Run steps 4-7 (and 0 for individuals) in one pass (:func:`~simsend.kernels.year.year_pass`).
+
+    ``year`` is (year index, the year's stream keys, migration rates or None); ``arriving``
+    says this year's migrants ask for their placements like newcomers (a demography).
+    """
+    yi, keys, q = year
+    m = layout.marginal
+    if q is None:
+        q = sc.no_moves
+    places = tab.places is not None
+    new_plan = new_plan_of(tab)
+    staged_new = (pop.staged, sc.order, sc.new_count, sc.new_start, np.int8(new_plan))
+    mig0 = sc.mig.copy()  # the pool's migration, kept if the pass must be drawn again
+    while True:
+        if places and len(sc.prev) < pop.capacity:
+            sc.prev = np.zeros(pop.capacity, np.int8)
+        n_out = year_pass(
+            pop.cur, pop.cell_start,
+            (q, _migrate_keys(keys), sc.mig, yi, pop.area_base),
+            ((tab.tier_cdf, tab.place_cdf, tab.p_leave, tab.spec_cdf, tab.entry_cdf),
+             _step_keys(keys), (m.strides, m.age_map), sc.reformed),
+            staged_new, (pop.nxt, sc.out_start, sc.prev if places else sc.no_prev),
+            (sc.flows, sc.trans, sc.to_pool, sc.stock, sc.ident, not places))
+        if n_out >= 0:
+            break
+        # the census outgrew the buffers (arrivals): grow them and draw the year again
+        for a in (sc.flows, sc.trans, sc.to_pool, sc.stock, sc.ident):
+            a[:] = 0
+        sc.mig[:] = mig0
+        pop.reserve(int(pop.capacity * 1.5) + 1024)
+    pop.pool += sc.to_pool.sum(axis=0)
+    nxt = pop.nxt
+    if places:  # 6. allocation, then 7. the census tallies of the pupils it moved
+        if arriving:  # this year's arrivals ask for their placement like newcomers
+            sc.prev[:n_out][arrivals(nxt.pid[:n_out], yi)] = tab.provision.wait_place
+        hide_new(nxt.tier, sc.out_start, sc.new_count)
+        _allocate(nxt, n_out, pop.staged, n_new, tab, keys, layout, sc)
+        restore_new(nxt, sc.out_start, (pop.staged, sc.new_count, sc.new_start), sc.order)
+        tally_census(nxt, sc.out_start, sc.new_count, np.int8(new_plan), (m.strides, m.age_map),
+                     (sc.stock, sc.ident))
+    pop.swap(n_out, sc.out_start)
+
+
+def _allocate(cur, n: int, staged, n_new: int, tab, keys: np.ndarray, layout: Layout,
+              sc: _Scratch) -> None:
+    """Step ``allocation`` over ``n`` survivors (tier -1: absent) and ``n_new`` new pupils."""
+    sc.alloc[:] = 0
+    if len(sc.work) < n + n_new:
+        sc.work = np.zeros(int((n + n_new) * 1.5), np.int64)
+    r = tab.provision
+    allocate(cur, n, sc.prev, staged, n_new, np.int8(new_plan_of(tab)),
+             kernel_places(tab.places), r.chain, r.rank, keys[STREAM["allocate"]],
+             (layout.marginal.strides, layout.marginal.age_map), r.wait_place, sc.alloc,
+             sc.spare, sc.work)
+
+
+def _three_passes(pop: Population, tab, year: tuple, layout: Layout, sc: _Scratch,
+                  arriving: bool, n_new: int) -> None:
+    """Run steps 4-7 as a lone draw does: the fused step in parallel, allocation, merge."""
+    yi, keys = year
+    m, n_areas = layout.marginal, pop.n_areas
+    n_parts = 8 * numba.config.NUMBA_NUM_THREADS
+    _, k_step, k_merge = _kernels(pop.n, sc.serial)
+    serial = k_step is step_pupils_serial  # one thread walks every cell: one work chunk
+    whole = np.array([0, pop.n_cells], np.int64)
+    chunks = whole if serial else _chunks(pop.cell_start, n_parts)
+    if tab.places is not None:  # placements before the moves, for the allocation
+        if len(sc.prev) < pop.n:
+            sc.prev = np.zeros(int(pop.n * 1.5), np.int8)
+        sc.prev[:pop.n] = pop.cur.placement[:pop.n]
+        if arriving:  # this year's arrivals ask for their placement like newcomers
+            arrived = arrivals(pop.cur.pid[:pop.n], yi)
+            sc.prev[:pop.n][arrived] = tab.provision.wait_place
+    k_step(pop.cur, chunks, pop.cell_start, (tab.tier_cdf, tab.place_cdf, tab.p_leave,
+                                               tab.spec_cdf, tab.entry_cdf),
+           _step_keys(keys), m, (sc.flows, sc.trans, sc.to_pool, sc.surv, sc.reformed))
+    pop.pool += sc.to_pool.sum(axis=0)
+    # 6. allocation of places
+    if tab.places is not None:
+        _allocate(pop.cur, pop.n, pop.staged, n_new, tab, keys, layout, sc)
+    # 7. tallies: merge survivors and new pupils in cell order, counting the stock
+    per_cell = sc.new_count + sc.surv[:pop.n_cells]
+    sc.out_start[0] = 0
+    np.cumsum(per_cell, out=sc.out_start[1:])
+    n_out = int(sc.out_start[-1])
+    if n_out > pop.capacity:
+        pop.reserve(n_out)
+    out_chunks = whole if serial else _chunks(sc.out_start, n_parts)
+    k_merge(pop.cur, pop.cell_start, pop.staged, np.int8(new_plan_of(tab)), sc.order,
+            (out_chunks, sc.new_count, sc.new_start, sc.surv, sc.out_start, N_N * n_areas),
+            m, pop.nxt, (sc.stock, sc.ident))
+    pop.swap(n_out, sc.out_start)
 
 
 def new_plan_of(tab) -> int:

@@ -145,6 +145,36 @@ def uniform(key, counter):
     return np.float64(hash64(key, counter) >> _S11) * _TO_UNIT
 
 
+@njit(inline="always")
+def mix_key(key):
+    r"""Return the key's half of :func:`hash64`, :math:`M(k)` (once per stream)."""
+    return mix64(np.uint64(key))
+
+
+@njit(inline="always")
+def mix_counter(counter):
+    r"""Return the counter's half of :func:`hash64`, :math:`M(c\gamma + \delta)`.
+
+    The same for every stream, so a kernel that draws several streams for one pupil id can
+    mix the id once and pass it to :func:`uniform_mixed` for each.
+    """
+    return mix64(np.uint64(counter) * GOLDEN + COUNTER_OFFSET)
+
+
+@njit(inline="always")
+def uniform_mixed(key_mixed, counter_mixed):
+    """Return :func:`uniform` from :func:`mix_key` and :func:`mix_counter` (the same number).
+
+    Examples
+    --------
+    >>> k, c = np.uint64(42), np.uint64(7)
+    >>> bool(uniform_mixed(mix_key(k), mix_counter(c)) == uniform(k, c))
+    True
+
+    """
+    return np.float64(mix64(key_mixed ^ counter_mixed) >> _S11) * _TO_UNIT
+
+
 @njit
 def stream_key(key, sub):
     r"""Key of sub-stream ``sub`` of ``key``: :math:`k_s = M(k + (s + 1)\gamma)`.
