@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 STAGES = ("migrate_decide", "migrate_write", "pool_departures", "pool_arrivals", "thin_pool",
           "new_pupils_serial", "step_pupils_serial", "allocate", "sort_new",
-          "merge_and_tally_serial", "year_pass", "hide_new", "restore_new", "tally_census",
-          "year_tables")
+          "merge_and_tally_serial", "year_pass", "arrivals", "hide_new", "restore_new",
+          "tally_census", "year_tables")
 
 
 def profile_year(repeat: int, areas: tuple[str, ...]) -> None:
@@ -50,7 +50,7 @@ def profile_year(repeat: int, areas: tuple[str, ...]) -> None:
 
     cfg = with_overrides(load(ROOT / "configs" / "base.toml"), areas=areas)
     base = api.load_baseline(cfg)
-    src = api.parameter_source(cfg, base)
+    src = api.run_source(cfg, base, None)  # as a run has it (provision plan included)
     layout = make_layout(cfg.outputs.by, base.areas)
     pop = Population(len(base.areas), int(base.individuals.sum() * 1.3))
     sc = loop._Scratch(len(base.areas), layout.size, pop.n_cells, serial=True)

@@ -404,7 +404,8 @@ def _year_pass(pop: Population, tab, year: tuple, layout: Layout, sc: _Scratch,
             (q, _migrate_keys(keys), sc.mig, yi, pop.area_base),
             ((tab.tier_cdf, tab.place_cdf, tab.p_leave, tab.spec_cdf, tab.entry_cdf),
              _step_keys(keys), (m.strides, m.age_map), sc.reformed),
-            staged_new, (pop.nxt, sc.out_start, sc.prev if places else sc.no_prev),
+            staged_new, (pop.nxt, sc.out_start, sc.prev if places else sc.no_prev,
+                         tab.provision.wait_place if places and arriving else -1),
             (sc.flows, sc.trans, sc.to_pool, sc.stock, sc.ident, not places))
         if n_out >= 0:
             break
@@ -416,8 +417,6 @@ def _year_pass(pop: Population, tab, year: tuple, layout: Layout, sc: _Scratch,
     pop.pool += sc.to_pool.sum(axis=0)
     nxt = pop.nxt
     if places:  # 6. allocation, then 7. the census tallies of the pupils it moved
-        if arriving:  # this year's arrivals ask for their placement like newcomers
-            sc.prev[:n_out][arrivals(nxt.pid[:n_out], yi)] = tab.provision.wait_place
         hide_new(nxt.tier, sc.out_start, sc.new_count)
         _allocate(nxt, n_out, pop.staged, n_new, tab, keys, layout, sc)
         restore_new(nxt, sc.out_start, (pop.staged, sc.new_count, sc.new_start), sc.order)

@@ -67,9 +67,11 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
     new : tuple (staged Pupils, order, new_count, new_start, new_plan)
         This year's identified pupils and their counting sort by cell
         (:func:`simsend.kernels.merge.sort_new`).
-    dst : tuple (Pupils, out_start int64 (n_cells + 1,), prev int8)
+    dst : tuple (Pupils, out_start int64 (n_cells + 1,), prev int8, arrival_prev int)
         The census written (``out_start`` its cell starts) and, when ``prev`` is not empty,
-        each survivor's placement before its move (the allocation's request).
+        each survivor's placement before its move (the allocation's request), or
+        ``arrival_prev`` for this year's arrivals when it is >= 0 (arrivals then ask for their
+        placement like newcomers: :func:`simsend.engine.loop.arrivals`).
     tallies : tuple (flows (T, 5, M), trans (T, 4, 4), to_pool (T, 26, A), stock (T, M),
         ident (T, M), census bool)
         Row 0 of each is added to; with ``census`` False the stock and identified tallies
@@ -85,7 +87,7 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
     q, mkeys, mtally, year_index, area_base = mig
     tables, skeys, m, flags = step
     staged, order, new_count, new_start, new_plan = new
-    d, out_start, prev = dst
+    d, out_start, prev, arrival_prev = dst
     flows, trans, to_pool, stock, ident, census = tallies
     tier_cdf, place_cdf, p_leave, spec_cdf, entry_cdf = tables
     s_tier, s_plan, _, s_need, s_area, s_plac, s_pid, s_alloc = src
@@ -213,7 +215,7 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
                     d_pid[j] = pid
                     d_alloc[j] = al
                     if keep_prev:
-                        prev[j] = pl
+                        prev[j] = pl if cp == 0 or arrival_prev < 0 else arrival_prev
                     j += 1
         if c < n_cells and census and j > out_start[c]:
             q0 = out_start[c]

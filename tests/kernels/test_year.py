@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from simsend.engine.loop import arrivals
 from simsend.engine.population import Population
 from simsend.engine.tally import make_layout
 from simsend.kernels.identify import new_pupils_serial
@@ -94,7 +95,7 @@ def _three_passes(pop, q, new, tables, layout, flags):
     return (flows, trans, to_pool, stock, ident, mig), prev
 
 
-def _one_pass(pop, q, new, tables, layout, flags, census=True):
+def _one_pass(pop, q, new, tables, layout, flags, census=True, arrival_prev=-1):
     order, new_count, new_start = new
     m = layout.marginal
     flows, trans, to_pool, stock, ident, mig = _tallies(pop.n_areas, layout.size)
@@ -104,7 +105,7 @@ def _one_pass(pop, q, new, tables, layout, flags, census=True):
                                             pop.area_base),
                   (tables, np.array([3, 4, 5], np.uint64), (m.strides, m.age_map), flags),
                   (pop.staged, order, new_count, new_start, np.int8(1)),
-                  (pop.nxt, out_start, prev), (flows, trans, to_pool, stock, ident, census))
+                  (pop.nxt, out_start, prev, arrival_prev), (flows, trans, to_pool, stock, ident, census))
     if n >= 0:
         pop.swap(n, out_start)
     return n, (flows, trans, to_pool, stock, ident, mig), prev
@@ -134,6 +135,19 @@ def test_one_pass_equals_three_passes(seed, migrating, calibrated, reformed):
     np.testing.assert_array_equal(prev[:n][~is_new], want_prev)
     assert want[3].sum() == n
     assert (want[5].sum() > 0) == migrating
+
+
+def test_arrivals_ask_like_newcomers():
+    flags = np.array([0, 1], np.int8)
+    a, b = _setup(4), _setup(4)
+    _, _, prev = _one_pass(*a, flags)
+    n, _, prev_arr = _one_pass(*b, flags, arrival_prev=6)
+    pid = b[0].cur.pid[:n]
+    arrived = arrivals(pid, 4)  # the engine's mask of this year's arrivals, from their ids
+    assert 0 < arrived.sum() < n
+    want = prev[:n].copy()
+    want[arrived] = 6
+    np.testing.assert_array_equal(prev_arr[:n], want)
 
 
 def test_census_tallied_after_the_allocation_and_new_pupils_hidden():
