@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 STAGES = ("migrate_decide", "migrate_write", "pool_departures", "pool_arrivals", "thin_pool",
           "new_pupils_serial", "step_pupils_serial", "allocate", "sort_new",
           "merge_and_tally_serial", "year_pass", "arrivals", "hide_new", "restore_new",
-          "tally_census", "year_tables")
+          "tally_census", "queue_new", "resolve", "requests_tally", "year_tables")
 
 
-def profile_year(repeat: int, areas: tuple[str, ...]) -> None:
+def profile_year(repeat: int, areas: tuple[str, ...], rates_only: bool = False) -> None:
     import numba
 
     numba.set_num_threads(1)
@@ -50,7 +50,8 @@ def profile_year(repeat: int, areas: tuple[str, ...]) -> None:
 
     cfg = with_overrides(load(ROOT / "configs" / "base.toml"), areas=areas)
     base = api.load_baseline(cfg)
-    src = api.run_source(cfg, base, None)  # as a run has it (provision plan included)
+    # as a run has it (provision plan included), or the parameter source alone
+    src = api.parameter_source(cfg, base) if rates_only else api.run_source(cfg, base, None)
     layout = make_layout(cfg.outputs.by, base.areas)
     pop = Population(len(base.areas), int(base.individuals.sum() * 1.3))
     sc = loop._Scratch(len(base.areas), layout.size, pop.n_cells, serial=True)
@@ -129,10 +130,12 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=8)
     ap.add_argument("--area", default="all", help="area code, or all (default)")
     ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--rates-only", action="store_true",
+                    help="year: the parameter source without the run's provision plan")
     a = ap.parse_args()
     areas = (a.area,)
     if a.what == "year":
-        profile_year(a.repeat, areas)
+        profile_year(a.repeat, areas, a.rates_only)
     else:
         profile_stream(a.draws, areas, a.top)
 
