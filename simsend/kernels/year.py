@@ -27,7 +27,6 @@ from simsend.kernels._jit import njit
 from simsend.kernels.identify import encode_pid
 from simsend.kernels.migrate import ARRIVAL_K, MOVED_IN, MOVED_OUT, RESIDUAL_IN, RESIDUAL_OUT
 from simsend.kernels.rng import mix_counter, mix_key, uniform_mixed
-from simsend.kernels.sampling import categorical
 from simsend.kernels.transitions import (
     AGED_OUT,
     DEESCALATED,
@@ -43,10 +42,20 @@ from simsend.kernels.transitions import (
 
 @njit(inline="always")
 def _place(pl, mc, row, mk):
-    """:func:`simsend.kernels.transitions.draw_place` with a mixed key and counter."""
+    """:func:`simsend.kernels.transitions.draw_place` with a mixed key and counter.
+
+    The categorical draw is written branch-free, as a count of the thresholds at or below
+    the uniform: equal to :func:`simsend.kernels.sampling.categorical`'s binary search for a
+    non-decreasing row (a cumulative sum), and without its unpredictable branches (each
+    specialist's placement is drawn from its area's calibrated row).
+    """
     if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
         return pl
-    return categorical(uniform_mixed(mk, mc), row)
+    u = uniform_mixed(mk, mc)
+    k = 0
+    for i in range(len(row) - 1):
+        k += row[i] <= u
+    return k
 
 
 @njit
@@ -192,10 +201,11 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
                         jj = flat_index(strides, age_map, 0, 0, a, nd, ar, pl)
                         flows[0, DEESCALATED, jj] += 1
                         continue
-                    npl = _place(pl, mcp, place_cdf[nt, a, pl], k_place)
                     if calibrated and nt == SPECIALIST:  # the area's own specialist rows
                         prow = entry_cdf[r, a] if t < SPECIALIST else spec_cdf[r, a, pl]
-                        npl = _place(pl, mcp, prow, k_place)
+                    else:
+                        prow = place_cdf[nt, a, pl]
+                    npl = _place(pl, mcp, prow, k_place)
                     npn = pn
                     if nt != t:
                         if nt == SPECIALIST:
