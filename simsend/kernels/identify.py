@@ -10,8 +10,8 @@ import numba
 import numpy as np
 
 from simsend.kernels._jit import njit
-from simsend.kernels.rng import uniform
-from simsend.kernels.sampling import binomial, categorical
+from simsend.kernels.rng import mix_counter, mix_key, uniform_mixed
+from simsend.kernels.sampling import binomial, categorical_count
 
 PID_K_BITS = 36
 PID_AGE_BITS = 5
@@ -50,18 +50,22 @@ def new_cell(counts, offsets, year_index, need_cdf, place_cdf, keys, c, out, are
     a, r = c // n_area, c % n_area
     # unpacked once: a tuple member read inside the loop costs a reference-count update
     tier, _, age, need, area, placement, pids, alloc = out
-    k0, k1, k2 = keys[0], keys[1], keys[2]
+    # the keys' and each id's halves of the hash mixed once (the same numbers as uniform())
+    k0, k1, k2 = mix_key(keys[0]), mix_key(keys[1]), mix_key(keys[2])
+    need_row, place_row = need_cdf[a], place_cdf[a]
     for k in range(counts[a, r]):
         i = offsets[a, r] + k
         pid = encode_pid(year_index, area_base + r, a, k)
         pids[i] = pid
+        mc = mix_counter(np.uint64(pid))
         # targeted (1), or targeted-plus (2) with probability tp_share (none drawn at 0)
-        tier[i] = 2 if tp_share > 0.0 and uniform(k2, np.uint64(pid)) < tp_share else 1
+        tier[i] = 2 if tp_share > 0.0 and uniform_mixed(k2, mc) < tp_share else 1
         alloc[i] = 0
         age[i] = a
         area[i] = r
-        need[i] = categorical(uniform(k0, np.uint64(pid)), need_cdf[a])
-        placement[i] = categorical(uniform(k1, np.uint64(pid)), place_cdf[a])
+        # need and placement rows are cumulative: the branch-free draw is the same draw
+        need[i] = categorical_count(uniform_mixed(k0, mc), need_row)
+        placement[i] = categorical_count(uniform_mixed(k1, mc), place_row)
 
 
 @njit(parallel=True)

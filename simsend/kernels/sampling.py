@@ -71,6 +71,30 @@ def categorical(u, cdf_row):
     return lo
 
 
+@njit(inline="always")
+def categorical_count(u, cdf_row):
+    r""":func:`categorical` written without branches: the thresholds at or below ``u``.
+
+    .. math:: k = \#\{k < K - 1 : F_k \le u\}
+
+    For a non-decreasing ``cdf_row`` (a cumulative sum) the thresholds at or below ``u`` are
+    the first :math:`k`, and :math:`k` is the binary search's answer, capped at ``K - 1`` the
+    same way; the compares have no branch to mispredict, which is what a draw from a row of
+    7 or 13 costs in a loop over pupils (a mispredicted branch each halving).
+
+    Examples
+    --------
+    >>> row = np.array([0.2, 0.5, 0.5, 1.0])
+    >>> [int(categorical_count(u, row)) == int(categorical(u, row)) for u in (0.1, 0.5, 0.99)]
+    [True, True, True]
+
+    """
+    k = 0
+    for i in range(cdf_row.shape[0] - 1):
+        k += cdf_row[i] <= u
+    return k
+
+
 @njit
 def _binomial_inversion(n, p, key):
     r"""Binomial(n, p) by sequential inversion of the pmf, for small ``n p``.

@@ -27,6 +27,7 @@ from simsend.kernels._jit import njit
 from simsend.kernels.identify import encode_pid
 from simsend.kernels.migrate import ARRIVAL_K, MOVED_IN, MOVED_OUT, RESIDUAL_IN, RESIDUAL_OUT
 from simsend.kernels.rng import mix_counter, mix_key, uniform_mixed
+from simsend.kernels.sampling import categorical_count
 from simsend.kernels.transitions import (
     AGED_OUT,
     DEESCALATED,
@@ -44,18 +45,13 @@ from simsend.kernels.transitions import (
 def _place(pl, mc, row, mk):
     """:func:`simsend.kernels.transitions.draw_place` with a mixed key and counter.
 
-    The categorical draw is written branch-free, as a count of the thresholds at or below
-    the uniform: equal to :func:`simsend.kernels.sampling.categorical`'s binary search for a
-    non-decreasing row (a cumulative sum), and without its unpredictable branches (each
+    The categorical draw is :func:`simsend.kernels.sampling.categorical_count`, the same
+    draw from a cumulative row without the binary search's unpredictable branches (each
     specialist's placement is drawn from its area's calibrated row).
     """
     if row[pl] >= 1.0 and (pl == 0 or row[pl - 1] <= 0.0):
         return pl
-    u = uniform_mixed(mk, mc)
-    k = 0
-    for i in range(len(row) - 1):
-        k += row[i] <= u
-    return k
+    return categorical_count(uniform_mixed(mk, mc), row)
 
 
 @njit

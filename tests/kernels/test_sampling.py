@@ -19,6 +19,7 @@ from simsend.kernels.sampling import (
     binomial,
     binomial_many,
     categorical,
+    categorical_count,
     multinomial,
 )
 
@@ -106,6 +107,9 @@ def test_categorical_matches_searchsorted(k):
     got = np.array([categorical(ui, cdf[r]) for ui, r in zip(u, rows, strict=True)])
     want = [np.searchsorted(cdf[r], ui, side="right") for ui, r in zip(u, rows, strict=True)]
     np.testing.assert_array_equal(got, np.minimum(want, k - 1))
+    # the branch-free count is the same draw on a cumulative row, ties and all
+    count = np.array([categorical_count(ui, cdf[r]) for ui, r in zip(u, rows, strict=True)])
+    np.testing.assert_array_equal(count, got)
 
 
 def test_categorical_caps_at_last_index():
@@ -113,6 +117,8 @@ def test_categorical_caps_at_last_index():
     assert categorical(0.99999995, cdf) == 2
     assert categorical(0.0, cdf) == 0
     assert categorical(0.25, cdf) == 1
+    for u in (0.99999995, 0.0, 0.25):
+        assert categorical_count(u, cdf) == categorical(u, cdf)
 
 
 # --- binomial: exactness of the pieces -----------------------------------------------------
