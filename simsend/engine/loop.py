@@ -550,10 +550,15 @@ def simulate(job: Job, source: ParameterSource, draws: Sequence[int],
     done = [0]
     lock = threading.Lock()
 
+    key = (n_areas, m, job.area_base, job.area_total, workers > 1)
+
+    def make() -> tuple[Population, _Scratch]:
+        pop = Population(n_areas, int(n_ind * 1.3) + 1024, job.area_base, job.area_total)
+        return pop, _Scratch(n_areas, m, pop.n_cells, serial=workers > 1)
+
     def run_some(js: range, stop: threading.Event) -> None:
         # Each thread owns its state and buffers; draws write disjoint slices of ``res``.
-        pop = Population(n_areas, int(n_ind * 1.3) + 1024, job.area_base, job.area_total)
-        sc = _Scratch(n_areas, m, pop.n_cells, serial=workers > 1)
+        pop, sc = _KEPT.take(key, make)
         stock0 = None
         for j in js:
             if stop.is_set():
@@ -569,6 +574,42 @@ def simulate(job: Job, source: ParameterSource, draws: Sequence[int],
                 with lock:
                     done[0] += 1
                     progress(done[0])
+        _KEPT.give(key, (pop, sc))
 
     on_draw_threads(run_some, d, workers, "simsend-draws")
     return res
+
+
+class _Kept:
+    """Engine states (a :class:`Population` and its :class:`_Scratch`) kept between runs.
+
+    A streamed run calls :func:`simulate` once per chunk of draws, and each call built every
+    thread's state again: buffers of hundreds of MiB touched afresh and the baseline pupils
+    laid out again (about 0.3 s a thread for every council).  States of the last kind asked
+    for (areas, marginal, chunk of areas, draw threads or not) are kept, one per thread;
+    every draw starts by loading the baseline into them (:meth:`Population.load_counts`), so
+    what a state held before changes nothing.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.key = None
+        self.free: list[tuple[Population, _Scratch]] = []
+
+    def take(self, key: tuple, make: Callable[[], tuple[Population, _Scratch]]):
+        """Return a kept state of kind ``key``, or ``make()``."""
+        with self.lock:
+            if key == self.key and self.free:
+                return self.free.pop()
+        return make()
+
+    def give(self, key: tuple, state: tuple[Population, _Scratch]) -> None:
+        """Keep ``state`` for the next call (states of another kind are let go)."""
+        with self.lock:
+            if key != self.key:
+                self.key, self.free = key, []
+            if len(self.free) < numba.config.NUMBA_NUM_THREADS:
+                self.free.append(state)
+
+
+_KEPT = _Kept()
