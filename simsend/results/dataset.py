@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -107,12 +108,30 @@ def to_dataset(out: Outputs, layout: Layout, years: list[int],
     return ds
 
 
+_PLACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""The places of each source already built, by (areas, years): a streamed run asks once per
+chunk of draws, and each time draw 0's year tables were built again (0.2 s for every
+council)."""
+
+
 def places_variable(source: ParameterSource, areas: tuple[str, ...], years: list[int]):
     """Return the places a run used, as a DataArray ``(year, area, placement)`` (NaN = unlimited).
 
     Taken from draw 0's parameter set after the scenario's modifiers (places do not vary by
-    draw); the baseline year shows the plan's first year.
+    draw); the baseline year shows the plan's first year.  Built once per source, areas and
+    years (a copy is returned).
     """
+    key = (tuple(areas), tuple(years))
+    try:
+        memo = _PLACES.setdefault(source, {})
+    except TypeError:  # a source that cannot be weakly referenced or hashed: no memo
+        memo = {}
+    if key not in memo:
+        memo[key] = _places_variable(source, areas, years)
+    return memo[key].copy(deep=True)
+
+
+def _places_variable(source: ParameterSource, areas: tuple[str, ...], years: list[int]):
     ps = source.get(0)
     rows = [ps.places[0]] + [ps.year_tables(yi).places for yi in range(1, len(years))]
     arr = np.full((len(years), len(areas), len(PLACEMENT_COORD)), np.nan)
