@@ -110,6 +110,8 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
     reformed, to_pool_on_leave = flags[0], flags[1]
     s_t, s_p, s_l = strides[0], strides[1], strides[5]
     running = np.zeros(n_ar, np.int64)
+    cq = np.zeros((8, 4))
+    tr = np.zeros((4, 4), np.int64)
     last_age = -1
     j = 0
     # new cell c holds the pupils identified into it, then the survivors of old cell c - n_na;
@@ -142,30 +144,37 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
                 last_age = a0
             a = a0 + 1
             rows = tier_cdf[min(a, MAX_AGE), (co // n_ar) % n_nd, r]
+            # the cell's rates by tier, taken out of the loop over its pupils
+            for t in range(4):
+                cq[0, t] = q[0, t, a0, r]
+                cq[1, t] = q[2, t, a0, r]
+                cq[2, t] = q[1, t, a0, r]
+                cq[3, t] = np.floor(q[1, t, a0, r])
+                cq[4, t] = q[1, t, a0, r] - cq[3, t]
+                cq[5, t] = np.floor(q[3, t, a0, r])
+                cq[6, t] = q[3, t, a0, r] - cq[5, t]
+                cq[7, t] = p_leave[t, min(a, MAX_AGE)]
             for i in range(cell_start[co], cell_start[co + 1]):
                 t = s_tier[i]
                 pl = s_plac[i]
                 pn = s_plan[i]
                 mc = mix_counter(np.uint64(s_pid[i]))
                 # migration (migrate_decide): leave, or the number of arrivals copying i
-                q_out = q[0, t, a0, r]
+                q_out = cq[0, t]
                 if q_out > 0.0:
                     v = uniform_mixed(k_out, mc)
                     if v < q_out:
-                        row = MOVED_OUT if v < q[2, t, a0, r] else RESIDUAL_OUT
+                        row = MOVED_OUT if v < cq[1, t] else RESIDUAL_OUT
                         mtally[row, flat_index(strides, age_map, t, pn, a0, s_need[i],
                                                s_area[i], pl)] += 1
                         continue
-                q_in = q[1, t, a0, r]
+                q_in = cq[2, t]
                 n_copy = np.int64(0)
                 if q_in > 0.0:
                     v = uniform_mixed(k_in, mc)
-                    whole = np.int64(np.floor(q_in))
-                    n_copy = whole + (v < q_in - whole)
+                    n_copy = np.int64(cq[3, t]) + (v < cq[4, t])
                     if n_copy > 0:
-                        q_mig = q[3, t, a0, r]
-                        whole = np.int64(np.floor(q_mig))
-                        k_mig = min(whole + (v < q_mig - whole), n_copy)
+                        k_mig = min(np.int64(cq[5, t]) + (v < cq[6, t]), n_copy)
                         jj = flat_index(strides, age_map, t, pn, a0, s_need[i], s_area[i], pl)
                         mtally[MOVED_IN, jj] += k_mig
                         mtally[RESIDUAL_IN, jj] += n_copy - k_mig
@@ -181,7 +190,7 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
                         al = np.int8(0)
                         mcp = mix_counter(np.uint64(pid))
                     # the year's moves (step_cells / move_one)
-                    if a > MAX_AGE or uniform_mixed(k_leave, mcp) < p_leave[t, a]:
+                    if a > MAX_AGE or uniform_mixed(k_leave, mcp) < cq[7, t]:
                         jj = flat_index(strides, age_map, t, pn, a0, nd, ar, pl)
                         flows[0, LEFT, jj] += 1
                         if a > MAX_AGE:
@@ -191,7 +200,7 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
                         continue
                     u = uniform_mixed(k_tier, mcp)
                     nt = (u >= rows[t, 0]) + (u >= rows[t, 1]) + (u >= rows[t, 2])
-                    trans[0, t, nt] += 1
+                    tr[t, nt] += 1
                     if nt == 0:
                         to_pool[0, a, ar] += 1
                         jj = flat_index(strides, age_map, 0, 0, a, nd, ar, pl)
@@ -229,6 +238,9 @@ def year_pass(src, cell_start, mig, step, new, dst, tallies):
             for k in range(q0, j):
                 stock[0, base + d_tier[k] * s_t + d_plan[k] * s_p + d_plac[k] * s_l] += 1
     out_start[n_cells] = j
+    for t in range(4):
+        for nt in range(4):
+            trans[0, t, nt] += tr[t, nt]
     return j
 
 
