@@ -6,6 +6,7 @@ subprocess, so its peak resident memory (``ru_maxrss``, which also sees Numba's 
 is its own; JIT compilation is warmed up (or loaded from Numba's on-disk cache) before timing
 unless the case measures it; each figure is the median of ``--repeat`` timings.  A plain NumPy
 implementation of the step is timed in the same invocation and is the ratio's denominator.
+Where the time of one year goes, stage by stage: ``python benchmarks/profile_year.py year``.
 
 Cases
 -----

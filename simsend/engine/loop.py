@@ -37,12 +37,12 @@ where the reform timeline (:mod:`simsend.rates.reform`) and a scenario's modifie
 pipeline (:mod:`simsend.statutory.ehc_pipeline`) is drawn from the tallies afterwards, on its
 own streams.
 
-On a draw thread (and for a small state) the individuals' part of steps 0, 1, 4, 5 and 7 is
-one pass (:func:`simsend.kernels.year.year_pass`) that writes each survivor once, into its
-slot in the next census; a lone draw's parallel kernels make three passes instead (migration,
-the fused step :func:`simsend.kernels.transitions.step_pupils`, the merge).  Because each
-random number is a pure function of (seed, draw, stream, year, pupil id) and pupils keep the
-same order, both give the same draws and the same census.
+On a draw thread (and for a small state, or a machine with few cores) the individuals' part
+of steps 0, 1, 4, 5 and 7 is one pass (:func:`simsend.kernels.year.year_pass`) that writes each
+survivor once, into its slot in the next census; a lone draw's parallel kernels make three
+passes instead (migration, the fused step :func:`simsend.kernels.transitions.step_pupils`, the
+merge).  Because each random number is a pure function of (seed, draw, stream, year, pupil id)
+and pupils keep the same order, both give the same draws and the same census.
 Serial and parallel runs call the same per-draw function, :func:`run_draw`.  Several draws
 share the threads (:func:`draw_threads`: each draw on one thread, single-thread kernels); a lone
 draw runs its kernels in parallel instead.  Either way every draw is the same.
@@ -109,6 +109,12 @@ PARALLEL_MIN = 20_000
 costs more than the work (the results are the same either way).  Measured on the quiet 2-core
 machine: one council of about 40,000 individuals ran 150 draws in 2.5-2.8 s with two threads
 against 3.5-3.6 s with one."""
+PARALLEL_THREADS = 4
+"""A lone draw runs its year as three parallel passes (migration, the fused step, the merge)
+only with at least this many threads; with fewer it runs the one-pass year on one thread.
+Measured on the 2-core machine (load 5.9), a year of England (1.97 million individuals):
+58 ms in one pass on one thread against 110 ms for the three passes on two threads.  Not
+measured with more cores, where the parallel step and merge may win (migration stays serial)."""
 
 
 @dataclass(frozen=True)
@@ -230,8 +236,12 @@ def _pool_tally(layout: Layout, pool: np.ndarray, out: np.ndarray, age_shift: in
 
 
 def _kernels(n: int, serial: bool = False):
-    """(identification, fused step, merge) kernels: one thread below :data:`PARALLEL_MIN`."""
-    if not serial and n >= PARALLEL_MIN and numba.get_num_threads() > 1:
+    """(identification, fused step, merge) kernels: one thread below :data:`PARALLEL_MIN`.
+
+    Or with fewer threads than :data:`PARALLEL_THREADS`; the one-thread step means the
+    one-pass year (:func:`run_year`).
+    """
+    if not serial and n >= PARALLEL_MIN and numba.get_num_threads() >= PARALLEL_THREADS:
         return new_pupils, step_pupils, merge_and_tally
     return new_pupils_serial, step_pupils_serial, merge_and_tally_serial
 

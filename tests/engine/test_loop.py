@@ -161,8 +161,10 @@ def test_same_seed_identical_any_thread_count(toy):
 
 def test_draws_on_threads_equal_parallel_kernels(toy, monkeypatch):
     # Several draws run side by side on threads with one-thread kernels; a lone draw runs
-    # the parallel kernels (PARALLEL_MIN lowered so the toy takes that path too).
+    # the parallel kernels (PARALLEL_MIN and PARALLEL_THREADS lowered so the toy takes that
+    # path too, on two threads).
     monkeypatch.setattr(engine, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(engine, "PARALLEL_THREADS", 2)
     numba.set_num_threads(2)
     try:
         assert engine.draw_threads(4) == 2 and engine.draw_threads(1) == 1

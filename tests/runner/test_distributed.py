@@ -248,6 +248,7 @@ def test_parallel_and_single_thread_kernels_give_the_same_bytes(toy3, monkeypatc
     single = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(3))
     assert engine._kernels(10**6)[1] is engine.step_pupils_serial
     monkeypatch.setattr(engine, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(engine, "PARALLEL_THREADS", 2)  # the parallel passes on two threads
     assert numba.get_num_threads() >= 2  # tests/conftest.py asks for two threads
     assert engine._kernels(1)[1] is engine.step_pupils
     parallel = simulate(Job(ind, pool, N_YEARS, SEED, layout), src, range(3))
