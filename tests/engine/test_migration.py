@@ -135,3 +135,31 @@ def test_net_flow_moves_the_expected_pupils_with_and_without_demography(toy):
             assert fl[:, 1:, FLOW["n_moved_out"], 3].sum() > 0
         assert fl[:, 1:, res_in, 3, 0].sum() > 0 and fl[:, 1:, res_out, 3, 1].sum() > 0
         assert fl[:, 1:, res_out, 1:3].sum() > 0  # SEN support out at both
+
+
+def test_a_census_that_outgrows_the_buffers_is_drawn_again(toy, monkeypatch):
+    """Arrivals can outgrow a draw thread's buffers mid-year: the one pass says so, the engine
+    grows them and draws the year again, giving what the three passes give (which grow first)."""
+    from simsend.engine import loop as engine
+
+    model = KnownDemography(2, seed=3)
+    model.net[:, 1:] = 1.5  # every identified child brings one or two arrivals a year
+    demo = DemographySource(model, 42, np.array([0.0, 0.0]), np.array([0.0, 0.0]))
+    redrawn = []
+    one_pass = engine.year_pass
+
+    def spy(*args):
+        n = one_pass(*args)
+        redrawn.append(n < 0)
+        return n
+
+    monkeypatch.setattr(engine, "_KEPT", engine._Kept())  # fresh states: none grown before
+    monkeypatch.setattr(engine, "year_pass", spy)
+    many, _ = _run(toy, demo, range(2))  # two draws: draw threads, the one pass
+    assert any(redrawn) and not all(redrawn)
+    monkeypatch.setattr(engine, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(engine, "PARALLEL_THREADS", 1)  # lone draws: the three passes
+    ones = [_run(toy, demo, [k])[0] for k in range(2)]
+    for f in ("stock", "flows", "transitions"):
+        np.testing.assert_array_equal(getattr(many, f),
+                                      np.concatenate([getattr(o, f) for o in ones]))
