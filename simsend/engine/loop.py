@@ -45,7 +45,8 @@ merge).  Because each random number is a pure function of (seed, draw, stream, y
 and pupils keep the same order, both give the same draws and the same census.
 Serial and parallel runs call the same per-draw function, :func:`run_draw`.  Several draws
 share the threads (:func:`draw_threads`: each draw on one thread, single-thread kernels); a lone
-draw runs its kernels in parallel instead.  Either way every draw is the same.
+draw runs its kernels in parallel instead, given :data:`PARALLEL_THREADS` threads.  Either way
+every draw is the same.
 """
 
 from __future__ import annotations
