@@ -87,6 +87,10 @@ ASSUMPTIONS = {
     "sen_support_ages": "SEN support spread over ages 4-19 by population x school-roll "
                         "participation (SCHOOL_PARTICIPATION), placement by "
                         "SEN_SUPPORT_PLACEMENT",
+    "sen_support_profile": "SEN support spread over the ages on a school roll (4-19) by "
+                           "population x the share of a birth cohort in the targeted tiers "
+                           "at each age under the config's rates (DataSpec.sen_support_profile;"
+                           " simsend.data.support_ages), placement by SEN_SUPPORT_PLACEMENT",
     "universal_pool": "universal pool = ONS population by age minus identified children, "
                       "clipped at 0",
     "population_label": "ONS mid-year estimate of mid-year Y-1 is the population at the "
@@ -139,6 +143,11 @@ class DataSpec:
         Tidy files by kind (``stock``, ``flows``, ``population``, ``need_mix``, ``areas``),
         and published files by release-family name (e.g. ``sen2_caseload``, ``ons_mye``),
         converted as they are read (:func:`read_tables`).
+    sen_support_profile : tuple of 26 floats, optional
+        Relative SEN support by census age (0-25) that the spread of each area's SEN support
+        over the ages on a school roll uses with population (the engine's own cohort
+        profile, :func:`simsend.data.support_ages.support_profile`; a config's baseline sets
+        it).  None: population x :data:`SCHOOL_PARTICIPATION`, flat over ages 4-15.
 
     """
 
@@ -147,6 +156,7 @@ class DataSpec:
     baseline_year: int = 2025
     targeted_plus_share: float = 0.25
     files: dict[str, Path] = field(default_factory=dict)
+    sen_support_profile: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -802,6 +812,17 @@ def _need_shares(need_mix: pd.DataFrame, area_rows: pd.DataFrame, plan: str, yea
     return d.groupby("need")["count"].sum().reindex(list(NEEDS)).fillna(0).to_numpy(float)
 
 
+def _support_profile(profile) -> np.ndarray:
+    """Check :attr:`DataSpec.sen_support_profile`: 26 finite, non-negative weights."""
+    p = np.asarray(profile, float)
+    if p.shape != (N_A,) or not np.isfinite(p).all() or (p < 0).any() \
+            or p[[a for a in AGES if SCHOOL_PARTICIPATION.get(a, 0.0) > 0]].sum() <= 0:
+        raise DataError(f"DataSpec.sen_support_profile: expected {N_A} finite, non-negative "
+                        f"weights by age 0-25, some of them positive at ages 4-19; got "
+                        f"shape {p.shape}")
+    return p
+
+
 def _plan_cells(rows: pd.DataFrame, total: int, pop: np.ndarray, age_weight: np.ndarray,
                 prior: np.ndarray, need_share: np.ndarray, ref: dict, label: str,
                 notes: list[str], applied: set[str]) -> np.ndarray:
@@ -970,6 +991,10 @@ def load_baseline(spec: DataSpec) -> Baseline:
                "placement": _ref_shares(tables.stock, p, year, "placement", PLACEMENTS)}
            for p in ("ehcp", "sen_support")}
     school_w = np.array([SCHOOL_PARTICIPATION.get(a, 0.0) for a in AGES])
+    if spec.sen_support_profile is not None:
+        school_w = np.where(school_w > 0, _support_profile(spec.sen_support_profile), 0.0)
+        applied.discard("sen_support_ages")
+        applied.add("sen_support_profile")
     ss_prior = np.tile([SEN_SUPPORT_PLACEMENT.get(p, 0.0) for p in PLACEMENTS], (N_G, 1))
     ages_published: list[str] = []
     for r, code in enumerate(sel.codes):

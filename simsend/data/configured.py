@@ -5,13 +5,21 @@ from __future__ import annotations
 from simsend.config import SimConfig
 from simsend.data.baseline import Baseline, DataSpec, load_baseline
 from simsend.data.early_years import fill_early_years
+from simsend.data.support_ages import support_profile
 
 
 def data_spec(cfg: SimConfig) -> DataSpec:
-    """Return the :class:`~simsend.data.baseline.DataSpec` a config's ``[data]`` table describes."""
+    """Return the :class:`~simsend.data.baseline.DataSpec` a config's ``[data]`` table describes.
+
+    SEN support is spread over ages by the cohort profile the config's rates give
+    (:func:`~simsend.data.support_ages.support_profile`), so a run starts on the age shape its
+    own rates hold.
+    """
     d = cfg.data
+    profile = support_profile(cfg.model, d.targeted_plus_share)
     return DataSpec(source=d.source, areas=tuple(d.areas), baseline_year=cfg.run.start_year,
-                    targeted_plus_share=d.targeted_plus_share, files=dict(d.files))
+                    targeted_plus_share=d.targeted_plus_share, files=dict(d.files),
+                    sen_support_profile=tuple(float(v) for v in profile))
 
 
 def load_config_baseline(cfg: SimConfig) -> Baseline:
