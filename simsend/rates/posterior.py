@@ -235,6 +235,8 @@ class PosteriorParameters(LastMemo):
         self.id_damping = (np.asarray(stacked["identification_damping"].values,
                                       float).reshape(-1)
                            if "identification_damping" in stacked else np.ones(n_s))
+        # identification's drift common to every area: log change a year, 0 where none
+        self.id_drift = _per_sample(stacked, "identification_drift", n_s, 1)[:, 0]
         ref = int(self.attrs.get("reference_year", (start_year or 0) + 1))
         # Years between the posterior's reference year and the run's first simulated year:
         # the walk takes that many innovations before the first year of the run.
@@ -245,7 +247,8 @@ class PosteriorParameters(LastMemo):
             self.trend = self.trend * phi ** self.gap
             if self.id_mult is not None:
                 rho = self.id_damping[:, None]
-                self.id_mult = self.id_mult * np.exp(self.id_trend * damped_steps(rho, self.gap))
+                self.id_mult = self.id_mult * np.exp(self.id_trend * damped_steps(rho, self.gap)
+                                                     + self.id_drift[:, None] * self.gap)
                 self.id_trend = self.id_trend * rho ** self.gap
         self.seed = int(seed)
         self.n_years = DEFAULT_YEARS if n_years is None else max(int(n_years), 2)
@@ -292,7 +295,7 @@ class PosteriorParameters(LastMemo):
         k = self.index(draw)
         if max(self.innovation_sd[k], self.noise_sd[k], self.id_sd[k], self.support_cv[k],
                self.new_cv[k].max(), self.stock_cv[k].max(),
-               self.common_sd[k].max()) > 0:  # each draw apart
+               self.common_sd[k].max(), abs(self.id_drift[k])) > 0:  # each draw apart
             return self._recall(int(draw), self._build_draw, operator.eq)
         return self._recall(k, self._build, operator.eq)
 
@@ -342,6 +345,9 @@ class PosteriorParameters(LastMemo):
         esc = walk(z[0], self.innovation_sd[k]) + z[1] * self.noise_sd[k]
         esc = esc + self.common_path(draw)[idx][:, None]
         ident = walk(z[2], self.id_sd[k]) + self.common_path(draw, 1)[idx][:, None]
+        if self.id_drift[k] != 0.0:
+            # the multiplier is the reference year's (row 1): the drift adds from row 2 on
+            ident = ident + (self.id_drift[k] * np.maximum(np.arange(MAX_YEARS) - 1, 0))[:, None]
         esc[0] = 0.0
         ident[0] = 0.0
         return esc, ident

@@ -197,10 +197,13 @@ def test_prior_from_config(toy_config):
         build_model(t, dataclasses.replace(prior, likelihood="gaussian"))
 
 
-@pytest.mark.parametrize(("damped", "common"), [(False, False), (True, False), (True, True)])
-def test_identification_model_loglik_matches_manual(damped, common):
+@pytest.mark.parametrize(("damped", "common", "drift"),
+                         [(False, False, False), (True, False, False), (True, True, False),
+                          (True, True, True)])
+def test_identification_model_loglik_matches_manual(damped, common, drift):
     """The SEN support stage against a direct NumPy/SciPy evaluation of its equation; damped:
-    the trend moves log identification by ``trend * sum_{j<k} rho^j`` (centred)."""
+    the trend moves log identification by ``trend * sum_{j<k} rho^j`` (centred); drift: by
+    ``d`` a year more from the first transition year."""
     import dataclasses
 
     from simsend.calibration.model import build_identification_model
@@ -220,7 +223,8 @@ def test_identification_model_loglik_matches_manual(damped, common):
     prior = dataclasses.replace(prior, identification=iota, deidentify=u,
                                 deescalate_share=np.full(26, 0.3),
                                 damping_prior=(4.0, 1.0) if damped else None,
-                                common_trend_sd=0.05 if common else 0.0)
+                                common_trend_sd=0.05 if common else 0.0,
+                                id_drift_sd=0.05 if drift else 0.0)
     esc = rng.uniform(100, 200, (4, 2))
     down = rng.uniform(5, 20, (4, 2))
     model = build_identification_model(t2, prior, esc, down)
@@ -233,7 +237,8 @@ def test_identification_model_loglik_matches_manual(damped, common):
              "identification_innovation_z", "sen_support_cv",
              *(["identification_damping"] if damped else []),
              *(["identification_common_sd", "identification_common_z",
-                "identification_multiplier"] if common else [])]
+                "identification_multiplier"] if common else []),
+             *(["identification_drift"] if drift else [])]
     fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
                           inputs=model.value_vars, on_unused_input="ignore")
     v = dict(zip(names, fn(point), strict=True))
@@ -255,6 +260,12 @@ def test_identification_model_loglik_matches_manual(damped, common):
     log_phi = (v["identification_mu"] + v["identification_area_sd"]
                * v["identification_area_z"])[None] \
         + v["identification_trend_area"][None] * dt[:, None] + walk
+    d = float(v["identification_drift"]) if drift else 0.0
+    if drift:
+        assert d != 0.0
+        log_phi = log_phi + d * (years[1:] - years[1])[:, None]
+    else:
+        assert "identification_drift" not in model.named_vars
     if common:
         g = manual_common(float(v["identification_common_sd"]), v["identification_common_z"])
         assert g[0] == 0 and np.all(g[1:] != 0)
@@ -264,7 +275,8 @@ def test_identification_model_loglik_matches_manual(damped, common):
         ref_t = sum(rho ** j for j in range(len(years) - 1)) - cum.mean()
         np.testing.assert_allclose(v["identification_multiplier"],
                                    np.exp(level + v["identification_trend_area"] * ref_t
-                                          + walk[-1] + g[-1]), rtol=1e-9)
+                                          + walk[-1] + g[-1]
+                                          + d * (years[-1] + 1 - years[1])), rtol=1e-9)
     x = t2["exposure"].values[1:]  # (T, 26, R)
     mu = ((x * (1 - u)[None, :, None]).sum(1) - esc
           + np.exp(log_phi) * (uni[1:] * iota[None, :, None]).sum(1) + down)

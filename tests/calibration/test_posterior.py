@@ -374,6 +374,36 @@ def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config):
                                        rtol=1e-12)
 
 
+def test_identification_drift_reaches_the_tables(tmp_path, toy_config):
+    """With ``identification_drift`` d on top of the damped step g: p_identify of year i =
+    reference x multiplier x exp(g sum_{j<i-1} rho^j + d (i - 1)); starting two years after
+    the posterior's origin moves the multiplier on by the trend's two steps and 2 d."""
+    ident_ref = np.linspace(0.001, 0.03, 26)
+    rho, g, d = 0.5, np.array([0.1, -0.05]), 0.04
+    path = _artefact(
+        tmp_path / "drift.nc",
+        {"escalation_multiplier": np.ones((1, 1, 5, 2)), "exit_multiplier": np.ones((1, 1, 5, 2)),
+         "escalation_trend": np.zeros((1, 1, 5)),
+         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
+         "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
+         "identification_trend_ref": g[None, None],
+         "identification_damping": np.full((1, 1), rho),
+         "identification_drift": np.full((1, 1), d),
+         "identification_innovation_sd": np.zeros((1, 1))},
+        {"identification_multiplier": ["area"], "identification_trend_area": ["area"],
+         "identification_trend_ref": ["area"]}, ident_ref=ident_ref)
+    for start, lead in ((2022, 0.0), (2024, 1.0 + rho)):
+        ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
+                                 start_year=start).get(0)
+        gap = start - 2022
+        step = g * rho ** gap
+        for i, steps in ((1, 0.0), (2, 1.0), (4, 1.0 + rho + rho ** 2)):
+            want = ident_ref[:, None] * [1.5, 0.5] * np.exp(g * lead + step * steps
+                                                           + d * (gap + i - 1))
+            np.testing.assert_allclose(ps.year_tables(i).p_identify, np.clip(want, 0, 1),
+                                       rtol=1e-12)
+
+
 @pytest.fixture
 def residual_artefact(tmp_path):
     """Over-dispersion only: new plans' cv 0.3, EHC plans' cv 0.02-0.10 by band, SEN
