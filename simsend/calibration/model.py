@@ -821,10 +821,10 @@ def build_identification_model(targets: xr.Dataset, prior_cfg: PriorConfig,
     ``log phi_rt = lambda + lambda_r + (gamma + gamma_r)(t - tbar) + v_rt + g_t`` with ``v``
     a random walk (``identification_innovation_sd``; more than one area only), ``g`` the
     change in the trend common to the areas (``identification_common_sd``, see
-    :attr:`PriorConfig.common_trend_sd`), plus ``d (t - t_0)`` with ``d`` the drift common to
-    the areas (``identification_drift``, :attr:`PriorConfig.id_drift_sd`), the trend's
-    ``t - tbar`` damped where a damping prior is set, areas partially pooled.  Likelihood: recorded SEN
-    support ~ Normal(mu, sqrt(mu + (cv mu)^2)).
+    :attr:`PriorConfig.common_trend_sd`), plus ``d (t - t_0)`` with ``d`` the drift common
+    to the areas (``identification_drift``, :attr:`PriorConfig.id_drift_sd`), the trend's
+    ``t - tbar`` damped where a damping prior is set, areas partially pooled.  Likelihood:
+    recorded SEN support ~ Normal(mu, sqrt(mu + (cv mu)^2)).
 
     Fitted apart from the first stage: fitted jointly, one of two chains on every council
     settled in a far mode (escalation trend 0.8 a year, r-hat 2.25), so the first stage's
