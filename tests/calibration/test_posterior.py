@@ -347,49 +347,25 @@ def test_damped_trend_reaches_the_year_tables(tmp_path, toy_config):
             np.testing.assert_allclose(p[:, 0, :, T, S], expected, rtol=1e-9)
 
 
-def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config):
-    """With ``identification_damping`` rho and the step ``identification_trend_ref`` g:
-    p_identify of year i = reference x multiplier x exp(g sum_{j<i-1} rho^j); starting two
-    years after the posterior's origin moves the multiplier g (1 + rho) on, the step to g rho^2."""
+@pytest.mark.parametrize("d", [0.0, 0.04])
+def test_damped_identification_trend_reaches_the_tables(tmp_path, toy_config, d):
+    """With ``identification_damping`` rho, the step ``identification_trend_ref`` g and the
+    drift ``identification_drift`` d: p_identify of year i = reference x multiplier x
+    exp(g sum_{j<i-1} rho^j + d (i - 1)); starting two years after the posterior's origin moves
+    the multiplier on by g (1 + rho) + 2 d, the step to g rho^2."""
     ident_ref = np.linspace(0.001, 0.03, 26)
     rho, g = 0.5, np.array([0.1, -0.05])
+    post = {"escalation_multiplier": np.ones((1, 1, 5, 2)),
+            "exit_multiplier": np.ones((1, 1, 5, 2)), "escalation_trend": np.zeros((1, 1, 5)),
+            "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
+            "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
+            "identification_trend_ref": g[None, None],
+            "identification_damping": np.full((1, 1), rho),
+            "identification_innovation_sd": np.zeros((1, 1))}
+    if d:  # a posterior without a drift (fitted before it existed) has none
+        post["identification_drift"] = np.full((1, 1), d)
     path = _artefact(
-        tmp_path / "idd.nc",
-        {"escalation_multiplier": np.ones((1, 1, 5, 2)), "exit_multiplier": np.ones((1, 1, 5, 2)),
-         "escalation_trend": np.zeros((1, 1, 5)),
-         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
-         "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
-         "identification_trend_ref": g[None, None],
-         "identification_damping": np.full((1, 1), rho),
-         "identification_innovation_sd": np.zeros((1, 1))},
-        {"identification_multiplier": ["area"], "identification_trend_area": ["area"],
-         "identification_trend_ref": ["area"]}, ident_ref=ident_ref)
-    for start, lead in ((2022, 0.0), (2024, 1.0 + rho)):
-        ps = PosteriorParameters(path, toy_config.model, np.array([1, 1]),
-                                 start_year=start).get(0)
-        step = g * rho ** (start - 2022)
-        for i, steps in ((1, 0.0), (2, 1.0), (4, 1.0 + rho + rho ** 2)):
-            want = ident_ref[:, None] * [1.5, 0.5] * np.exp(g * lead + step * steps)
-            np.testing.assert_allclose(ps.year_tables(i).p_identify, np.clip(want, 0, 1),
-                                       rtol=1e-12)
-
-
-def test_identification_drift_reaches_the_tables(tmp_path, toy_config):
-    """With ``identification_drift`` d on top of the damped step g: p_identify of year i =
-    reference x multiplier x exp(g sum_{j<i-1} rho^j + d (i - 1)); starting two years after
-    the posterior's origin moves the multiplier on by the trend's two steps and 2 d."""
-    ident_ref = np.linspace(0.001, 0.03, 26)
-    rho, g, d = 0.5, np.array([0.1, -0.05]), 0.04
-    path = _artefact(
-        tmp_path / "drift.nc",
-        {"escalation_multiplier": np.ones((1, 1, 5, 2)), "exit_multiplier": np.ones((1, 1, 5, 2)),
-         "escalation_trend": np.zeros((1, 1, 5)),
-         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 1, 1)),
-         "identification_trend_area": np.tile([[0.9, 0.9]], (1, 1, 1)),
-         "identification_trend_ref": g[None, None],
-         "identification_damping": np.full((1, 1), rho),
-         "identification_drift": np.full((1, 1), d),
-         "identification_innovation_sd": np.zeros((1, 1))},
+        tmp_path / "idd.nc", post,
         {"identification_multiplier": ["area"], "identification_trend_area": ["area"],
          "identification_trend_ref": ["area"]}, ident_ref=ident_ref)
     for start, lead in ((2022, 0.0), (2024, 1.0 + rho)):
