@@ -43,6 +43,11 @@ class DataConfig:
     areas: tuple[str, ...] = ("E92000001",)
     targeted_plus_share: float = 0.25
     files: Mapping[str, Path] = field(default_factory=dict)
+    sen_support_ages: str = "profile"
+    """How SEN support (one total per area) is spread over ages: ``"profile"`` by population x
+    the cohort profile of the config's rates (:mod:`simsend.data.support_ages`), ``"flat"`` by
+    population x school-roll participation (flat over 4-15; what posteriors fitted before the
+    profile existed were fitted on, so a run on one should keep it)."""
 
 
 def parse_run(ctx: toml.Ctx, raw: dict) -> RunConfig:
@@ -80,6 +85,10 @@ def parse_outputs(ctx: toml.Ctx, raw: dict) -> OutputConfig:
     return OutputConfig(path=path, by=by)
 
 
+SEN_SUPPORT_AGES = ("profile", "flat")
+"""Values of ``[data] sen_support_ages``."""
+
+
 def parse_data(ctx: toml.Ctx, raw: dict, base: Path) -> DataConfig:
     """Parse the ``[data]`` table; relative file paths resolve against ``base``."""
     d = DataConfig()
@@ -107,4 +116,6 @@ def parse_data(ctx: toml.Ctx, raw: dict, base: Path) -> DataConfig:
         targeted_plus_share=toml.prob(ctx, raw.get("targeted_plus_share", d.targeted_plus_share),
                                   "data.targeted_plus_share"),
         files=files,
+        sen_support_ages=toml.string(ctx, raw.get("sen_support_ages", d.sen_support_ages),
+                                     "data.sen_support_ages", SEN_SUPPORT_AGES),
     )

@@ -13,13 +13,15 @@ def data_spec(cfg: SimConfig) -> DataSpec:
 
     SEN support is spread over ages by the cohort profile the config's rates give
     (:func:`~simsend.data.support_ages.support_profile`), so a run starts on the age shape its
-    own rates hold.
+    own rates hold; ``[data] sen_support_ages = "flat"`` keeps the flat spread.
     """
     d = cfg.data
-    profile = support_profile(cfg.model, d.targeted_plus_share)
+    profile = None
+    if d.sen_support_ages == "profile":
+        profile = tuple(float(v) for v in support_profile(cfg.model, d.targeted_plus_share))
     return DataSpec(source=d.source, areas=tuple(d.areas), baseline_year=cfg.run.start_year,
                     targeted_plus_share=d.targeted_plus_share, files=dict(d.files),
-                    sen_support_profile=tuple(float(v) for v in profile))
+                    sen_support_profile=profile)
 
 
 def load_config_baseline(cfg: SimConfig) -> Baseline:

@@ -125,3 +125,27 @@ def test_a_config_baseline_spreads_by_its_own_rates(model):
     pop = (base.pool + base.individuals.sum(axis=(0, 2, 4)))[:, 0]
     r = x[5:16] / (pop[5:16] * prof[5:16])
     assert r.max() / r.min() < 1.01
+
+
+def test_flat_keeps_the_spread_a_posterior_was_fitted_on(tmp_path):
+    text = open("configs/base.toml").read().replace(
+        'targeted_plus_share = 0.25', 'targeted_plus_share = 0.25\nsen_support_ages = "flat"', 1)
+    (tmp_path / "flat.toml").write_text(text)
+    cfg = load(tmp_path / "flat.toml").replace_run(start_year=2022)
+    assert cfg.data.sen_support_ages == "flat"
+    base = load_config_baseline(cfg)
+    assert any(a.startswith("sen_support_ages") for a in base.provenance["assumptions"])
+    x = _support_by_age(base)
+    pop = (base.pool + base.individuals.sum(axis=(0, 2, 4)))[:, 0]
+    r = x[5:16] / pop[5:16]  # flat: in proportion to population alone
+    assert r.max() / r.min() < 1.01
+
+
+def test_an_unknown_spread_names_its_key(tmp_path):
+    from simsend.config.toml import ConfigError
+
+    text = open("configs/base.toml").read().replace(
+        'targeted_plus_share = 0.25', 'targeted_plus_share = 0.25\nsen_support_ages = "fla"', 1)
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(ConfigError, match="data.sen_support_ages"):
+        load(tmp_path / "bad.toml")
