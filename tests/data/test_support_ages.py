@@ -128,8 +128,8 @@ def test_a_config_baseline_spreads_by_its_own_rates(model):
 
 
 def test_flat_keeps_the_spread_a_posterior_was_fitted_on(tmp_path):
-    text = open("configs/base.toml").read().replace(
-        'targeted_plus_share = 0.25', 'targeted_plus_share = 0.25\nsen_support_ages = "flat"', 1)
+    text = open("configs/base.toml").read().replace('sen_support_ages = "profile"',
+                                                    'sen_support_ages = "flat"', 1)
     (tmp_path / "flat.toml").write_text(text)
     cfg = load(tmp_path / "flat.toml").replace_run(start_year=2022)
     assert cfg.data.sen_support_ages == "flat"
@@ -144,8 +144,8 @@ def test_flat_keeps_the_spread_a_posterior_was_fitted_on(tmp_path):
 def test_an_unknown_spread_names_its_key(tmp_path):
     from simsend.config.toml import ConfigError
 
-    text = open("configs/base.toml").read().replace(
-        'targeted_plus_share = 0.25', 'targeted_plus_share = 0.25\nsen_support_ages = "fla"', 1)
+    text = open("configs/base.toml").read().replace('sen_support_ages = "profile"',
+                                                    'sen_support_ages = "fla"', 1)
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(ConfigError, match="data.sen_support_ages"):
         load(tmp_path / "bad.toml")
