@@ -18,7 +18,9 @@ def data_spec(cfg: SimConfig) -> DataSpec:
     d = cfg.data
     profile = None
     if d.sen_support_ages == "profile":
-        profile = tuple(float(v) for v in support_profile(cfg.model, d.targeted_plus_share))
+        p = support_profile(cfg.model, d.targeted_plus_share)
+        # rates that never identify anyone hold no shape: keep the flat spread
+        profile = tuple(float(v) for v in p) if p[4:20].sum() > 0 else None
     return DataSpec(source=d.source, areas=tuple(d.areas), baseline_year=cfg.run.start_year,
                     targeted_plus_share=d.targeted_plus_share, files=dict(d.files),
                     sen_support_profile=profile)

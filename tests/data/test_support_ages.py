@@ -149,3 +149,13 @@ def test_an_unknown_spread_names_its_key(tmp_path):
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(ConfigError, match="data.sen_support_ages"):
         load(tmp_path / "bad.toml")
+
+
+def test_rates_that_identify_nobody_keep_the_flat_spread(model):
+    cfg = load("configs/base.toml").replace_run(start_year=2022)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, identification=np.zeros_like(cfg.model.identification)))
+    from simsend.data.configured import data_spec
+
+    assert data_spec(cfg).sen_support_profile is None
+    assert data_spec(load("configs/base.toml")).sen_support_profile is not None
