@@ -815,11 +815,14 @@ def _need_shares(need_mix: pd.DataFrame, area_rows: pd.DataFrame, plan: str, yea
 def _support_profile(profile) -> np.ndarray:
     """Check :attr:`DataSpec.sen_support_profile`: 26 finite, non-negative weights."""
     p = np.asarray(profile, float)
-    if p.shape != (N_A,) or not np.isfinite(p).all() or (p < 0).any() \
-            or p[[a for a in AGES if SCHOOL_PARTICIPATION.get(a, 0.0) > 0]].sum() <= 0:
+    school = [a for a in AGES if SCHOOL_PARTICIPATION.get(a, 0.0) > 0]
+    wrong = (f"shape {p.shape}" if p.shape != (N_A,)
+             else "a value that is not finite" if not np.isfinite(p).all()
+             else f"a negative value at age {int(np.argmax(p < 0))}" if (p < 0).any()
+             else "no positive weight at ages 4-19" if p[school].sum() <= 0 else None)
+    if wrong:
         raise DataError(f"DataSpec.sen_support_profile: expected {N_A} finite, non-negative "
-                        f"weights by age 0-25, some of them positive at ages 4-19; got "
-                        f"shape {p.shape}")
+                        f"weights by age 0-25, some of them positive at ages 4-19; got {wrong}")
     return p
 
 

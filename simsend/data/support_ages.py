@@ -6,11 +6,11 @@ to population alone, so a council had as many pupils on SEN support at 4 as at 1
 engine's rates do not hold that shape: children are identified year by year from birth and
 the young escalate to EHC plans often, so a run filled the youngest ages back at a third of
 the spread (England from January 2022, every council's posterior: 84,000 at age 4 in the
-baseline, 31,000 a year later).  Each year a small young cohort replaced a large old one
-leaving at 16, and SEN support fell in every forecast while the census recorded it rising
-(10-13% low three years ahead from 2021 and 2022, README *How well it forecast*).  The
-calibration reads the exposure to escalation on the same spread, so too many children under
-8 and too few at 11-15 were exposed as well.
+baseline, 31,000 a year later), and each year a small young cohort replaced a large old one
+leaving at 16.  The calibration reads the exposure to escalation on the same spread, so too
+many children under 8 and too few at 11-15 were exposed as well.  (SEN support's fall in
+forecasts from 2021 and 2022, 10-13% three years ahead, came mostly from identification's
+trend, not from this: see ``identification_drift`` in :mod:`simsend.calibration.model`.)
 
 :func:`support_profile` gives the shape instead: the share of a birth cohort in the
 targeted tiers at each census age when the config's rates act on it year after year in the
