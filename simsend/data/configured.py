@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simsend.config import SimConfig
-from simsend.data.baseline import Baseline, DataSpec, load_baseline
+from simsend.data.baseline import SCHOOL_PARTICIPATION, Baseline, DataSpec, load_baseline
 from simsend.data.early_years import fill_early_years
 from simsend.data.support_ages import support_profile
 
@@ -20,7 +20,8 @@ def data_spec(cfg: SimConfig) -> DataSpec:
     if d.sen_support_ages == "profile":
         p = support_profile(cfg.model, d.targeted_plus_share)
         # rates that never identify anyone hold no shape: keep the flat spread
-        profile = tuple(float(v) for v in p) if p[4:20].sum() > 0 else None
+        on_roll = sum(p[a] for a, w in SCHOOL_PARTICIPATION.items() if w > 0)
+        profile = tuple(float(v) for v in p) if on_roll > 0 else None
     return DataSpec(source=d.source, areas=tuple(d.areas), baseline_year=cfg.run.start_year,
                     targeted_plus_share=d.targeted_plus_share, files=dict(d.files),
                     sen_support_profile=profile)
