@@ -19,7 +19,8 @@ Somerset under DfE's codes, ``CODE_ALIASES``), and writes tidy files:
     2010-2025; primary need 2025.  Pupils on SEN support (school census, 2015-2025; councils
     estimated, see below).
 ``flows.csv.gz``
-    Calendar-year flows: new EHC plans by age band and placement group (2009-2024), requests,
+    Calendar-year flows: new EHC plans by age band and placement group (2009-2024) and by
+    single age at start 3-19 (2022-2024), requests,
     assessments, plans issued (within 20 weeks), ceased plans by reason (SEN2 2022 release
     to 2021, person-level release from 2022).
 ``population.csv.gz``
@@ -67,6 +68,7 @@ from simsend.data.releases import (  # noqa: E402
 )
 from simsend.data.rounding import largest_remainder  # noqa: E402
 from simsend.data.tidy import write_tidy  # noqa: E402
+from simsend.dims import age_group_of  # noqa: E402
 from simsend.io import file_sha256  # noqa: E402
 
 INPUTS = {
@@ -113,6 +115,9 @@ LAST_OLD_CENSUS = 2022
 censuses come from the person-level release (and its 2023 age table)."""
 LAST_OLD_FLOW = 2021
 """Last calendar year of flows taken from the SEN2 2022 release."""
+NEW_PLANS_SINGLE_AGES = (3, 19)
+"""Single ages at start of the new plans kept as such (SEN2 2025 release, calendar 2022-2024);
+the release's end rows are the ranges 'age 2 and under' and 'age 20 and over'."""
 SCHOOL_AGES = (4, 15)
 """Ages whose population is the pupil proxy for council SEN support counts (reception-Y11)."""
 
@@ -325,6 +330,29 @@ def build_flows(age_new, estab_new, mi, wide: dict[str, pd.DataFrame]
         df[col] = df[col].fillna("all")
     out, log = apportion(df[FLOW_COLS], ["flow"], ["age_group", "placement"],
                          fallback=("new_plans",))
+    # New plans by single age at start, 3-19 (the calibration's escalation by single age);
+    # the end rows 'age 2 and under' and 'age 20 and over' are ranges, so only their bands
+    # are kept (under 5 less ages 3 and 4 gives 0-2).  The person-level release is on the
+    # current geography already, so these rows need no apportioning.
+    new = wide["sen2_new_plans"]
+    single = new[(new["year"] > LAST_OLD_FLOW) & (new["placement"] == "all")
+                 & new["age"].astype(str).str.fullmatch(r"\d+")].copy()
+    single = single[single["age"].astype(int).between(*NEW_PLANS_SINGLE_AGES)]
+    # The release prints no zero rows (no council's age row reads 0, none is suppressed):
+    # an age missing where the council and year have an age breakdown had no new plans.
+    lo, hi = NEW_PLANS_SINGLE_AGES
+    full = pd.MultiIndex.from_product(
+        [single[["year", "area"]].drop_duplicates().itertuples(index=False),
+         [str(a) for a in range(lo, hi + 1)]], names=["year_area", "age"])
+    full = pd.DataFrame([(y, a, age) for (y, a), age in full], columns=["year", "area", "age"])
+    single = full.merge(single, on=["year", "area", "age"], how="left")
+    single["count"] = single["count"].fillna(0.0)
+    single["flag"] = single["flag"].fillna("")
+    single["measure"] = "new_plans"
+    single["placement"] = "all"
+    single["age_group"] = single["age"].astype(int).map(age_group_of)
+    single = single.rename(columns={"measure": "flow"}).assign(need="all")
+    out = pd.concat([out, single[FLOW_COLS]], ignore_index=True)
     return out, log, info
 
 
@@ -496,6 +524,23 @@ def build_components(path: Path, areas: pd.DataFrame) -> pd.DataFrame:
     return out.assign(_o=order).sort_values(["_o", "area"]).drop(columns="_o")
 
 
+def _keep_others(prov: dict, path: Path) -> None:
+    """Carry over the provenance of files other builders ship in the folder.
+
+    ``tribunals.csv`` is written by ``python -m simsend.data.tribunals``: its source entry
+    (``built_by``) and checksum stay as they are when this script rewrites PROVENANCE.json.
+    """
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    for k, v in old.get("sources", {}).items():
+        if isinstance(v, dict) and "built_by" in v and k not in prov["sources"]:
+            prov["sources"][k] = v
+    for name, sha in old.get("shipped_sha256", {}).items():
+        if name not in SHIPPED and (path.parent / name).exists():
+            prov["shipped_sha256"][name] = sha
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the extract; return the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -598,7 +643,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "SEN2 2022 release's four discontinued-plan reasons (EHC "
                                   "plans; flag 'derived')",
             "new_plans_age": "new plans by age at start (2022-2024) are summed into age bands "
-                             "('age 2 and under' -> under_5, 'age 20 and over' -> 20_to_25)",
+                             "('age 2 and under' -> under_5, 'age 20 and over' -> 20_to_25); "
+                             "single ages 3-19 are also kept (rows with a whole 'age'); an "
+                             "age with no row in the release is 0 (the release prints no "
+                             "zero and suppresses nothing in these rows)",
         },
         "shipped_sha256": shipped,
         "boundary_changes": {"stock": log_stock, "flows": log_flows, "population": log_pop},
@@ -623,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         "suppressed_cells": int((stock["flag"] == "suppressed").sum()
                                 + (flows["flag"] == "suppressed").sum()),
     }
+    _keep_others(prov, out / "PROVENANCE.json")
     (out / "PROVENANCE.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
     files = [out / name for name in (*SHIPPED, "PROVENANCE.json")]
     total = sum(f.stat().st_size for f in files)

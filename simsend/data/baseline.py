@@ -183,7 +183,9 @@ class Baseline:
         JSON-serialisable: sources, sha256 of files used, assumptions applied.
     history : xarray.Dataset
         ``ehcp`` (year, age_group, area), ``ehcp_placement`` (year, placement, area),
-        ``new_plans`` (year, age_group, area; calendar year), ``sen_support`` (year, area),
+        ``new_plans`` (year, age_group, area; calendar year), ``new_plans_age`` (year, age,
+        area; single age at start, published for 3-19 from calendar 2022), ``sen_support``
+        (year, area),
         ``requests``, ``ceased``, ``ceased_moved_la``, ``ceased_needs_met`` (year, area; calendar
         year), ``ceased_age``, ``ceased_moved_la_age`` (year, age_group, area); no data
         after ``year`` (flows: none after ``year - 1``); NaN = not published.
@@ -721,6 +723,13 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
                                               "another council in England (SEN2 transfer; "
                                               "DisleaEHC to 2021)",
                                  "units": "1 year-1"}),
+            "new_plans_age": (("year", "age", "area"),
+                              _grid(_margin_rows(new, "age") if len(new) else new, years,
+                                    "age", [str(a) for a in range(N_A)], areas),
+                              {"long_name": "new EHC plans issued in calendar year `year` by "
+                                            "single age at start (SEN2, calendar 2022 on; "
+                                            "published for ages 3-19 only, the end rows are "
+                                            "ranges)", "units": "1 year-1"}),
             "ceased_age": (("year", "age_group", "area"),
                            _grid(flow_bands("ceased"), years, "age_group", GROUPS, areas),
                            {"long_name": "EHC plans ceased in calendar year `year` by age "
@@ -741,8 +750,8 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
                                                " DismetEHC to 2021)",
                                   "units": "1 year-1"}),
         },
-        coords={"year": years, "age_group": list(GROUPS), "placement": list(PLACEMENTS),
-                "area": areas},
+        coords={"year": years, "age_group": list(GROUPS), "age": np.arange(N_A),
+                "placement": list(PLACEMENTS), "area": areas},
         attrs={"baseline_year": year,
                "note": "stocks at the January census of `year`; flows in calendar year `year`;"
                        " NaN = not published (suppressed, not applicable, not collected or a "

@@ -210,6 +210,7 @@ ENGLAND_2025_PLACEMENTS = [  # establishment columns mapped (docs/data.md), PLAC
 ENGLAND_2025_NEEDS = {  # sen_needs_all_plans.csv, England 202425 (not recorded -> NSA)
     "ASD": 201183, "SEMH": 132217, "SLCN": 135836, "MLD": 67861, "SpLD": 14374, "SLD": 25681,
     "PMLD": 8577, "HI": 8765, "VI": 5280, "MSI": 1692, "PD": 24897, "OTH": 7512, "NSA": 4870}
+BIRMINGHAM_NEW_2024 = [235, 226, 100]  # newplans.csv 2024, E08000025: age 4, age 5, age 11
 COUNCILS_2025 = {  # caseload.csv 202425: total and placement groups (PLACEMENTS order)
     "E06000017": (376, [137, 64, 45, 33, 0, 58, 39]),  # Rutland
     "E08000035": (6093, [1297, 270, 2215, 228, 2, 1210, 871]),  # Leeds
@@ -323,3 +324,33 @@ def test_history_transfers_and_ceased():
     b22 = load_baseline(DataSpec(areas=("E92000001",), baseline_year=2022))
     assert int(b22.history.year.max()) == 2022
     assert b22.history["ceased_moved_la"].sel(year=2022).isnull().all()
+
+
+def test_new_plans_by_single_age_at_start(all_2025):
+    """SEN2's new plans by age at start, 3-19, kept singly (calendar 2022-2024)."""
+    h = all_2025.history
+    single = h["new_plans_age"]
+    years = [int(y) for y in single.year.values if np.isfinite(single.sel(year=y)).any()]
+    assert years == [2022, 2023, 2024]
+    s = single.sel(year=years)
+    # the published end rows are ranges: their ages stay unknown
+    assert s.sel(age=[0, 1, 2, 20, 21, 22, 23, 24, 25]).isnull().all()
+    bands = h["new_plans"].sel(year=years)
+    # the bands the single ages fill are their sums, in every council and year
+    for g, (lo, hi) in AGE_GROUPS.items():
+        if lo >= 3 and hi <= 19:
+            summed = s.sel(age=range(lo, hi + 1)).sum("age", skipna=False).values
+            band = bands.sel(age_group=g).values
+            # both known everywhere but in Cumbria's successors in 2022 (the release has
+            # Cumbria, whose bands are apportioned, not its single ages)
+            known = np.isfinite(band) & np.isfinite(summed)
+            gap = np.argwhere(np.isfinite(band) & ~known)
+            assert {(years[i], str(s.area.values[j])) for i, j in gap} <= {
+                (2022, "E06000063"), (2022, "E06000064")}
+            np.testing.assert_array_equal(summed[known], band[known])
+    # under 5 holds ages 3 and 4 and the 0-2 range
+    u5 = bands.sel(age_group="under_5")
+    assert (s.sel(age=[3, 4]).sum("age") <= u5).where(np.isfinite(u5), True).all()
+    # Birmingham (E08000025), calendar 2024, as published: ages 4, 5 and 11
+    bham = s.sel(area="E08000025", year=2024)
+    assert bham.sel(age=[4, 5, 11]).values.tolist() == BIRMINGHAM_NEW_2024
