@@ -139,10 +139,13 @@ def aggregate_forecast(path: str | Path, targets: xr.Dataset, horizon: int, draw
     out_s = np.zeros((draws, horizon, 5, len(areas)))
     out_n = np.zeros_like(out_s)
     surv_p = np.exp(-kappa[:, band] * hazard[None, :, None])  # (D, 26, R)
+    # escalation's within-band age shape, where fitted (D, 26, 1)
+    age_fx = (st["escalation_age_effect"].transpose("sample", "age").values[k][:, :, None]
+              if "escalation_age_effect" in st else np.zeros((draws, len(band), 1)))
     for h in range(1, horizon + 1):
         year = origin + h
         steps = damped_steps(phi, year - ref_year)[:, None, None]  # (D, 1, 1)
-        rate = theta[:, band] * np.exp(trend[:, band] * steps) * e_ref[None]
+        rate = theta[:, band] * np.exp(trend[:, band] * steps + age_fx) * e_ref[None]
         mu_age = rate * x[None]  # (D, 26, R)
         mu_band = np.einsum("dar,ag->dgr", mu_age, m)
         shape = 1.0 / np.maximum(cv_new, 1e-6) ** 2

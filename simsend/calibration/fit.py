@@ -57,7 +57,8 @@ ENGINE_VARIABLES = (
     "identification_trend_area", "identification_innovation_sd", "deescalation_share",
     "ehcp_age_share", "escalation_trend_ref", "escalation_damping", "identification_trend_ref",
     "identification_damping", "new_plans_cv", "ehcp_cv", "sen_support_cv",
-    "escalation_common_sd", "identification_common_sd", "identification_drift")
+    "escalation_common_sd", "identification_common_sd", "identification_drift",
+    "escalation_age_effect")
 """Posterior variables :class:`~simsend.rates.posterior.PosteriorParameters` reads."""
 
 

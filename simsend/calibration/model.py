@@ -27,6 +27,12 @@ with
   not explain.  ``sigma_w`` (``escalation_innovation_sd``) is estimated; the forecast
   continues the walk from its last fitted value with fresh innovations, so bands widen
   with the horizon;
+* with new plans by single age at issue in the targets (``new_plans_age``), a within-band
+  age shape ``delta_a`` (``escalation_age_effect``, common to the areas) multiplies each
+  single age's rate: ``N`` is then ``sum_a theta_{g(a) r} e^{delta_a} X e^{cfg} ...``
+  (see :func:`age_shape_basis` and :data:`AGE_SHAPE_PRIOR`), and those years' new plans
+  enter the likelihood by single age (0-2, 3, ..., 19, 20-25; :func:`issue_bin_matrix`)
+  instead of by band;
 * ``n_{r t} ~ N(0, sigma_n)`` a transient shock of the area's year that does not persist
   (``escalation_noise_sd``), added to ``w`` in the rate of that year only;
 * ``A[a, r, t]`` EHC plans of census ``t - 1`` aged one year: the recorded band stocks spread
@@ -117,6 +123,10 @@ class PriorConfig:
     issue_age_lag : float
         Share of new plans recorded (by age at issue) one year younger than their age at
         the next census, see :func:`issue_matrix`.
+    issue_age_lead : float
+        Share recorded one year older (SEN2's caseload ages are ages at the 31 August before
+        the census: a child issued a plan in the autumn after a birthday since 31 August is
+        older at issue than at the census), see :func:`issue_matrix`.
     escalation_age_form, exit_age_form : str
         How age groups share information (one of :data:`AGE_FORMS`).
         ``fixed_spread``: ``a_g ~ N(mu, age_sd)`` around a
@@ -214,6 +224,12 @@ class PriorConfig:
         common path falling 0.74 over the years, its last step -0.20 carried on) and the
         three-year medians got worse (median error of councils' EHC plans 10.2% against
         8.9%).
+    age_shape_sd : float
+        Half-normal prior scale of the sd of the steps of escalation's within-band age walk
+        (``escalation_age_sd``; the effects are ``escalation_age_effect``, see
+        :func:`age_shape_basis`).  Fitted only where the targets hold new plans by single
+        age (``new_plans_age``); 0 leaves the shape to the config (the default;
+        :meth:`from_model` uses :data:`AGE_SHAPE_PRIOR`).
     id_drift_sd : float
         Normal prior sd (centred on 0) of ``identification_drift``, a constant yearly change
         in the log identification rate common to every area, on top of the damped trend:
@@ -241,6 +257,7 @@ class PriorConfig:
     likelihood: str = "negbin"
     area_age_interaction: bool = True
     issue_age_lag: float = 0.5
+    issue_age_lead: float = 0.0
     escalation_age_form: str = "fixed_spread"
     exit_age_form: str = "independent"
     centred_area: bool = False
@@ -262,6 +279,7 @@ class PriorConfig:
     exit_walk_sd: float = 0.0
     common_trend_sd: float = 0.0
     id_drift_sd: float = 0.0
+    age_shape_sd: float = 0.0
 
     @classmethod
     def from_model(cls, model: ModelConfig, **overrides) -> PriorConfig:
@@ -283,6 +301,7 @@ class PriorConfig:
         down = model.tiers[s, t] + model.tiers[s, tp]
         kw = dict(estimate_issue_lag=True, propagate_ages=True, damping_prior=DAMPING_PRIOR,
                   common_trend_sd=COMMON_TREND_PRIOR, id_drift_sd=IDENTIFICATION_DRIFT_PRIOR,
+                  age_shape_sd=AGE_SHAPE_PRIOR,
                   identification=np.asarray(model.identification, float).copy(),
                   deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
                   deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
@@ -323,25 +342,121 @@ class Constants:
     exits_age_mask: np.ndarray | None = None  # (T, 5, R) bool
     prev_band: np.ndarray | None = None  # (T, 5, R) recorded stock of the previous census
     share0: np.ndarray | None = None  # (26, R) within-band age shares at the first census
+    new_age_obs: np.ndarray | None = None  # (T, N_BINS, R) new plans by single-age bin
+    new_age_mask: np.ndarray | None = None  # (T, R) bool: those enter instead of the bands
 
 
-def issue_matrix(lag: float) -> np.ndarray:
+def issue_matrix(lag: float, lead: float = 0.0) -> np.ndarray:
     """``B[a, g]``: share of plans of census age ``a`` recorded in SEN2 age band ``g``.
 
     SEN2 records a new plan by the child's age when it is issued; the engine counts it by
-    the age reached at the next January census.  A share ``lag`` of children have a
-    birthday in between (0.5 for issue dates and birthdays spread evenly over the year), so
-    they are recorded one year younger.
+    its age at the next January census, which SEN2's caseload takes at the 31 August before
+    it.  A share ``lag`` of children are recorded one year younger (issued before a
+    birthday that falls before 31 August) and a share ``lead`` one year older (issued in the
+    autumn after a birthday since 31 August: a reception child of census age 4 issued a plan
+    at 5).  With issue dates and birthdays spread evenly over the year, ``lag`` is about 0.22
+    and ``lead`` 0.06.
 
     Examples
     --------
     >>> issue_matrix(0.5)[5].tolist()  # census age 5: half issued at 4 (under_5), half at 5
     [0.5, 0.5, 0.0, 0.0, 0.0]
+    >>> issue_matrix(0.0, 0.3)[4].tolist()  # census age 4: 30% issued at 5
+    [0.7, 0.3, 0.0, 0.0, 0.0]
 
     """
     m = band_matrix()
     younger = np.vstack([m[:1], m[:-1]])  # band of age a - 1 (age 0 stays in band 0)
-    return (1.0 - lag) * m + lag * younger
+    older = np.vstack([m[1:], m[-1:]])  # band of age a + 1 (age 25 stays in band 4)
+    return (1.0 - lag - lead) * m + lag * younger + lead * older
+
+
+SINGLE_AGES = (3, 19)
+"""Ages at issue SEN2 publishes singly (calendar 2022 on); its end rows are 'age 2 and under'
+and 'age 20 and over'."""
+
+N_BINS = SINGLE_AGES[1] - SINGLE_AGES[0] + 3
+"""Bins of new plans by age at issue: 0-2, each single age 3-19, 20-25."""
+
+
+def _bin_of_issue_age() -> np.ndarray:
+    """Bin (0..N_BINS-1) of each age at issue 0-25."""
+    lo, hi = SINGLE_AGES
+    return np.clip(np.arange(26) - lo + 1, 0, hi - lo + 2)
+
+
+def issue_bin_matrix(lag: float, lead: float = 0.0) -> np.ndarray:
+    """``K[a, j]``: share of new plans of census age ``a`` recorded in single-age bin ``j``.
+
+    As :func:`issue_matrix`, with the recorded ages in the bins of :data:`N_BINS`; summing
+    its columns over each band's bins gives :func:`issue_matrix`.
+
+    Examples
+    --------
+    >>> k = issue_bin_matrix(0.5)
+    >>> k[5, 1:4].tolist()  # census age 5: half issued at 4 (bin 2), half at 5 (bin 3)
+    [0.0, 0.5, 0.5]
+
+    """
+    n = 26
+    younger = np.zeros((n, n))
+    younger[np.arange(1, n), np.arange(n - 1)] = 1.0
+    younger[0, 0] = 1.0
+    older = np.zeros((n, n))
+    older[np.arange(n - 1), np.arange(1, n)] = 1.0
+    older[-1, -1] = 1.0
+    bins = np.zeros((n, N_BINS))
+    bins[np.arange(n), _bin_of_issue_age()] = 1.0
+    return ((1.0 - lag - lead) * np.eye(n) + lag * younger + lead * older) @ bins
+
+
+def age_shape_basis() -> np.ndarray:
+    """``P`` (26, 17): escalation's within-band log age effects are ``delta = P z``.
+
+    A random walk over single ages, one step per age SEN2 publishes singly (3-19), from 0 at
+    age 2: ``delta_a = sum_{3 <= b <= a} z_b``.  New plans recorded by age at issue mix two
+    census ages (the issue-age lag), so their counts are a moving average of the census ages'
+    rates and cannot pin an age against its neighbour; independent effects left a +-0.8
+    alternation unresolved on synthetic data, a walk's smoothness removes it.  Ages 0-2 and
+    20-25, recorded only as ranges, keep the config's shape (``delta = 0`` at 0-2; at 20-25
+    the band's multiplier alone).  In a band whose every age is free (5-10, 11-15, 16-19)
+    the effects are centred, so the band's multiplier keeps its level; under 5 keeps 0-2 at
+    0, which pins the band's level instead.
+
+    Examples
+    --------
+    >>> p = age_shape_basis()
+    >>> p.shape, float(abs(p[5:11].sum(axis=0)).max()) < 1e-12
+    ((26, 17), True)
+
+    """
+    lo, hi = SINGLE_AGES
+    free = np.arange(lo, hi + 1)
+    p = np.zeros((26, len(free)))
+    p[lo:hi + 1] = np.tril(np.ones((len(free), len(free))))  # walk: cumulative steps
+    band = band_of_age()
+    for g in range(len(GROUPS)):
+        ages = np.flatnonzero(band == g)
+        if np.isin(ages, free).all():
+            p[ages] -= p[ages].mean(axis=0)
+    return p
+
+
+def _single_age_bins(targets: xr.Dataset, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return recorded new plans by bin (T, N_BINS, R) and where every bin is known (T, R).
+
+    Bins 3-19 are the published single ages; 0-2 is the under-5 band less ages 3 and 4, and
+    20-25 the 20-25 band.  A year and area enter only when all are known and non-negative.
+    """
+    lo, hi = SINGLE_AGES
+    single = targets["new_plans_age"].transpose("year", "age", "area").values[1:]
+    band = targets["new_plans"].transpose("year", "age_group", "area").values[1:]
+    out = np.full((len(years), N_BINS, single.shape[2]), np.nan)
+    out[:, 1:-1] = single[:, lo:hi + 1]
+    out[:, 0] = band[:, 0] - single[:, lo:5].sum(axis=1)
+    out[:, -1] = band[:, -1]
+    ok = (np.isfinite(out) & (out >= 0)).all(axis=1)
+    return np.nan_to_num(out), ok
 
 
 def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
@@ -385,9 +500,17 @@ def constants(targets: xr.Dataset, prior: PriorConfig) -> Constants:
             exits["exits_age_obs"] = np.nan_to_num(eg)
             exits["exits_age_mask"] = np.broadcast_to(whole[:, None, :], eg.shape).copy()
             exits["exits_mask"] = exits["exits_mask"] & ~whole
+    if "new_plans_age" in targets and prior.age_shape_sd > 0:
+        obs, ok = _single_age_bins(targets, years)
+        ok &= new_mask.all(axis=1)
+        if ok.any():
+            # Those years' new plans enter by single age instead of by band.
+            exits["new_age_obs"], exits["new_age_mask"] = obs, ok
+            new_mask = new_mask & ~ok[:, None, :]
     return Constants(
         years=years, areas=[str(a) for a in targets["area"].values], e_cfg=e_cfg,
-        xe=np.nan_to_num(xe), x_cfg=np.nan_to_num(x_cfg), issue=issue_matrix(prior.issue_age_lag),
+        xe=np.nan_to_num(xe), x_cfg=np.nan_to_num(x_cfg),
+        issue=issue_matrix(prior.issue_age_lag, prior.issue_age_lead),
         x_band=np.nan_to_num(x_band),
         aged=np.nan_to_num(aged), hazard=hazard, new_obs=np.nan_to_num(new),
         stock_obs=np.nan_to_num(stock), new_mask=new_mask, new_known=new_known,
@@ -421,6 +544,15 @@ prior only, the drift is estimated): 95% of its mass within +-10% a year on the 
 drift the growth of identification went into the walks, which forecast no change: from January
 2021 and 2022, councils' SEN support three years ahead summed came out 13% and 10% below the
 school census while it rose 4-5% a year."""
+
+
+AGE_SHAPE_PRIOR = 0.5
+"""Half-normal prior scale of ``escalation_age_sd``, the sd of the steps of escalation's
+within-band age walk from one single age to the next (:func:`age_shape_basis`; ASSUMPTION on
+the prior only: the steps and their sd are estimated from SEN2's new plans by single age at
+issue).  The config's shape put 3,500 of England's 2024 new plans at age 5 (SEN2: 13,207) and
+6,000 at age 3 (2,134); steps of about 0.4 a year of age let the rate of one age differ from
+its band's by a factor of 2-3 where the data say so."""
 
 
 EXITS_FIRST_FLOW_YEAR = 2022
@@ -530,6 +662,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
     stock_idx = np.flatnonzero(c.stock_mask.ravel())
     coords = {"year": c.years, "age_group": list(GROUPS), "area": c.areas,
               "obs_new": new_idx, "obs_ehcp": stock_idx, "step": c.years[1:]}
+    if c.new_age_mask is not None:
+        coords["age"] = np.arange(len(band))
     inter = prior_cfg.area_age_sd if prior_cfg.area_age_interaction else None
     with pm.Model(coords=coords) as model:
         # Priors
@@ -585,6 +719,17 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             noise = sd_n * pm.Normal("escalation_noise_z", 0.0, 1.0, dims=("year", "area"))
         else:
             noise = pt.zeros((n_t, n_r))
+        if c.new_age_mask is not None:
+            # Within-band age shape of escalation, common to the areas: a random walk over
+            # single ages (non-centred steps).
+            basis = age_shape_basis()
+            sd_d = pm.HalfNormal("escalation_age_sd", prior_cfg.age_shape_sd)
+            z_d = pm.Normal("escalation_age_z", 0.0, 1.0, shape=basis.shape[1])
+            delta = pm.Deterministic("escalation_age_effect",
+                                     sd_d * pt.dot(pt.as_tensor_variable(basis), z_d),
+                                     dims="age")
+        else:
+            delta = pt.zeros(len(band))
         log_kappa = _effects("exit", n_r, prior_cfg.exit_level_sd, prior_cfg.exit_age_sd,
                              prior_cfg.exit_area_sd, inter, prior_cfg.exit_age_form,
                              centred)
@@ -610,17 +755,25 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
             slope_ref = trend_ar
         pm.Deterministic("escalation_trend_ref", slope_ref, dims=("age_group", "area"))
         common = _common_trend(prior_cfg, n_t, n_r)
-        rate = pt.exp(log_theta[band][None]
+        rate = pt.exp(log_theta[band][None] + delta[None, :, None]
                       + trend_ar[band][None] * dt_esc[:, None, None]
                       + (walk + noise + common[:, None])[:, None, :])  # (T, 26, R)
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
         if prior_cfg.estimate_issue_lag:
-            # issue_matrix(lag) is linear in lag: B = (1 - lag) M + lag Y
+            # issue_matrix(lag, lead) is linear: B = (1 - lag - lead) M + lag Y + lead O;
+            # the lead takes a uniform share of what the lag leaves
             lag = pm.Beta("issue_age_lag", 1.0, 1.0)
-            issue = (1.0 - lag) * issue_matrix(0.0) + lag * issue_matrix(1.0)
+            lead = pm.Deterministic("issue_age_lead",
+                                    (1.0 - lag) * pm.Beta("issue_age_lead_share", 1.0, 1.0))
+            issue = ((1.0 - lag - lead) * issue_matrix(0.0) + lag * issue_matrix(1.0)
+                     + lead * issue_matrix(0.0, 1.0))
+            bins = ((1.0 - lag - lead) * issue_bin_matrix(0.0) + lag * issue_bin_matrix(1.0)
+                    + lead * issue_bin_matrix(0.0, 1.0))
         else:
             issue = pt.as_tensor_variable(c.issue)
+            bins = pt.as_tensor_variable(issue_bin_matrix(prior_cfg.issue_age_lag,
+                                                          prior_cfg.issue_age_lead))
         mu_rec = pt.tensordot(mu_age, issue, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
         if prior_cfg.exit_walk_sd > 0 and n_t >= 2:
             # Exits that change over time: a walk per age group, common to the areas,
@@ -641,7 +794,8 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         new_used = pt.where(c.new_known, c.new_obs * (mu_new + 1e-9) / mu_rec, mu_new)
         if prior_cfg.propagate_ages:
             aged, aged_out, share_last = propagated_ages(c, surv_t, mu_age, new_used)
-            model.add_coord("age", np.arange(len(band)))
+            if "age" not in model.coords:
+                model.add_coord("age", np.arange(len(band)))
             pm.Deterministic("ehcp_age_share", share_last, dims=("age", "area"))
         else:
             aged, aged_out = pt.as_tensor_variable(c.aged), c.aged_out
@@ -657,6 +811,23 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
                                 observed=c.new_obs.ravel()[new_idx], dims="obs_new")
         else:
             raise ValueError(f"unknown likelihood {prior_cfg.likelihood!r}")
+        if c.new_age_mask is not None:
+            # New plans by single age at issue where published: bins 0-2, 3, ..., 19, 20-25,
+            # each with its band's over-dispersion.
+            ia_idx = np.flatnonzero(np.broadcast_to(c.new_age_mask[:, None, :],
+                                                    c.new_age_obs.shape).ravel())
+            model.add_coord("obs_new_age", ia_idx)
+            mu_bin = pt.tensordot(mu_age, bins, axes=[[1], [0]]).dimshuffle(0, 2, 1) + 1e-9
+            mu_bin_f = mu_bin.ravel()[ia_idx]
+            obs_bin = c.new_age_obs.ravel()[ia_idx]
+            if prior_cfg.likelihood == "poisson":
+                pm.Poisson("new_plans_age", mu=mu_bin_f, observed=obs_bin, dims="obs_new_age")
+            else:
+                bin_band = band[np.arange(N_BINS) + SINGLE_AGES[0] - 1]  # 2, 3, ..., 20
+                cv_bin = pt.broadcast_to(cv_new[bin_band][None, :, None],
+                                         c.new_age_obs.shape).ravel()[ia_idx]
+                pm.NegativeBinomial("new_plans_age", mu=mu_bin_f, alpha=1.0 / cv_bin ** 2,
+                                    observed=obs_bin, dims="obs_new_age")
         mu_s = mu_stock.ravel()[stock_idx]
         pm.Normal("ehcp", mu=mu_s, sigma=pt.sqrt(mu_s + 1.0 + (cv_stock_f * mu_s) ** 2),
                   observed=c.stock_obs.ravel()[stock_idx], dims="obs_ehcp")

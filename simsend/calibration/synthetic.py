@@ -41,7 +41,8 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
                         n_years: int = 8, last_year: int = 2022, sen_support: float = 8000.0,
                         sen_growth: float = 0.01, area_scale=None, prior: PriorConfig | None = None,
                         targeted_plus_share: float = 0.25, burn_in: int = 30,
-                        innovation_sd: float = 0.0, seed: int = 0) -> xr.Dataset:
+                        innovation_sd: float = 0.0, age_effect=None,
+                        single_ages_from: int | None = None, seed: int = 0) -> xr.Dataset:
     """Simulate banded EHC plan stocks and new plans with known rates.
 
     Parameters
@@ -72,6 +73,12 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
         Year-to-year innovation sd of each area's log escalation rate (a random walk around
         the trend, pinned so that ``theta`` holds at ``last_year + 1`` before that year's
         own innovation).
+    age_effect : array (26,), optional
+        Log multiplier of escalation by single census age (the calibration's
+        ``escalation_age_effect``); default none.
+    single_ages_from : int, optional
+        First census year whose new plans are also reported by single age at issue 3-19
+        (``new_plans_age``, as SEN2 from calendar 2022); default none.
     seed : int
         Seed of the binomial draws.
 
@@ -106,7 +113,8 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
     walk -= walk[-1]
     stock = np.zeros((N_A, n_r), np.int64)
     ss_prev = None
-    rows_stock, rows_new, rows_exp = [], [], []
+    rows_stock, rows_new, rows_exp, rows_age = [], [], [], []
+    age_fx = np.zeros(N_A) if age_effect is None else np.asarray(age_effect, float)
     for k in range(total):
         year = first_census - burn_in + k
         ss = np.rint(sen_support * scale[None] * prof[:, None] / prof.sum()
@@ -114,8 +122,8 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
         if ss_prev is not None:
             exposed = np.zeros_like(ss_prev)
             exposed[1:] = rng.binomial(ss_prev[:-1], 0.97)
-            rate = e_ref[:, None] * theta[band] * np.exp(trend[None] * (year - (last_year + 1))
-                                                         + walk[k][None])
+            rate = (e_ref * np.exp(age_fx))[:, None] * theta[band] * np.exp(
+                trend[None] * (year - (last_year + 1)) + walk[k][None])
             new = rng.binomial(exposed, np.clip(rate, 0, 1))
             aged = np.zeros_like(stock)
             aged[1:] = stock[:-1]
@@ -127,11 +135,19 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
                 rec += band_matrix()[np.maximum(np.arange(N_A) - 1, 0)].T @ younger
                 rows_new.append(rec)
                 rows_exp.append(exposed.astype(float))
+                by_age = np.full((N_A, n_r), np.nan)
+                if single_ages_from is not None and year >= single_ages_from:
+                    rec_age = (new - younger).astype(float)
+                    rec_age[:-1] += younger[1:]
+                    rec_age[0] += younger[0]
+                    by_age[3:20] = rec_age[3:20]  # published singly: 3-19
+                rows_age.append(by_age)
         if year >= first_census:
             rows_stock.append(band_matrix().T @ stock)
             if year == first_census:
                 rows_new.append(np.full((5, n_r), np.nan))
                 rows_exp.append(np.full((N_A, n_r), np.nan))
+                rows_age.append(np.full((N_A, n_r), np.nan))
         ss_prev = ss
     m = band_matrix()
     share = stock / np.maximum(m @ (m.T @ stock), 1)
@@ -140,7 +156,9 @@ def simulate_stock_flow(theta: np.ndarray, trend, kappa: np.ndarray, *,
     ds = make_targets(np.array(rows_stock, float), np.array(rows_new, float),
                         np.array(rows_exp, float), share, np.ones(N_A), years,
                         [f"A{r}" for r in range(n_r)], targeted_plus_share,
-                        sources={"synthetic": f"seed={seed}"})
+                        sources={"synthetic": f"seed={seed}"},
+                        new_plans_age=(np.array(rows_age, float) if single_ages_from is not None
+                                       else None))
     # The true walk by reported census year (0 at ``last_year``), for recovery checks.
     ds.attrs["true_walk"] = json.dumps(walk[burn_in:].tolist())
     return ds

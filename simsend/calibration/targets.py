@@ -26,6 +26,10 @@ A target set is an :class:`xarray.Dataset` with the engine's dimension names:
     year ending at census ``year``: the population of age ``a - 1`` at census ``year - 1``
     less its SEN support and EHC plans, by the age reached (age 0: the census's own
     population).  NaN at the first year.
+``new_plans_age`` (year, age, area), optional
+    ``new_plans`` by single age at issue where published (SEN2: ages 3-19 from calendar 2022;
+    NaN elsewhere); the calibration then fits new plans by single age (0-2, 3, ..., 19, 20-25)
+    instead of by band, which estimates escalation's shape within the bands.
 
 Attributes: ``targeted_plus_share`` (the data assumption splitting SEN support into
 targeted / targeted-plus), ``origin`` (last census year used), ``sources`` (JSON provenance).
@@ -60,6 +64,7 @@ HISTORY_NAMES = {
     "ceased_needs_met": ("ceased_needs_met",),
     "ceased_age": ("ceased_age",),
     "ceased_moved_la_age": ("ceased_moved_la_age",),
+    "new_plans_age": ("new_plans_age",),
 }
 """Accepted variable names in ``Baseline.history`` (first match wins), per series."""
 
@@ -108,7 +113,8 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                  universal: np.ndarray | None = None,
                  exits: np.ndarray | None = None,
                  needs_met: np.ndarray | None = None,
-                 exits_age: np.ndarray | None = None) -> xr.Dataset:
+                 exits_age: np.ndarray | None = None,
+                 new_plans_age: np.ndarray | None = None) -> xr.Dataset:
     """Assemble and check a target Dataset from plain arrays.
 
     Parameters
@@ -140,6 +146,9 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
         reason; NaN where unknown; row 0 ignored).  Given together.
     exits_age : array (Y, 5, R), optional
         ``exits`` by age band when the plan ended (NaN where unknown; row 0 ignored).
+    new_plans_age : array (Y, 26, R), optional
+        ``new_plans`` by single age at issue (NaN where unpublished: SEN2 publishes ages
+        3-19 singly from calendar 2022, its end rows are ranges; row 0 ignored).
 
     Returns
     -------
@@ -229,6 +238,18 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                               {"long_name": "EHC plans ended during the year ending at the "
                                             "census because the needs were met",
                                "units": "1 year-1"})
+    if new_plans_age is not None:
+        new_plans_age = np.array(new_plans_age, float)
+        if new_plans_age.shape != (y, N_A, r):
+            raise TargetsError(f"new_plans_age: expected shape {(y, N_A, r)}, got "
+                               f"{new_plans_age.shape}")
+        if np.any(new_plans_age[np.isfinite(new_plans_age)] < 0):
+            raise TargetsError("new_plans_age: negative counts")
+        new_plans_age[0] = np.nan
+        extra["new_plans_age"] = (("year", "age", "area"), new_plans_age,
+                                  {"long_name": "new EHC plans during the year ending at the "
+                                                "census by single age at issue",
+                                   "units": "1 year-1"})
     new_plans[0] = np.nan
     exposure[0] = np.nan
     ds = xr.Dataset(
@@ -278,7 +299,7 @@ def restrict(targets: xr.Dataset, first_year: int | None = None,
     out = out.copy()
     out["new_plans"][0] = np.nan
     out["exposure"][0] = np.nan
-    for v in ("universal", "exits", "needs_met", "exits_age"):
+    for v in ("universal", "exits", "needs_met", "exits_age", "new_plans_age"):
         if v in out:
             out[v][0] = np.nan
     out.attrs = {**targets.attrs, "origin": int(out.year[-1])}
@@ -426,6 +447,9 @@ def targets_from_baseline(baseline, model: ModelConfig, *, first_year: int = 201
             flows["exits_age"] = (grid(c_age.sel(age_group=list(GROUPS)), years - NEW_PLANS_LAG)
                                   - grid(m_age.sel(age_group=list(GROUPS)),
                                          years - NEW_PLANS_LAG))
+    n_age = _pick(hist, "new_plans_age", required=False)
+    if n_age is not None and np.isfinite(n_age.values).any():
+        flows["new_plans_age"] = grid(n_age, years - NEW_PLANS_LAG)
     return make_targets(e, n, exposure, share, nf, years, areas, share_tp, sources=prov,
                         sen_support=s, universal=universal, **flows)
 

@@ -219,6 +219,10 @@ class PosteriorParameters(LastMemo):
                                     for x in ("escalation", "identification")])
         self.theta = np.asarray(theta.values, float)
         n_s = self.trend.shape[0]
+        # Escalation's within-band age shape (log effect by single age, common to the areas;
+        # fitted where SEN2 publishes new plans by single age), None in older artefacts.
+        self.age_effect = (np.asarray(stacked["escalation_age_effect"].transpose(
+            "sample", "age").values, float) if "escalation_age_effect" in stacked else None)
         if "identification_multiplier" in stacked and "identification_ref" in const:
             self.id_mult = np.asarray(stacked["identification_multiplier"].sel(sel).transpose(
                 "sample", "area").values, float)
@@ -456,6 +460,8 @@ class PosteriorParameters(LastMemo):
         tiers = base.tiers.copy()
         mult = self.model.need_multiplier[None, :, None]
         theta = self.theta[k][band]  # (26, R)
+        if self.age_effect is not None:
+            theta = theta * np.exp(self.age_effect[k])[:, None]
         for src, ref in ((TIER["targeted"], self.ref_t), (TIER["targeted_plus"], self.ref_tp)):
             tiers[src, _S] = (ref[:, None] * theta)[:, None, :] * mult
             _cap_rows(tiers, src)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simsend.calibration.model import PriorConfig, build_model, issue_matrix
+from simsend.calibration.model import (
+    N_BINS,
+    PriorConfig,
+    age_shape_basis,
+    build_model,
+    issue_bin_matrix,
+    issue_matrix,
+)
 from simsend.calibration.synthetic import synthetic_targets
 from simsend.dims import band_matrix, band_of_age
 
@@ -18,7 +25,7 @@ def problem():
 
 
 def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=None,
-                  propagate=False, out=None, phi=None, exit_walk=None):
+                  propagate=False, out=None, phi=None, exit_walk=None, delta=None):
     """Direct evaluation of the stock-and-flow likelihood (module docstring equations).
 
     ``trend`` is per age group (G,) or per age group and area (G, R); ``walk`` (T, R) the
@@ -27,6 +34,9 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
     age), the last one stored in ``out["share"]``.  ``phi``: the trend is damped, the log
     rate moving by ``trend * sum_{j<k} phi^j`` in transition year ``k`` (centred).
     ``exit_walk`` (T, G): added to the log exit hazard in each transition year.
+    ``delta`` (26,): escalation's log age effect; with it, a year and area whose new plans by
+    single age at issue (``t["new_plans_age"]``, 3-19) are all recorded enter by single age
+    (bins 0-2, 3, ..., 19, 20-25; 0-2 = the under-5 band less ages 3 and 4) instead of by band.
     """
     m, band = band_matrix(), band_of_age()
     s = t.attrs["targeted_plus_share"]
@@ -49,16 +59,32 @@ def manual_loglik(t, prior, log_theta, trend, log_kappa, cv_new, cv_stock, walk=
         tr = trend if np.ndim(trend) == 2 else np.reshape(trend, (-1, 1))
         theta = np.exp(log_theta + tr * dts[i - 1] + w)  # (G, R)
         x = t["exposure"].values[i]  # (26, R)
-        esc = theta[band] * x * e_cfg  # expected escalations by census age
+        fx = np.zeros(26) if delta is None else np.exp(delta) - 1.0
+        esc = theta[band] * (1.0 + fx)[:, None] * x * e_cfg  # escalations by census age
         mu_new = m.T @ esc
         # recorded by age at issue: half of each census age one year younger
         younger = np.vstack([esc[1:], np.zeros((1, esc.shape[1]))])
-        mu_rec = m.T @ (0.5 * esc + 0.5 * younger)
-        mu_rec[0] += 0.5 * esc[0]
+        rec_age = 0.5 * esc + 0.5 * younger
+        rec_age[0] += 0.5 * esc[0]
+        mu_rec = m.T @ rec_age
         obs_new = t["new_plans"].values[i]
         ok = np.isfinite(obs_new)
-        alpha = np.broadcast_to(1 / cv_new[:, None] ** 2, mu_rec.shape)[ok]
-        ll += stats.nbinom.logpmf(obs_new[ok], alpha, alpha / (alpha + mu_rec[ok])).sum()
+        use_band = ok.copy()
+        if delta is not None:
+            single = t["new_plans_age"].values[i]  # (26, R)
+            for r in range(single.shape[1]):
+                bins = np.r_[obs_new[0, r] - single[3:5, r].sum(), single[3:20, r],
+                             obs_new[4, r]]
+                if not (np.isfinite(bins).all() and (bins >= 0).all()):
+                    continue
+                use_band[:, r] = False
+                mu_b = np.r_[rec_age[:3, r].sum(), rec_age[3:20, r], rec_age[20:, r].sum()]
+                cv_b = cv_new[band[np.r_[2, np.arange(3, 20), 20]]]
+                a = 1 / cv_b ** 2
+                ll += stats.nbinom.logpmf(bins, a, a / (a + mu_b + 1e-9)).sum()
+        alpha = np.broadcast_to(1 / cv_new[:, None] ** 2, mu_rec.shape)[use_band]
+        ll += stats.nbinom.logpmf(obs_new[use_band], alpha,
+                                  alpha / (alpha + mu_rec[use_band])).sum()
         prev = ehcp[i - 1][band] * share  # (26, R) by single age
         aged = np.zeros_like(prev)
         aged[1:] = prev[:-1]
@@ -379,9 +405,12 @@ def test_estimated_issue_lag_gives_the_fixed_lags_likelihood(problem):
     est = build_model(t, dataclasses.replace(prior, estimate_issue_lag=True))
     point = est.initial_point()
     point["issue_age_lag_logodds__"] = np.array(-0.7)
+    point["issue_age_lead_share_logodds__"] = np.array(0.4)
     lag = float(1 / (1 + np.exp(0.7)))
-    fixed = build_model(t, dataclasses.replace(prior, issue_age_lag=lag))
-    fixed_point = {k: v for k, v in point.items() if not k.startswith("issue_age_lag")}
+    lead = (1 - lag) / (1 + np.exp(-0.4))
+    fixed = build_model(t, dataclasses.replace(prior, issue_age_lag=lag, issue_age_lead=lead))
+    fixed_point = {k: v for k, v in point.items() if not k.startswith("issue_age_lead")
+                   and not k.startswith("issue_age_lag")}
     got = est.compile_fn(est.logp(vars=est.observed_RVs), inputs=est.value_vars,
                          on_unused_input="ignore")(point)
     want = fixed.compile_fn(fixed.logp(vars=fixed.observed_RVs), inputs=fixed.value_vars,
@@ -392,3 +421,78 @@ def test_estimated_issue_lag_gives_the_fixed_lags_likelihood(problem):
     other = half.compile_fn(half.logp(vars=half.observed_RVs), inputs=half.value_vars,
                             on_unused_input="ignore")(fixed_point)
     assert abs(float(other) - float(want)) > 1e-3
+
+
+def test_issue_bins_sum_to_the_issue_matrix():
+    """Single-age bins summed over each band's bins give the banded issue matrix."""
+    band_of_bin = band_of_age()[np.r_[2, np.arange(3, 20), 20]]
+    to_band = np.eye(5)[band_of_bin]  # (N_BINS, 5)
+    for lag, lead in ((0.0, 0.0), (0.3, 0.0), (1.0, 0.0), (0.2, 0.1), (0.0, 1.0)):
+        k = issue_bin_matrix(lag, lead)
+        assert k.shape == (26, N_BINS)
+        np.testing.assert_allclose(k.sum(axis=1), 1.0)
+        np.testing.assert_allclose(k @ to_band, issue_matrix(lag, lead), atol=1e-15)
+    # a census-age-4 child issued a plan at 5 (the lead) is recorded in the 5-10 band
+    assert issue_matrix(0.0, 1.0)[4].tolist() == [0, 1.0, 0, 0, 0]
+    assert issue_bin_matrix(0.0, 1.0)[4, 3] == 1.0 and issue_bin_matrix(0.0, 1.0)[25, -1] == 1
+    k = issue_bin_matrix(0.5)
+    assert k[3, :3].tolist() == [0.5, 0.5, 0.0]  # census age 3: issued at 2 (bin 0-2) or 3
+    assert k[21, -1] == 1.0 and k[20, -2:].tolist() == [0.5, 0.5]  # 19 or 20-25
+
+
+def test_age_shape_basis():
+    """A walk over ages 3-19, centred within the bands it fills; 0-2 pins under 5."""
+    p = age_shape_basis()
+    assert not p[:3].any() and not p[20:].any()
+    for lo, hi in ((5, 11), (11, 16), (16, 20)):
+        np.testing.assert_allclose(p[lo:hi].sum(axis=0), 0.0, atol=1e-12)
+        # within a band, the step from one age to the next is that age's own innovation
+        np.testing.assert_allclose(np.diff(p[lo:hi], axis=0),
+                                   np.eye(17)[lo - 3 + 1:hi - 3], atol=1e-12)
+    np.testing.assert_array_equal(p[3:5, :2], [[1, 0], [1, 1]])  # from 0 at age 2
+    assert np.linalg.matrix_rank(p) == 17 - 3
+
+
+def test_single_ages_loglik_matches_manual(problem):
+    """New plans by single age replace the bands where every bin is recorded."""
+    import dataclasses
+
+    t, prior = problem
+    t = t.copy()
+    rng = np.random.default_rng(8)
+    n_y = t.sizes["year"]
+    single = np.full((n_y, 26, 2), np.nan)
+    # the last two years for area 0; the last year for area 1 misses age 12: bands there
+    single[-2:, 3:20, :] = rng.integers(0, 40, size=(2, 17, 2))
+    single[-1, 12, 1] = np.nan
+    band = band_of_age()
+    new = t["new_plans"].values.copy()
+    for i in (n_y - 2, n_y - 1):
+        for g in (1, 2, 3):  # bands filled by single ages are their sums
+            new[i, g] = np.nansum(single[i][band == g], axis=0)
+        new[i, 0] = single[i, 3] + single[i, 4] + 7  # 7 plans at 0-2
+    t["new_plans"] = (t["new_plans"].dims, new)
+    t["new_plans_age"] = (("year", "age", "area"), single)
+    model = build_model(t, dataclasses.replace(prior, age_shape_sd=1.0))
+    # area 0: 2 years x 19 bins; area 1: 1 year (the other misses an age)
+    assert len(model.coords["obs_new_age"]) == 3 * N_BINS
+    assert len(model.coords["obs_new"]) == 4 * 5 * 2 - 1 - 3 * 5
+    point, vals = _at_random_point(model, [
+        "esc_age", "esc_area_sd", "esc_area_z", "esc_area_age_sd", "esc_area_age_z",
+        "escalation_trend_area", "escalation_walk", "escalation_noise_sd",
+        "escalation_noise_z", "exit_age", "exit_area_sd", "exit_area_z", "exit_area_age_sd",
+        "exit_area_age_z", "new_plans_cv", "ehcp_cv", "escalation_age_effect"], rng)
+    (esc_age, a_sd, a_z, aa_sd, aa_z, trend, walk, n_sd, n_z, x_age, x_sd, x_z, xa_sd, xa_z,
+     cv_new, cv_stock, delta) = vals
+    assert np.abs(delta[3:20]).min() > 0 and not delta[:3].any()
+    want = manual_loglik(
+        t, prior, esc_age[:, None] + a_sd * a_z[None, :] + aa_sd * aa_z, trend,
+        x_age[:, None] + x_sd * x_z[None, :] + xa_sd * xa_z, cv_new, cv_stock,
+        walk + n_sd * n_z, delta=delta)
+    got = model.compile_fn(model.logp(vars=model.observed_RVs), inputs=model.value_vars,
+                           on_unused_input="ignore")(point)
+    assert float(got) == pytest.approx(want, rel=1e-9)
+    # without single ages in the targets, no age effect is fitted
+    plain = build_model(t.drop_vars("new_plans_age"), dataclasses.replace(prior,
+                                                                          age_shape_sd=1.0))
+    assert "escalation_age_effect" not in plain.named_vars

@@ -507,3 +507,25 @@ def test_common_walk_is_shared_by_every_area_and_has_its_law(common_artefact, to
                                 start_year=2022, areas=["B"])
     np.testing.assert_array_equal(alone.shock(5)[:, 0], src.shock(5)[:, 1])
     assert not np.array_equal(src.shock(5), src.shock(6))  # its own path per draw
+
+
+def test_age_effect_multiplies_each_single_ages_escalation(tmp_path, toy_config):
+    """``escalation_age_effect`` (sample, age) scales escalation at each single age."""
+    rng = np.random.default_rng(12)
+    theta = np.exp(rng.normal(0.0, 0.2, size=(2, 3, 5, 2)))
+    kappa = np.ones((2, 3, 5, 2))
+    delta = rng.normal(0.0, 0.4, size=(2, 3, 26))
+    post = {"escalation_multiplier": theta, "exit_multiplier": kappa,
+            "escalation_trend": np.zeros((2, 3, 5)), "escalation_age_effect": delta}
+    path = _artefact(tmp_path / "age.nc", post, {"escalation_age_effect": ["age"]})
+    plain = _artefact(tmp_path / "plain.nc", {k: v for k, v in post.items()
+                                              if k != "escalation_age_effect"}, {})
+    births = np.array([100, 200])
+    src = PosteriorParameters(path, toy_config.model, births)
+    ref = PosteriorParameters(plain, toy_config.model, births)
+    for k in (0, 5):
+        got, base = src.get(k).tiers, ref.get(k).tiers
+        for s_ in (T, TP):
+            np.testing.assert_allclose(
+                got[s_, S], base[s_, S] * np.exp(delta.reshape(6, 26)[k])[:, None, None])
+        np.testing.assert_array_equal(got[S], base[S])  # exits untouched
