@@ -158,8 +158,8 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
     --------
     >>> import numpy as np
     >>> t = make_targets(np.ones((2, 5, 1)), np.ones((2, 5, 1)), np.ones((2, 26, 1)),
-    ...                  band_matrix() / band_matrix().sum(0), np.ones(26), [2020, 2021],
-    ...                  ["X"], 0.25)
+    ...                  (band_matrix() / band_matrix().sum(0)).sum(1, keepdims=True),
+    ...                  np.ones(26), [2020, 2021], ["X"], 0.25)
     >>> t["ehcp"].dims
     ('year', 'age_group', 'area')
 
@@ -223,13 +223,7 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                                         "other than by transfer to another council",
                            "units": "1 year-1"})
         if exits_age is not None:
-            exits_age = np.array(exits_age, float)
-            if exits_age.shape != (y, N_G, r):
-                raise TargetsError(f"exits_age: expected shape {(y, N_G, r)}, got "
-                                   f"{exits_age.shape}")
-            if np.any(exits_age[np.isfinite(exits_age)] < 0):
-                raise TargetsError("exits_age: negative counts")
-            exits_age[0] = np.nan
+            exits_age = _flow_rows("exits_age", exits_age, (y, N_G, r))
             extra["exits_age"] = (("year", "age_group", "area"), exits_age,
                                   {"long_name": "EHC plans ended during the year ending at "
                                                 "the census, other than by transfer, by age "
@@ -239,13 +233,7 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
                                             "census because the needs were met",
                                "units": "1 year-1"})
     if new_plans_age is not None:
-        new_plans_age = np.array(new_plans_age, float)
-        if new_plans_age.shape != (y, N_A, r):
-            raise TargetsError(f"new_plans_age: expected shape {(y, N_A, r)}, got "
-                               f"{new_plans_age.shape}")
-        if np.any(new_plans_age[np.isfinite(new_plans_age)] < 0):
-            raise TargetsError("new_plans_age: negative counts")
-        new_plans_age[0] = np.nan
+        new_plans_age = _flow_rows("new_plans_age", new_plans_age, (y, N_A, r))
         extra["new_plans_age"] = (("year", "age", "area"), new_plans_age,
                                   {"long_name": "new EHC plans during the year ending at the "
                                                 "census by single age at issue",
@@ -277,6 +265,17 @@ def make_targets(ehcp: np.ndarray, new_plans: np.ndarray, exposure: np.ndarray,
     return ds
 
 
+def _flow_rows(name: str, arr, shape: tuple) -> np.ndarray:
+    """Check a flow by year (row 0, the first census, has none: set to NaN); return a copy."""
+    arr = np.array(arr, float)
+    if arr.shape != shape:
+        raise TargetsError(f"{name}: expected shape {shape}, got {arr.shape}")
+    if np.any(arr[np.isfinite(arr)] < 0):
+        raise TargetsError(f"{name}: negative counts")
+    arr[0] = np.nan
+    return arr
+
+
 def restrict(targets: xr.Dataset, first_year: int | None = None,
              origin: int | None = None) -> xr.Dataset:
     """Keep census years ``first_year..origin`` (data known at the origin census only).
@@ -285,8 +284,8 @@ def restrict(targets: xr.Dataset, first_year: int | None = None,
     --------
     >>> import numpy as np
     >>> t = make_targets(np.ones((3, 5, 1)), np.ones((3, 5, 1)), np.ones((3, 26, 1)),
-    ...                  band_matrix() / band_matrix().sum(0), np.ones(26), [2019, 2020, 2021],
-    ...                  ["X"], 0.25)
+    ...                  (band_matrix() / band_matrix().sum(0)).sum(1, keepdims=True),
+    ...                  np.ones(26), [2019, 2020, 2021], ["X"], 0.25)
     >>> restrict(t, origin=2020).year.values.tolist()
     [2019, 2020]
 
