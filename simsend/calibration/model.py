@@ -642,8 +642,9 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         after the data (``ref_year``, the random walk's last fitted value included),
         ``escalation_trend`` (age_group), ``escalation_trend_area`` (age_group, area),
         ``escalation_innovation_sd``, ``escalation_noise_sd`` and ``escalation_walk``
-        (year, area); also the
-        interpretable rates
+        (year, area); ``escalation_age_effect`` (age), escalation's within-band shape, where
+        the targets hold new plans by single age; ``issue_age_lag`` and ``issue_age_lead``
+        where estimated; also the interpretable rates
         ``escalation`` (expected new plans per targeted-tier child) and ``exit_specialist``.
 
     Examples
