@@ -365,10 +365,21 @@ def issue_matrix(lag: float, lead: float = 0.0) -> np.ndarray:
     [0.7, 0.3, 0.0, 0.0, 0.0]
 
     """
-    m = band_matrix()
-    younger = np.vstack([m[:1], m[:-1]])  # band of age a - 1 (age 0 stays in band 0)
-    older = np.vstack([m[1:], m[-1:]])  # band of age a + 1 (age 25 stays in band 4)
-    return (1.0 - lag - lead) * m + lag * younger + lead * older
+    return issue_shift(lag, lead) @ band_matrix()
+
+
+def issue_shift(lag, lead=0.0):
+    """``S[a, b]``: share of plans of census age ``a`` recorded at age ``b`` when issued.
+
+    ``(1 - lag - lead)`` at ``b = a``, ``lag`` at ``a - 1`` and ``lead`` at ``a + 1`` (ages 0
+    and 25 stay put).  ``lag`` and ``lead`` may be PyTensor scalars (the estimated shares).
+    """
+    n = 26
+    younger = np.eye(n, k=-1)
+    younger[0, 0] = 1.0
+    older = np.eye(n, k=1)
+    older[-1, -1] = 1.0
+    return (1.0 - lag - lead) * np.eye(n) + lag * younger + lead * older
 
 
 SINGLE_AGES = (3, 19)
@@ -398,16 +409,14 @@ def issue_bin_matrix(lag: float, lead: float = 0.0) -> np.ndarray:
     [0.0, 0.5, 0.5]
 
     """
-    n = 26
-    younger = np.zeros((n, n))
-    younger[np.arange(1, n), np.arange(n - 1)] = 1.0
-    younger[0, 0] = 1.0
-    older = np.zeros((n, n))
-    older[np.arange(n - 1), np.arange(1, n)] = 1.0
-    older[-1, -1] = 1.0
-    bins = np.zeros((n, N_BINS))
-    bins[np.arange(n), _bin_of_issue_age()] = 1.0
-    return ((1.0 - lag - lead) * np.eye(n) + lag * younger + lead * older) @ bins
+    return issue_shift(lag, lead) @ _bin_matrix()
+
+
+def _bin_matrix() -> np.ndarray:
+    """(26, N_BINS): 1 where an age at issue falls in a bin."""
+    bins = np.zeros((26, N_BINS))
+    bins[np.arange(26), _bin_of_issue_age()] = 1.0
+    return bins
 
 
 def age_shape_basis() -> np.ndarray:
@@ -762,15 +771,14 @@ def build_model(targets: xr.Dataset, prior_cfg: PriorConfig) -> pm.Model:
         mu_age = rate * c.xe  # expected escalations by census age
         mu_new = pt.tensordot(mu_age, band_matrix(), axes=[[1], [0]]).dimshuffle(0, 2, 1)
         if prior_cfg.estimate_issue_lag:
-            # issue_matrix(lag, lead) is linear: B = (1 - lag - lead) M + lag Y + lead O;
-            # the lead takes a uniform share of what the lag leaves
+            # the recorded age shifted by the estimated shares (the lead takes a uniform
+            # share of what the lag leaves)
             lag = pm.Beta("issue_age_lag", 1.0, 1.0)
             lead = pm.Deterministic("issue_age_lead",
                                     (1.0 - lag) * pm.Beta("issue_age_lead_share", 1.0, 1.0))
-            issue = ((1.0 - lag - lead) * issue_matrix(0.0) + lag * issue_matrix(1.0)
-                     + lead * issue_matrix(0.0, 1.0))
-            bins = ((1.0 - lag - lead) * issue_bin_matrix(0.0) + lag * issue_bin_matrix(1.0)
-                    + lead * issue_bin_matrix(0.0, 1.0))
+            shift = issue_shift(lag, lead)
+            issue = pt.dot(shift, band_matrix())
+            bins = pt.dot(shift, _bin_matrix())
         else:
             issue = pt.as_tensor_variable(c.issue)
             bins = pt.as_tensor_variable(issue_bin_matrix(prior_cfg.issue_age_lag,
