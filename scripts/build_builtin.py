@@ -341,10 +341,8 @@ def build_flows(age_new, estab_new, mi, wide: dict[str, pd.DataFrame]
     # The release prints no zero rows (no council's age row reads 0, none is suppressed):
     # an age missing where the council and year have an age breakdown had no new plans.
     lo, hi = NEW_PLANS_SINGLE_AGES
-    full = pd.MultiIndex.from_product(
-        [single[["year", "area"]].drop_duplicates().itertuples(index=False),
-         [str(a) for a in range(lo, hi + 1)]], names=["year_area", "age"])
-    full = pd.DataFrame([(y, a, age) for (y, a), age in full], columns=["year", "area", "age"])
+    full = single[["year", "area"]].drop_duplicates().merge(
+        pd.DataFrame({"age": [str(a) for a in range(lo, hi + 1)]}), how="cross")
     single = full.merge(single, on=["year", "area", "age"], how="left")
     single["count"] = single["count"].fillna(0.0)
     single["flag"] = single["flag"].fillna("")
