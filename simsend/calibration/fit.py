@@ -36,6 +36,7 @@ from simsend.calibration.model import (
     build_model,
     constants,
     has_sen_support,
+    identification_scaled,
 )
 from simsend.calibration.targets import restrict, targets_from_baseline
 from simsend.data.configured import load_config_baseline
@@ -235,7 +236,8 @@ def _constant_data(targets: xr.Dataset, prior: PriorConfig) -> xr.Dataset:
          "esc_ref_targeted_plus": ("age", prior.esc_targeted_plus),
          "exit_ref_specialist": ("age", prior.exit_specialist),
          **({} if prior.identification is None else
-            {"identification_ref": ("age", prior.identification)}),
+            {"identification_ref": ("age", prior.identification),
+             "identification_scaled": ("age", identification_scaled(prior).astype(np.int8))}),
          "escalation_ref": (("age", "area"), c.e_cfg),
          "ehcp_age_share": (("age", "area"),
                             targets["ehcp_age_share"].transpose("age", "area").values),

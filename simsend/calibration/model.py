@@ -165,6 +165,10 @@ class PriorConfig:
         Config probability that a universal child is identified (moves to the targeted
         tiers) during the year, by age.  With it (and targets holding ``sen_support``) the
         SEN support block is fitted; None leaves it out.
+    identification_from_age : int
+        First age whose identification the block's multiplier, trend, walk and drift act
+        on; younger ages keep ``identification`` (0: every age).  :meth:`from_model` uses
+        :data:`IDENTIFICATION_FROM_AGE`.
     deidentify : ndarray (26,) or None
         Config probability that a targeted-tier child returns to the universal tier, by age
         (averaged over targeted / targeted-plus by the targeted-plus share).
@@ -266,6 +270,7 @@ class PriorConfig:
     random_walk: bool = True
     year_noise_sd: float = 0.1
     identification: np.ndarray | None = None
+    identification_from_age: int = 0
     deidentify: np.ndarray | None = None
     deescalate_share: np.ndarray | None = None
     id_level_sd: float = 1.0
@@ -301,7 +306,7 @@ class PriorConfig:
         down = model.tiers[s, t] + model.tiers[s, tp]
         kw = dict(estimate_issue_lag=True, propagate_ages=True, damping_prior=DAMPING_PRIOR,
                   common_trend_sd=COMMON_TREND_PRIOR, id_drift_sd=IDENTIFICATION_DRIFT_PRIOR,
-                  age_shape_sd=AGE_SHAPE_PRIOR,
+                  age_shape_sd=AGE_SHAPE_PRIOR, identification_from_age=IDENTIFICATION_FROM_AGE,
                   identification=np.asarray(model.identification, float).copy(),
                   deidentify=(1 - share) * model.tiers[t, u] + share * model.tiers[tp, u],
                   deescalate_share=np.where(exit_p > 0, down / np.maximum(exit_p, 1e-300),
@@ -553,6 +558,17 @@ prior only, the drift is estimated): 95% of its mass within +-10% a year on the 
 drift the growth of identification went into the walks, which forecast no change: from January
 2021 and 2022, councils' SEN support three years ahead summed came out 13% and 10% below the
 school census while it rose 4-5% a year."""
+
+
+IDENTIFICATION_FROM_AGE = 4
+"""First age whose identification the SEN support block scales (``identification_scaled``).
+The school census counts SEN support from reception (age 4); identification before it is not
+recorded anywhere in the data, so it stays the config's (ASSUMPTION), as in the early-years fill
+the baseline starts from (:mod:`simsend.data.early_years`) and the exposure the escalation at
+ages 3-5 is fitted on.  Scaling it too moved England's SEN support at age 3 from 25,800 to
+35,100 in the first forecast year and 46,400 in the third (multiplier 1.89), and with it the
+under-5 plans from 26,800 to 45,600 in two years: the escalation at age 4 was fitted on the
+config's early-years exposure, not on the scaled one."""
 
 
 AGE_SHAPE_PRIOR = 0.5
@@ -966,6 +982,20 @@ def propagated_ages(c: Constants, surv, mu_age, new_band):
     return pt.stack(aged), pt.stack(out), share
 
 
+def identification_scaled(prior_cfg: PriorConfig) -> np.ndarray:
+    """Return (26,) 1.0 at the ages the identification multiplier acts on, 0.0 below them.
+
+    Examples
+    --------
+    >>> identification_scaled(PriorConfig(np.zeros(26), np.zeros(26), np.zeros(26),
+    ...                                   identification_from_age=4))[:6].tolist()
+    [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+    """
+    n = 26 if prior_cfg.identification is None else len(prior_cfg.identification)
+    return (np.arange(n) >= int(prior_cfg.identification_from_age)).astype(float)
+
+
 def has_sen_support(targets: xr.Dataset, prior_cfg: PriorConfig) -> bool:
     """Whether the SEN support block can be fitted (config rates and recorded SEN support)."""
     return (prior_cfg.identification is not None and "sen_support" in targets
@@ -991,13 +1021,16 @@ def build_identification_model(targets: xr.Dataset, prior_cfg: PriorConfig,
     .. math::
 
         SS_{r t} = \sum_a X_{a r t} (1 - u_a) - E_{r t}
-                   + \phi_{r t} \sum_a \iota_a U_{a r t} + D_{r t}
+                   + \phi_{r t} \sum_{a \ge a_0} \iota_a U_{a r t}
+                   + \sum_{a < a_0} \iota_a U_{a r t} + D_{r t}
 
     ``X`` the exposure (last census's SEN support aged and past leaving), ``u`` the config's
     return to the universal tier, ``E`` the expected escalations to EHC plans and ``D`` the
     EHC plans ended by a move down, both (T, R) posterior means from the first stage
     (:func:`build_model`'s ``targeted_escalations`` and ``specialist_moved_down``),
-    ``iota`` the config's identification by age, ``U`` the children who could be identified.
+    ``iota`` the config's identification by age, ``U`` the children who could be identified,
+    ``a_0`` :attr:`PriorConfig.identification_from_age` (the multiplier acts on the ages the
+    school census records; see :data:`IDENTIFICATION_FROM_AGE`).
     ``log phi_rt = lambda + lambda_r + (gamma + gamma_r)(t - tbar) + v_rt + g_t`` with ``v``
     a random walk (``identification_innovation_sd``; more than one area only), ``g`` the
     change in the trend common to the areas (``identification_common_sd``, see
@@ -1035,7 +1068,11 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
     expo = targets["exposure"].transpose("year", "age", "area").values[1:]
     mask = _sen_support_mask(targets)
     idx = np.flatnonzero(mask.ravel())
-    iu = np.nan_to_num((uni * prior_cfg.identification[None, :, None]).sum(axis=1))  # (T, R)
+    # identification the multiplier scales (school ages) and the config's own (younger)
+    scaled = identification_scaled(prior_cfg)
+    iu = np.nan_to_num((uni * (prior_cfg.identification * scaled)[None, :, None]).sum(axis=1))
+    iu_fixed = np.nan_to_num((uni * (prior_cfg.identification * (1.0 - scaled))[None, :, None]
+                              ).sum(axis=1))  # (T, R)
     x_stay = np.nan_to_num((expo * (1.0 - prior_cfg.deidentify)[None, :, None]).sum(axis=1))
     lam = pm.Normal("identification_mu", 0.0, prior_cfg.id_level_sd)
     gam = pm.Normal("identification_trend_mu", 0.0, prior_cfg.trend_sd)
@@ -1075,7 +1112,7 @@ def _sen_support_block(targets, prior_cfg, c, esc, down, dt) -> None:
             (c.years - c.years[0]).astype(float))[:, None]
         drift_ref = drift * float(c.ref_year - c.years[0])
     phi = pt.exp(log_phi)
-    mu = x_stay - esc + phi * iu + down
+    mu = x_stay - esc + phi * iu + iu_fixed + down
     # Kept positive smoothly (a hard floor has no gradient: a chain that strays there sticks).
     mu_f = 10.0 * pt.softplus(mu.ravel()[idx] / 10.0) + 1.0
     cv = pm.HalfNormal("sen_support_cv", prior_cfg.sen_support_cv_sd)

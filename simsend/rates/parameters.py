@@ -152,6 +152,9 @@ class ParameterSet:
     identification_shock : ndarray (n, n_areas) or None
         Log multiplier of identification in the year of index ``i`` (row ``i``), the
         calibrated random walk of this draw; None = none.
+    identification_trended : ndarray (26,) of bool or None
+        Ages whose identification the trend and shocks act on (a posterior's
+        ``identification_scaled``: the ages the school census records); None = every age.
     escalation_trend : float or ndarray (26,) or (26, n_areas)
         Log-linear annual trend of moves into the specialist tier (new EHC plans), one for
         every age, one per age, or one per age and area.
@@ -207,6 +210,7 @@ class ParameterSet:
     escalation_damping: float = 1.0
     escalation_shock: np.ndarray | None = None
     identification_shock: np.ndarray | None = None
+    identification_trended: np.ndarray | None = None
     stock_shock: np.ndarray | None = None
     targeted_plus_share: float | None = None
     label: int = -1
@@ -247,7 +251,8 @@ class ParameterSet:
     def _build_year_tables(self, year_index: int) -> YearTables:
         """Build :meth:`year_tables`' tables.
 
-        Trends multiply identification by ``exp(identification_trend * D_id)`` and every move
+        Trends multiply identification by ``exp(identification_trend * D_id)`` (at the ages
+        ``identification_trended`` names) and every move
         into the specialist tier by ``exp(escalation_trend * D)``, with
         ``D = sum_{i < year_index - 1} escalation_damping^i`` (``year_index - 1`` undamped;
         ``D_id`` the same with ``identification_damping``),
@@ -263,6 +268,9 @@ class ParameterSet:
         if self.identification_shock is not None:
             log_id = log_id + self.identification_shock[
                 min(year_index, len(self.identification_shock) - 1)]
+        if self.identification_trended is not None:  # (26, n_areas): younger ages kept
+            log_id = np.where(np.asarray(self.identification_trended, bool)[:, None],
+                              np.broadcast_to(log_id, (self.n_areas,))[None, :], 0.0)
         p_id = np.clip(self.identification * np.exp(log_id), 0.0, 1.0)
         tiers = self.tiers
         trend = np.asarray(self.escalation_trend, float)

@@ -16,7 +16,9 @@ the run's config):
   engine applies it to every escalation at that age in that area).
 * identification (universal to the targeted tiers), where the posterior has the SEN support
   block: ``identification[a, area] = multiplier[area] * identification_ref[a]`` with the
-  area's trend (``identification_trend_area``) and its own random walk;
+  area's trend (``identification_trend_area``) and its own random walk, at the ages the
+  artefact's ``identification_scaled`` names (the school census's; younger ages keep
+  ``identification_ref``, as in the fit; older artefacts: every age);
 * year-to-year innovations: escalation follows the calibrated random walk
   (``escalation_innovation_sd``) and transient yearly shocks (``escalation_noise_sd``) on
   top of the trend; each Monte Carlo draw draws its own
@@ -233,8 +235,12 @@ class PosteriorParameters(LastMemo):
             self.id_sd = np.asarray(stacked["identification_innovation_sd"].values,
                                     float).reshape(-1)
             self.id_ref = np.asarray(const["identification_ref"].values, float)
+            # ages the multiplier acts on (older artefacts: every age)
+            self.id_scaled = (np.asarray(const["identification_scaled"].values, bool)
+                              if "identification_scaled" in const
+                              else np.ones(len(self.id_ref), bool))
         else:  # no SEN support block: identification stays as the config sets it
-            self.id_mult = self.id_trend = self.id_ref = None
+            self.id_mult = self.id_trend = self.id_ref = self.id_scaled = None
             self.id_sd = np.zeros(n_s)
         self.id_damping = (np.asarray(stacked["identification_damping"].values,
                                       float).reshape(-1)
@@ -481,8 +487,10 @@ class PosteriorParameters(LastMemo):
         tiers[_S, _S] = 1.0 - tiers[_S, :_S].sum(axis=0)
         ident = {}
         if self.id_mult is not None:
-            ident = dict(identification=np.clip(self.id_ref[:, None] * self.id_mult[k][None],
-                                                 0.0, 1.0),
+            mult = np.where(self.id_scaled[:, None], self.id_mult[k][None], 1.0)  # (26, R)
+            ident = dict(identification=np.clip(self.id_ref[:, None] * mult, 0.0, 1.0),
+                         identification_trended=(None if self.id_scaled.all()
+                                                 else self.id_scaled.copy()),
                          identification_trend=self.id_trend[k].copy(),
                          identification_damping=float(self.id_damping[k]))
         return dataclasses.replace(base, tiers=tiers, leaving=leaving,

@@ -223,13 +223,14 @@ def test_prior_from_config(toy_config):
         build_model(t, dataclasses.replace(prior, likelihood="gaussian"))
 
 
-@pytest.mark.parametrize(("damped", "common", "drift"),
-                         [(False, False, False), (True, False, False), (True, True, False),
-                          (True, True, True)])
-def test_identification_model_loglik_matches_manual(damped, common, drift):
+@pytest.mark.parametrize(("damped", "common", "drift", "from_age"),
+                         [(False, False, False, 0), (True, False, False, 0),
+                          (True, True, False, 0), (True, True, True, 0), (True, True, True, 4)])
+def test_identification_model_loglik_matches_manual(damped, common, drift, from_age):
     """The SEN support stage against a direct NumPy/SciPy evaluation of its equation; damped:
     the trend moves log identification by ``trend * sum_{j<k} rho^j`` (centred); drift: by
-    ``d`` a year more from the first transition year."""
+    ``d`` a year more from the first transition year; from_age: ages below it identified at
+    the config's rate, unscaled."""
     import dataclasses
 
     from simsend.calibration.model import build_identification_model
@@ -250,7 +251,8 @@ def test_identification_model_loglik_matches_manual(damped, common, drift):
                                 deescalate_share=np.full(26, 0.3),
                                 damping_prior=(4.0, 1.0) if damped else None,
                                 common_trend_sd=0.05 if common else 0.0,
-                                id_drift_sd=0.05 if drift else 0.0)
+                                id_drift_sd=0.05 if drift else 0.0,
+                                identification_from_age=from_age)
     esc = rng.uniform(100, 200, (4, 2))
     down = rng.uniform(5, 20, (4, 2))
     model = build_identification_model(t2, prior, esc, down)
@@ -304,8 +306,10 @@ def test_identification_model_loglik_matches_manual(damped, common, drift):
                                           + walk[-1] + g[-1]
                                           + d * (years[-1] + 1 - years[1])), rtol=1e-9)
     x = t2["exposure"].values[1:]  # (T, 26, R)
+    young = np.arange(26) < from_age
     mu = ((x * (1 - u)[None, :, None]).sum(1) - esc
-          + np.exp(log_phi) * (uni[1:] * iota[None, :, None]).sum(1) + down)
+          + np.exp(log_phi) * (uni[1:, ~young] * iota[None, ~young, None]).sum(1)
+          + (uni[1:, young] * iota[None, young, None]).sum(1) + down)
     mu = 10 * np.logaddexp(0.0, mu / 10) + 1
     ok = np.isfinite(ss[1:]) & np.isfinite(ss[:-1])
     sd = np.sqrt(mu + (v["sen_support_cv"] * mu) ** 2)

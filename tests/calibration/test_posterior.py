@@ -17,12 +17,14 @@ T, TP, S = TIER["targeted"], TIER["targeted_plus"], TIER["specialist"]
 GROUPS5 = ["under_5", "5_to_10", "11_to_15", "16_to_19", "20_to_25"]
 
 
-def _artefact(path, posterior, dims, ident_ref=None, reference_year=2023):
+def _artefact(path, posterior, dims, ident_ref=None, reference_year=2023, ident_scaled=None):
     """Write a hand-made posterior over areas A and B with the synthetic reference rates."""
     const = {"esc_ref_targeted": REF_ESC_T, "esc_ref_targeted_plus": REF_ESC_TP,
              "exit_ref_specialist": REF_EXIT}
     if ident_ref is not None:
         const["identification_ref"] = ident_ref
+    if ident_scaled is not None:
+        const["identification_scaled"] = ident_scaled
     dims = {"escalation_multiplier": ["age_group", "area"],
             "exit_multiplier": ["age_group", "area"], "escalation_trend": ["age_group"], **dims}
     idata = az.from_dict(posterior=posterior, constant_data=const,
@@ -278,6 +280,34 @@ def test_identification_multiplier_trend_and_walk_reach_the_tables(tmp_path, toy
     esc, ident = src.shocks(1)
     np.testing.assert_array_equal(ident, walk)
     assert (esc == 0).all()  # this posterior has no walk in escalation
+
+
+def test_identification_below_the_scaled_ages_keeps_the_reference(tmp_path, toy_config):
+    """With ``identification_scaled`` 0 at ages 0-3: those ages keep the reference rate in
+    every year (no multiplier, trend, walk or drift); ages 4-25 get all of them."""
+    ident_ref = np.linspace(0.001, 0.03, 26)
+    scaled = (np.arange(26) >= 4).astype(np.int8)
+    path = _artefact(
+        tmp_path / "id4.nc",
+        {"escalation_multiplier": np.ones((1, 3, 5, 2)), "exit_multiplier": np.ones((1, 3, 5, 2)),
+         "escalation_trend": np.zeros((1, 3, 5)),
+         "identification_multiplier": np.tile([[1.5, 0.5]], (1, 3, 1)),
+         "identification_trend_area": np.tile([[0.1, -0.05]], (1, 3, 1)),
+         "identification_innovation_sd": np.full((1, 3), 0.2),
+         "identification_drift": np.full((1, 3), 0.03)},
+        {"identification_multiplier": ["area"], "identification_trend_area": ["area"]},
+        ident_ref=ident_ref, ident_scaled=scaled)
+    src = PosteriorParameters(path, toy_config.model, np.array([1, 1]), seed=2,
+                              start_year=2022)
+    ps = src.get(1)
+    walk = ps.identification_shock
+    assert (walk[1:4] != 0).all()
+    for i in (1, 3):
+        got = ps.year_tables(i).p_identify
+        np.testing.assert_array_equal(got[:4], np.repeat(ident_ref[:4, None], 2, axis=1))
+        want = ident_ref[4:, None] * [1.5, 0.5] * np.exp(np.array([0.1, -0.05]) * (i - 1)
+                                                         + walk[i])
+        np.testing.assert_allclose(got[4:], np.clip(want, 0, 1), rtol=1e-12)
 
 
 def test_exit_split_sends_the_needs_met_share_down_and_the_rest_out(artefact, tmp_path,
