@@ -7,22 +7,29 @@ route.  Starting from zero there would make the first years of every run an arte
 early-years child could move to the specialist tier until identification had refilled the
 ages, and the under-5 EHC plans would fall in every forecast whatever the rates.
 
-:func:`fill_early_years` therefore starts those ages in the engine's own steady state: a
-universal child of age ``a`` at the baseline census has been identified by then with
-probability ``1 - prod_{b <= a} (1 - identification[b])`` (the identification chances of the
-years it has lived), and that many children move from the universal pool to the targeted
-tiers, split targeted / targeted-plus by the baseline's ``targeted_plus_share`` and dealt over
-needs and placements by the config's ``need_mix`` and ``placement_new``.  The population by
-age and area is unchanged.  Only ages below the first age at which the area has any child
-in the targeted tiers are filled, so a council's own early-years counts are never overwritten.
+:func:`fill_early_years` therefore starts those ages in the engine's own steady state under
+the config's rates: a share :func:`~simsend.data.support_ages.cohort_shares` of each age's
+population (a cohort followed from birth through identification, escalation, returns to the
+universal tier and leaving, in the engine's order) moves from the universal pool to the
+targeted tiers, split targeted / targeted-plus by the baseline's ``targeted_plus_share`` and
+dealt over needs and placements by the config's ``need_mix`` and ``placement_new``.  The
+population by age and area is unchanged.  Only ages below the first age at which the area has
+any child in the targeted tiers are filled, so a council's own early-years counts are never
+overwritten.  Until December 2026 the fill counted everyone ever identified
+(``1 - prod_{b<=a}(1 - identification[b])``), as if none escalated or returned: England's
+January 2025 baseline had 25,800 children on SEN support at age 3 where the engine's own rates
+hold about 22,700 (the fill now), and a forecast's plans issued at age 4 fell year after year
+as the surplus drained.  The calibration's exposure to escalation is read from the same baseline, so the fit
+and the engine now start from the same early years.
 
 EHC plans of the SEN2 band ``under_5`` (censuses before 2024, when SEN2 published age bands
 only; areas with single ages published are left as published) are spread by the data
 layer over ages 0-4 in proportion to population, which puts as many plans at age 0 as at
-age 4.  Plans follow identification, so the same steady state re-spreads them: within each
-(need, placement, area) cell the band's plans are dealt over ages 0-4 in proportion to
-population x identified share
-(band totals are exact).  Without it, calibration reads the ageing out of the band as exits.
+age 4.  The same steady state re-spreads them: within each (need, placement, area) cell the
+band's plans are dealt over ages 0-4 in proportion to population x the cohort's share in the
+specialist tier (band totals are exact; England 2025 as published: 0.6%, 0.6%, 0.7%, 15.7%,
+82.3% of the band at 0-4, the steady state 0%, 1%, 3%, 26%, 65%).  Without it, calibration
+reads the ageing out of the band as exits.
 
 Both are assumptions of the model (recorded in ``Baseline.provenance``), not data.
 """
@@ -34,16 +41,19 @@ import dataclasses
 import numpy as np
 
 from simsend.config.model import ModelConfig
+from simsend.data.support_ages import cohort_shares
 from simsend.dims import AGE_GROUPS, TIER
 
-ASSUMPTION = ("early_years_fill: identified children aged under the first age with census SEN "
-              "support start in the engine's identification steady state: universal children "
-              "of age a x (1 - prod_{b<=a} (1 - identification[b])), moved from the universal "
-              "pool to the targeted tiers (split by targeted_plus_share), need by need_mix and "
-              "placement by placement_new of the config")
+ASSUMPTION = ("early_years_fill: children aged under the first age with census SEN support "
+              "start in the engine's steady state under the config's rates: population of age "
+              "a x the share of a birth cohort in the targeted tiers at a "
+              "(simsend.data.support_ages.cohort_shares), moved from the universal pool to the "
+              "targeted tiers (split by targeted_plus_share), need by need_mix and placement "
+              "by placement_new of the config")
 ASSUMPTION_EHCP = ("early_years_ehcp_ages: EHC plans of the SEN2 band under_5 are dealt over ages "
-                   "0-4 in proportion to population x (1 - prod_{b<=a} (1 - identification[b])) "
-                   "within each need x placement x area cell (band totals exact)")
+                   "0-4 in proportion to population x the share of a birth cohort in the "
+                   "specialist tier at each age under the config's rates (cohort_shares) within "
+                   "each need x placement x area cell (band totals exact)")
 
 
 def deal(total: int, weights: np.ndarray) -> np.ndarray:
@@ -88,7 +98,8 @@ def fill_early_years(baseline, model: ModelConfig):
     baseline : simsend.data.Baseline
         As built by the data layer.
     model : ModelConfig
-        Supplies ``identification``, ``need_mix`` and ``placement_new``.
+        Supplies the rates of :func:`~simsend.data.support_ages.cohort_shares`, ``need_mix``
+        and ``placement_new``.
 
     Returns
     -------
@@ -101,8 +112,8 @@ def fill_early_years(baseline, model: ModelConfig):
     """
     ind = np.array(baseline.individuals, dtype=np.int64, copy=True)
     pool = np.array(baseline.pool, dtype=np.int64, copy=True)
-    share = identified_share(model.identification)
     s_tp = float(baseline.targeted_plus_share)
+    share, plans = cohort_shares(model, s_tp)
     # (age, area): children in the targeted tiers (EHC plans at young ages do not count:
     # SEN2 records them at every age, the school census does not record SEN support)
     ident = ind[TIER["targeted"]:TIER["specialist"]].sum(axis=(0, 2, 4))
@@ -112,7 +123,8 @@ def fill_early_years(baseline, model: ModelConfig):
         first = int(has[0]) if len(has) else 0  # an area with nobody identified: leave it
         n_area = 0
         for a in range(first):
-            n = int(np.floor(pool[a, r] * share[a] + 0.5))
+            pop_a = pool[a, r] + int(ind[1:, a, :, r].sum())
+            n = min(int(np.floor(pop_a * share[a] + 0.5)), int(pool[a, r]))
             if n <= 0:
                 continue
             cells = deal(n, np.outer(model.need_mix[a], model.placement_new[a]))
@@ -129,7 +141,7 @@ def fill_early_years(baseline, model: ModelConfig):
     lo, hi = AGE_GROUPS["under_5"]
     s = TIER["specialist"]
     pop = pool[lo:hi + 1] + ind[1:, lo:hi + 1].sum(axis=(0, 2, 4))  # (ages, area)
-    w_age = pop * share[lo:hi + 1, None]
+    w_age = pop * plans[lo:hi + 1, None]
     spec = ind[s, lo:hi + 1]  # (ages, need, area, placement)
     band = spec.sum(axis=0)
     new_spec = spec.copy()

@@ -7,6 +7,7 @@ import pytest
 
 from simsend.config import load
 from simsend.data.early_years import deal, fill_early_years, identified_share
+from simsend.data.support_ages import cohort_shares
 from simsend.dims import AGE_GROUPS, TIER
 from simsend.testing import toy_baseline
 
@@ -48,13 +49,15 @@ def test_identified_share_is_one_minus_product():
 def test_fill_moves_expected_children_and_keeps_population(model):
     base = _school_only()
     out = fill_early_years(base, model)
-    share = identified_share(model.identification)
+    share, _ = cohort_shares(model, 0.25)
     pop_before = base.pool + base.individuals[1:].sum(axis=(0, 2, 4))
     pop_after = out.pool + out.individuals[1:].sum(axis=(0, 2, 4))
     np.testing.assert_array_equal(pop_before, pop_after)  # nobody created or lost
     targ = out.individuals[T:S].sum(axis=(0, 2, 4))  # (age, area)
-    for a in range(4):
-        np.testing.assert_array_equal(targ[a], np.floor(base.pool[a] * share[a] + 0.5))
+    for a in range(4):  # population x the cohort's share (never more than the pool)
+        want = np.minimum(np.floor(pop_before[a] * share[a] + 0.5), base.pool[a])
+        np.testing.assert_array_equal(targ[a], want)
+        assert (targ[a] > 0).all()
     # ages from the first census age on are untouched in the targeted tiers
     np.testing.assert_array_equal(out.individuals[T:S, 4:], base.individuals[T:S, 4:])
     # targeted-plus share as the baseline's (rounded per age and area)
@@ -72,7 +75,14 @@ def test_fill_respreads_under5_plans_with_band_totals_exact(model):
     after = out.individuals[S, lo:hi + 1].sum(axis=0)
     np.testing.assert_array_equal(before, after)
     by_age = out.individuals[S, lo:hi + 1].sum(axis=(1, 2, 3))
-    assert by_age[-1] > by_age[0]  # plans follow identification: more at 4 than at 0
+    assert by_age[-1] > by_age[0]  # plans follow the cohort's: more at 4 than at 0
+    # in proportion to population x the cohort's share in plans, age by age (rounding apart)
+    _, plans = cohort_shares(model, 0.25)
+    pop = (out.pool + out.individuals[1:].sum(axis=(0, 2, 4)))[lo:hi + 1]  # (ages, area)
+    w = pop * plans[lo:hi + 1, None]
+    got = out.individuals[S, lo:hi + 1].sum(axis=(1, 3))
+    want = got.sum(axis=0)[None] * w / w.sum(axis=0)[None]
+    np.testing.assert_allclose(got, want, atol=base.individuals.shape[2] * base.individuals.shape[4])
     np.testing.assert_array_equal(out.individuals[S, hi + 1:], base.individuals[S, hi + 1:])
 
 

@@ -11,7 +11,7 @@ from simsend.data.baseline import SCHOOL_PARTICIPATION
 from simsend.data.configured import load_config_baseline
 from simsend.data.early_years import identified_share
 from simsend.data.errors import DataError
-from simsend.data.support_ages import support_profile
+from simsend.data.support_ages import cohort_shares, support_profile
 from simsend.dims import TIER
 
 U, T, TP, S = (TIER[k] for k in ("universal", "targeted", "targeted_plus", "specialist"))
@@ -42,11 +42,12 @@ def test_identification_alone_gives_the_identified_share(model):
 
 
 def test_constant_rates_reach_the_closed_form_steady_state(model):
-    """Identified at p a year and returned at b: x* = p (1 - b) / (1 - (1 - p)(1 - b))."""
-    p, b = 0.2, 0.3  # (1 - p)(1 - b) = 0.56: converged to 1e-6 by 25
+    """Identified at p a year and returned at b (the newly identified stay their first year):
+    x' = x (1 - b) + p (1 - x), so x* = p / (p + b)."""
+    p, b = 0.2, 0.3  # 1 - p - b = 0.5: converged to 1e-7 by 25
     m = _only(model, np.full(26, p), tiers={(T, U): np.full(26, b), (TP, U): np.full(26, b)})
     x = support_profile(m, 0.25)
-    star = p * (1 - b) / (1 - (1 - p) * (1 - b))
+    star = p / (p + b)
     assert x[25] == pytest.approx(star, rel=1e-5)
     assert np.all(np.diff(x) > 0)  # filling up towards it from below
 
@@ -54,8 +55,10 @@ def test_constant_rates_reach_the_closed_form_steady_state(model):
 def test_matches_the_markov_chain_of_the_cohort(model):
     """The shipped rates against the cohort's state vector pushed through one matrix a year.
 
-    States (universal, targeted tiers, specialist); each year the product of the leaving
-    matrix, the identification matrix and the tier-move matrix at the new age (row vectors).
+    States (universal, targeted tiers, specialist); each year the leaving matrix, then one
+    matrix of identification and tier moves at the new age (row vectors): the identified go
+    to the targeted tiers and take no tier move that year (the engine's order), the targeted
+    escalate or return, plans step down.  Both tiers' shares are checked.
     """
     w = 0.25
     need = model.need_mix @ model.need_multiplier
@@ -66,15 +69,16 @@ def test_matches_the_markov_chain_of_the_cohort(model):
         ls = model.leaving[S, a]
         leave = np.array([[1, 0, 0], [lt, 1 - lt, 0], [ls, 0, 1 - ls]])
         i = model.identification[a]
-        ident = np.array([[1 - i, i, 0], [0, 1, 0], [0, 0, 1]])
         esc = ((1 - w) * model.tiers[T, S, a] + w * model.tiers[TP, S, a]) * need[a]
         back = (1 - w) * model.tiers[T, U, a] + w * model.tiers[TP, U, a]
         down = model.tiers[S, T, a] + model.tiers[S, TP, a]
-        move = np.array([[1, 0, 0], [back, 1 - back - esc, esc], [0, down, 1 - down]])
-        v = v @ leave @ ident @ move
-        want.append(v[1])
+        step = np.array([[1 - i, i, 0], [back, 1 - back - esc, esc], [0, down, 1 - down]])
+        v = v @ leave @ step
+        want.append(v[1:].copy())
+    want = np.array(want)
     got = support_profile(model, w)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, want[:, 0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(cohort_shares(model, w)[1], want[:, 1], rtol=1e-12, atol=1e-15)
     # the shape the data layer spreads by: rising through primary school, lower after 16
     assert got[4] < got[7] < got[10]
     assert got[16] < 0.5 * got[15]
