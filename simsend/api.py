@@ -22,8 +22,8 @@ from simsend.runner.plan import as_config, parameter_source, run_source
 from simsend.runner.scenarios import select
 from simsend.runner.stream import run_zarr
 
-__all__ = ["Cluster", "data_spec", "load_baseline", "parameter_source", "returns", "run",
-           "run_source", "run_zarr", "validate"]
+__all__ = ["Cluster", "data_spec", "load_baseline", "parameter_source", "provision_types",
+           "returns", "run", "run_source", "run_zarr", "validate"]
 
 
 def load_baseline(cfg: SimConfig | str | Path) -> Baseline:
@@ -81,6 +81,51 @@ def returns(results: xr.Dataset | str | Path, fmt: str, out: str | Path | None =
         out = Path(results).with_name(f"{Path(results).stem}_{fmt}.xlsx")
     ds = results if isinstance(results, xr.Dataset) else read_results(results)
     return rt.returns(ds, fmt, out, **kwargs)
+
+
+def provision_types(results: xr.Dataset | str | Path, year: int | None = None):
+    """EHC plans by the LSRP's 14 provision types, with bands from the draws.
+
+    The Python twin of ``simsend provision-types RESULTS [--year Y]``: the table of
+    :func:`simsend.analysis.lsrp.provision_table` for :func:`simsend.analysis.lsrp.provision_view`
+    (specialist tier, SEN2 shares of the census ``year``, default the run's start year).
+
+    Parameters
+    ----------
+    results : xarray.Dataset or path
+        A run's results by placement (``[outputs] by`` includes ``"placement"``), or the
+        NetCDF / Zarr file ``simsend run`` wrote.
+    year : int, optional
+        January census of the SEN2 shares.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scenario,) year, (area,) and provision type: ``no``, ``provision_type``,
+        ``label``, ``median``, ``p05``, ``p25``, ``p75``, ``p95``; ``attrs["notes"]`` holds the
+        shares' census and the ASSUMPTION.
+
+    Raises
+    ------
+    ConfigError
+        Results without a placement dimension (the message names ``[outputs] by``).
+    DataError
+        An area with no SEN2 establishment counts, or no census at or before ``year``.
+
+    Examples
+    --------
+    >>> import simsend  # doctest: +SKIP
+    >>> simsend.api.provision_types("results/council_returns.nc").head(2)  # doctest: +SKIP
+
+    """
+    from simsend.analysis.lsrp import provision_notes, provision_table, provision_view
+    from simsend.results.manifest import read_results
+
+    ds = results if isinstance(results, xr.Dataset) else read_results(results)
+    view = provision_view(ds, year=year)
+    table = provision_table(view)
+    table.attrs["notes"] = provision_notes(view)
+    return table
 
 
 def validate(cfg: SimConfig | str | Path) -> Report:

@@ -828,6 +828,30 @@ def indicators_cmd(results, quiet, verbose, by, years, out):
             click.echo(f"wrote {out}")
 
 
+@main.command("provision-types")
+@_results_arg
+@click.option("--year", type=int,
+              help="January census of the SEN2 shares (default: the run's start year; the "
+                   "latest complete census at or before it is used).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="CSV of the bands (median, 5%, 25%, 75%, 95%) per year and provision type.")
+@_output_errors
+@_user_errors
+def provision_types_cmd(results, quiet, verbose, year, out):
+    """EHC plans in RESULTS by the LSRP's 14 provision types, with bands from the draws."""
+    configure_logging(quiet, verbose)
+    _check_outputs([results], ("--out", out))
+    table = api.provision_types(results, year=year)
+    if not quiet:
+        click.echo(table.drop(columns="label").to_string(index=False, float_format=_fmt))
+        for line in table.attrs["notes"]:
+            click.echo(line)
+    if out is not None:
+        _write_csv(table, out)
+        if not quiet:
+            click.echo(f"wrote {out}")
+
+
 @main.command("dsg")
 @_results_arg
 @click.argument("costs_toml", type=click.Path(dir_okay=False, path_type=Path))
