@@ -19,8 +19,8 @@ overwritten.  Until December 2026 the fill counted everyone ever identified
 (``1 - prod_{b<=a}(1 - identification[b])``), as if none escalated or returned: England's
 January 2025 baseline had 25,800 children on SEN support at age 3 where the engine's own rates
 hold about 22,700 (the fill now), and a forecast's plans issued at age 4 fell year after year
-as the surplus drained.  The calibration's exposure to escalation is read from the same baseline, so the fit
-and the engine now start from the same early years.
+as the surplus drained.  The calibration's exposure to escalation is read from the same
+baseline, so the fit and the engine now start from the same early years.
 
 EHC plans of the SEN2 band ``under_5`` (censuses before 2024, when SEN2 published age bands
 only; areas with single ages published are left as published) are spread by the data
