@@ -21,33 +21,55 @@ and are labelled as the calendar year before it (``2025`` = the year to January 
 SEN2 reports them.  SCAP columns are academic years (January 2026 = ``2025/26``); DSG columns
 financial years (census year Y = ``Y-1 to Y``, as :mod:`simsend.analysis.dsg`).
 
-**LSRP provision types.**  The engine has seven placement groups (``simsend.dims.PLACEMENTS``),
-mapped from SEN2 establishment types by :data:`simsend.data.releases.ESTABLISHMENT_COLUMNS`.
-Each group fills the template row it corresponds to; the rows the engine does not model
-separately are written ``not modelled separately (included in <row>)`` with empty values
-(:data:`LSRP_PROVISION`):
+**LSRP provision types.**  Table 6 has the template's 14 provision types, labelled as
+:data:`simsend.data.lsrp.PROVISION_TYPES` (the one list of labels) and filled from
+:func:`simsend.analysis.lsrp.provision_view`: each of the engine's seven placement groups
+(``simsend.dims.PLACEMENTS``) is split, draw by draw, by the council's own SEN2 shares of the
+group's EHC plans in each provision type at the baseline census (the results' first year;
+:func:`simsend.data.lsrp.establishment_shares`), so every row is a median and band of draws
+and the rows of one group add up to the group in every draw.  The three types SEN2 cannot
+separate carry ``not separated in SEN2 (included in <row>)`` with empty values (not zeros;
+:data:`NOT_SEPARATED_IN`).  Tables 7.1-7.14 split each type's plans by need the same way:
 
-================================================================  =========================
-template row                                                      engine group
-================================================================  =========================
-Early years settings (including PVIs)                             in ``other``
-Mainstream schools or academies                                   ``mainstream``
-Support bases in mainstream                                       in ``mainstream``
-Specialist bases in mainstream (SEN units, resourced provision)   ``inclusion_base``
-Maintained special schools or special academies                   ``special_state``
-NMSS or independent schools (LA-funded)                           ``special_independent``
-NMSS or independent schools (other arrangements)                  in ``special_independent``
-Alternative provision                                             ``alternative_provision``
-Mainstream post-16                                                ``post16_fe`` (FE colleges,
-                                                                  specialist post-16
-                                                                  institutions, other
-                                                                  post-16 providers)
-Mainstream post-16 specialist provision                           in ``post16_fe``
-Specialist post-16 institutions                                   in ``post16_fe``
-Elective home education                                           in ``other``
-Other arrangements by the LA (EOTAS)                              in ``other``
-Other (including hospital schools, NEET)                          ``other``
-================================================================  =========================
+================================================================  =============================
+template row                                                      filled from
+================================================================  =============================
+Early years settings including PVIs                               ``other`` x share
+                                                                  (non-maintained early years)
+Mainstream schools or academies                                   ``mainstream``, all of it
+Support bases in mainstream                                       not separated in SEN2
+                                                                  (included in Mainstream
+                                                                  schools or academies)
+Specialist bases in mainstream (SEN units, resourced provision)   ``inclusion_base``, all of it
+Maintained special schools or special academies                   ``special_state``, all of it
+NMSS or independent schools (LA-funded placements)                ``special_independent``, all
+                                                                  of it
+NMSS or independent (other arrangements)                          not separated in SEN2
+                                                                  (included in NMSS or
+                                                                  independent schools
+                                                                  (LA-funded placements))
+Alternative provision                                             ``alternative_provision``,
+                                                                  all of it
+Mainstream post-16                                                ``post16_fe`` x share (FE,
+                                                                  sixth-form and tertiary
+                                                                  colleges, UKRLP providers)
+Mainstream post-16 specialist provision                           not separated in SEN2
+                                                                  (included in Mainstream
+                                                                  post-16)
+Specialist post-16 institutions                                   ``post16_fe`` x share
+Elective home education                                           ``other`` x share
+Other arrangements by the LA (EOTAS)                              ``other`` x share
+Other (including hospital schools, NEET)                          ``other`` x share (NEET,
+                                                                  arrangements by parents,
+                                                                  other and unknown placements)
+================================================================  =============================
+
+**ASSUMPTION** (:data:`LSRP_ASSUMPTION`): within each engine group the split into provision
+types is held at the baseline census's SEN2 shares for every forecast year (the engine does not
+forecast, say, elective home education separately from NEET), and a provision type's plans
+have its group's mix of needs (tables 7.x).  Pupils with no placement (``not_recorded``) keep
+their own row when there are any.  The shares, their census and any borrowed shares (a group
+with no plans in the council takes England's) are on the workbook's Notes sheet.
 
 **Disclosure control.**  Counts of people get the export's control (on by default, threshold
 5, for any area below England; :func:`simsend.publish.export.default_disclosure`), applied to
@@ -68,7 +90,11 @@ import xarray as xr
 
 from simsend.analysis.costs import spend
 from simsend.analysis.dsg import dsg_balance
+from simsend.analysis.lsrp import EXTRA_LABELS, provision_view
+from simsend.config import ConfigError
 from simsend.config.costs import CostConfig, load_costs
+from simsend.data.errors import DataError
+from simsend.data.lsrp import NOT_SEPARATED, PROVISION_PLACEMENT, PROVISION_TYPES
 from simsend.dims import AGE_GROUPS, NEEDS, age_group_of
 from simsend.io import atomic_write
 from simsend.publish.disclosure import SUPPRESSED
@@ -82,8 +108,8 @@ from simsend.publish.export import (
 )
 from simsend.results.manifest import manifest
 
-__all__ = ["FORMATS", "LSRP_PROVISION", "Block", "Return", "ReturnsError", "dsg", "lsrp",
-           "returns", "scap", "tables_path", "write_return"]
+__all__ = ["FORMATS", "LSRP_ASSUMPTION", "NOT_SEPARATED_IN", "Block", "Return", "ReturnsError",
+           "dsg", "lsrp", "returns", "scap", "tables_path", "write_return"]
 
 FORMATS = ("lsrp", "scap", "dsg")
 """The returns :func:`returns` writes."""
@@ -112,24 +138,22 @@ NEED_LABELS = {
 }
 """SEN2 primary need labels, in the order of ``simsend.dims.NEEDS``."""
 
-LSRP_PROVISION: tuple[tuple[str, str | None, str | None], ...] = (
-    # (template row, engine placement group filling it, or None; group that includes it)
-    ("Early years settings (including PVIs)", None, "other"),
-    ("Mainstream schools or academies", "mainstream", None),
-    ("Support bases in mainstream", None, "mainstream"),
-    ("Specialist bases in mainstream (SEN units, resourced provision)", "inclusion_base", None),
-    ("Maintained special schools or special academies", "special_state", None),
-    ("NMSS or independent schools (LA-funded)", "special_independent", None),
-    ("NMSS or independent schools (other arrangements)", None, "special_independent"),
-    ("Alternative provision", "alternative_provision", None),
-    ("Mainstream post-16", "post16_fe", None),
-    ("Mainstream post-16 specialist provision", None, "post16_fe"),
-    ("Specialist post-16 institutions", None, "post16_fe"),
-    ("Elective home education", None, "other"),
-    ("Other arrangements by the LA (EOTAS)", None, "other"),
-    ("Other (including hospital schools, NEET)", "other", None),
-)
-"""The 14 provision types of the LSRP template, in its order, and the engine group of each."""
+NOT_SEPARATED_IN: dict[str, str] = {
+    "support_bases": "mainstream_schools",
+    "independent_other_arrangements": "independent_la_funded",
+    "mainstream_post16_specialist": "mainstream_post16",
+}
+"""Provision types SEN2 cannot separate (:data:`simsend.data.lsrp.NOT_SEPARATED`) -> the
+type whose row includes their pupils (one of the same engine group).  Row labels and order are
+:data:`simsend.data.lsrp.PROVISION_TYPES`'s."""
+NOT_SEPARATED_TEXT = "not separated in SEN2 (included in {})"
+LSRP_ASSUMPTION = ("ASSUMPTION: within each engine placement group the split into LSRP provision "
+                   "types is held at the council's SEN2 shares of the baseline census (the "
+                   "results' first year) for every forecast year, and a provision type's plans "
+                   "have its group's mix of needs; the types SEN2 cannot separate ("
+                   + ", ".join(PROVISION_TYPES[t] for t in NOT_SEPARATED)
+                   + ") are left empty and counted in the row named")
+"""The assumption behind table 6 and tables 7.1-7.14, as written on the Notes sheet."""
 
 ENGINE_NOTES = {
     "mainstream": "engine group 'mainstream' (maintained, academy, free and independent "
@@ -182,8 +206,6 @@ DSG_LABELS = {
 }
 """Labels of the cost file categories (others are shown as named)."""
 
-NOT_MODELLED = "not modelled separately (included in {})"
-
 
 class ReturnsError(ExportError):
     """A return that cannot be made from these results (a dim, variable or year missing...)."""
@@ -204,7 +226,7 @@ class Block:
     rows : tuple of str
         Row labels, in the return's order (the last is ``Total`` where there is one).
     row_notes : tuple of str
-        What fills each row (engine group), or ``not modelled separately (...)``.
+        What fills each row (engine group, share), or ``not separated in SEN2 (...)``.
     columns : tuple of str
         Column labels (years, or scenarios).
     keys : tuple of dict
@@ -432,11 +454,12 @@ def lsrp(ds: xr.Dataset, area: str | None = None, scenario: str | None = None,
          suppress: float | None = None, round_base: float | None = None) -> Return:
     """Build the local SEND reform plan tables of one council from a run's draws.
 
-    Tables: 5.1 EHC plans by age group; 6 by the 14 provision types (:data:`LSRP_PROVISION`);
-    7 by primary need; 7.1-7.14 need within each provision type (when the results hold need
-    and placement together); S1 the needs-assessment pipeline (when the results hold it); S2
-    SEN support by tier (and S3 by plan, with a ``plan`` dim).  EHC plans are the specialist
-    tier.
+    Tables: 5.1 EHC plans by age group; 6 by the 14 provision types (each placement group
+    split draw by draw by the council's SEN2 shares: :func:`simsend.analysis.lsrp.
+    provision_view`, ASSUMPTION :data:`LSRP_ASSUMPTION`); 7 by primary need; 7.1-7.14 need
+    within each provision type; S1 the needs-assessment pipeline (when the results hold it);
+    S2 SEN support by tier (and S3 by plan, with a ``plan`` dim).  EHC plans are the
+    specialist tier.
 
     Parameters
     ----------
@@ -459,7 +482,7 @@ def lsrp(ds: xr.Dataset, area: str | None = None, scenario: str | None = None,
     ------
     ReturnsError
         A dim or variable a table needs is missing (the message names it), an unknown area
-        or scenario.
+        or scenario, or an area with no SEN2 establishment counts for the provision types.
 
     """
     ds, code, name, scen = _select(ds, area, scenario)
@@ -484,15 +507,20 @@ def lsrp(ds: xr.Dataset, area: str | None = None, scenario: str | None = None,
                         ("",) * (len(labels) + 1), cols, keys, vals, st,
                         note="EHC plans = the specialist tier of the simulation, at the "
                              "January census of each year."))
-    # 6 provision types
+    # 6 provision types: each placement group split by the council's SEN2 shares, per draw
+    view = _provision_draws(ds, what)
     places = [str(p) for p in ehcp["placement"].values]
-    w6 = _bands(ds, {"n_pupils": _sum_to(ehcp, ["placement"])}, ["placement"], disc)
-    rows, notes, row_of = _provision_rows(places, w6, "n_pupils")
+    types, row_notes = _provision_types(view, places, code)
+    w6 = _bands(ds, {"n_pupils": _sum_to(view.sel(provision_type=types), ["provision_type"])},
+                ["provision_type"], disc)
+    rows, notes, row_of = _provision_rows(types, row_notes, w6, "n_pupils")
     vals, st = _grid(w6, "n_pupils", years, row_of)
     blocks.append(Block("6 Provision", "6", "Number of EHC plans by provision type",
                         "Provision type", tuple(rows), tuple(notes), cols, keys, vals, st,
-                        note="Rows marked 'not modelled separately' are counted in the row "
-                             "named; see the Notes sheet for the mapping."))
+                        note="Each engine placement group is split by the council's SEN2 "
+                             "shares at the baseline census, held for every year "
+                             "(ASSUMPTION); rows marked 'not separated in SEN2' are counted "
+                             "in the row named. See the Notes sheet."))
     # 7 needs
     needs = [str(n) for n in ehcp["need"].values]
     w7 = _bands(ds, {"n_pupils": _sum_to(ehcp, ["need"])}, ["need"], disc)
@@ -500,40 +528,86 @@ def lsrp(ds: xr.Dataset, area: str | None = None, scenario: str | None = None,
     vals, st = _grid(w7, "n_pupils", years, nrow_of)
     blocks.append(Block("7 Need", "7", "Number of EHC plans by primary need", "Primary need",
                         tuple(nrows), tuple(nnotes), cols, keys, vals, st))
-    # 7.1-7.14 need within provision type (the joint is in every results variable with both)
-    w77 = _bands(ds, {"n_pupils": _sum_to(ehcp, ["need", "placement"])},
-                 ["need", "placement"], disc)
-    blocks += _need_by_provision(w77, places, needs, years)
+    # 7.1-7.14 need within provision type (the view keeps need: each type has its group's mix)
+    w77 = _bands(ds, {"n_pupils": _sum_to(view.sel(provision_type=types),
+                                          ["need", "provision_type"])},
+                 ["need", "provision_type"], disc)
+    blocks += _need_by_provision(w77, types, row_notes, needs, years)
     blocks += _pipeline_blocks(ds, disc, years)
     blocks += _sen_support_blocks(ds, pupils, disc, years)
-    notes = _notes("lsrp", ds, disc, blocks) + _provision_notes()
+    notes = _notes("lsrp", ds, disc, blocks) + _provision_notes(view, row_notes, code)
     return Return("lsrp", f"Local SEND reform plan tables: {name} ({code})", blocks, notes,
                   disc, manifest(ds), code, name, scen)
 
 
-def _provision_rows(places: Sequence[str], wide: pd.DataFrame, var: str,
-                    extra: tuple[str, ...] = ()) -> tuple[list, list, list]:
+def _provision_draws(ds: xr.Dataset, what: str) -> xr.DataArray:
+    """Return the EHC plans' draws by LSRP provision type (:func:`provision_view`)."""
+    try:
+        view = provision_view(ds)
+    except (ConfigError, DataError) as exc:
+        raise ReturnsError(f"{what} (table 6, EHC plans by provision type): {exc}") from None
+    return view["n_pupils"]
+
+
+def _provision_types(view: xr.DataArray, places: Sequence[str],
+                     area: str) -> tuple[list[str], dict[str, str]]:
+    """Return the view's types that get figures, and each row's note (how it is filled).
+
+    Types SEN2 cannot separate, and types of a group the results do not hold, get no figure
+    (they are 0 in the view and would only attract secondary suppression).
+    """
+    attrs = view.attrs
+    shares = json.loads(attrs["provision_shares"]).get(area, {})
+    year = json.loads(attrs["share_census_year"]).get(area, "")
+    borrowed = {g.strip() for part in str(attrs.get("england_fallback", "")).split("; ")
+                if part.startswith(f"{area}: ")
+                for g in part[len(area) + 2:].split(" (")[0].split(",")}
+    notes: dict[str, str] = {}
+    types = []
+    for t in [str(x) for x in view["provision_type"].values]:
+        if t in NOT_SEPARATED:
+            into = NOT_SEPARATED_IN[t]
+            notes[t] = NOT_SEPARATED_TEXT.format(PROVISION_TYPES[into])
+            continue
+        if t not in PROVISION_TYPES:  # e.g. not_recorded: kept as the view keeps it
+            notes[t] = f"engine placement {t!r}"
+            types.append(t)
+            continue
+        g = PROVISION_PLACEMENT[t]
+        if g not in places:
+            notes[t] = f"engine group {g!r} is not in the results"
+            continue
+        types.append(t)
+        whole = [u for u in PROVISION_TYPES
+                 if PROVISION_PLACEMENT[u] == g and u not in NOT_SEPARATED] == [t]
+        if whole:
+            notes[t] = f"{ENGINE_NOTES.get(g, f'engine group {g!r}')}, all of it"
+        else:
+            s = float(shares.get(g, {}).get(t, 0.0))
+            src = "England's" if g in borrowed else "the council's"
+            notes[t] = (f"engine group {g!r} x {s:.1%}: {src} SEN2 January {year} share of "
+                        "the group's plans, held for every year (ASSUMPTION)")
+    return types, notes
+
+
+def _provision_rows(types: Sequence[str], row_notes: dict[str, str], wide: pd.DataFrame,
+                    var: str) -> tuple[list, list, list]:
     """Rows, row notes and keys of the 14 provision types (+ not recorded when any, total)."""
     rows, notes, row_of = [], [], []
-    label_of = {g: r for r, g, _ in LSRP_PROVISION if g is not None}
-    for r, g, inc in LSRP_PROVISION:
-        rows.append(r)
-        if g is not None and g in places:
-            notes.append(ENGINE_NOTES.get(g, f"engine group {g!r}"))
-            row_of.append((*extra, g) if extra else (g,))
-        else:
-            notes.append(NOT_MODELLED.format(label_of.get(inc or "", inc)))
-            row_of.append(None)
-    for g in places:  # placements outside the seven groups: shown only when someone is there
-        if g in label_of:
+    for t, label in PROVISION_TYPES.items():
+        rows.append(label)
+        notes.append(row_notes[t])
+        row_of.append((t,) if t in types else None)
+    for t in types:  # placements outside the seven groups: shown only when someone is there
+        if t in PROVISION_TYPES:
             continue
-        if _any_positive(wide, var, (*extra, g) if extra else (g,)):
-            rows.append("Placement not recorded" if g == "not_recorded" else g)
-            notes.append(f"engine placement {g!r}")
-            row_of.append((*extra, g) if extra else (g,))
+        if _any_positive(wide, var, (t,)):
+            rows.append(EXTRA_LABELS.get(t, t))
+            notes.append(row_notes[t])
+            row_of.append((t,))
     rows.append("Total")
     notes.append("all provision types (its own median: medians do not add up)")
-    row_of.append((*extra, TOTAL) if extra else (TOTAL,))
+    row_of.append((TOTAL,))
     return rows, notes, row_of
 
 
@@ -560,29 +634,31 @@ def _need_rows(needs: Sequence[str], wide: pd.DataFrame, var: str,
     return rows, notes, row_of
 
 
-def _need_by_provision(wide: pd.DataFrame, places: Sequence[str], needs: Sequence[str],
-                       years: Sequence[int]) -> list[Block]:
+def _need_by_provision(wide: pd.DataFrame, types: Sequence[str], row_notes: dict[str, str],
+                       needs: Sequence[str], years: Sequence[int]) -> list[Block]:
     """Tables 7.1-7.14: primary need within each provision type, in the template's order."""
     cols, keys = _census_columns(years)
-    number_of = {g: f"7.{k}" for k, (_, g, _) in enumerate(LSRP_PROVISION, 1) if g}
-    label_of = {g: r for r, g, _ in LSRP_PROVISION if g}
+    number_of = {t: f"7.{k}" for k, t in enumerate(PROVISION_TYPES, 1)}
     out = []
-    for k, (row, g, inc) in enumerate(LSRP_PROVISION, 1):
-        num = f"7.{k}"
-        title = f"Number of EHC plans by primary need: {row}"
-        if g is None or g not in places:
-            target = inc if g is None else g
-            text = NOT_MODELLED.format(f"table {number_of.get(target, '?')}, "
-                                       f"{label_of.get(target, target)}")
+    for t, label in PROVISION_TYPES.items():
+        num = number_of[t]
+        title = f"Number of EHC plans by primary need: {label}"
+        if t not in types:
+            text = (NOT_SEPARATED_TEXT.format(f"table {number_of[NOT_SEPARATED_IN[t]]}, "
+                                              f"{PROVISION_TYPES[NOT_SEPARATED_IN[t]]}")
+                    if t in NOT_SEPARATED else row_notes[t])
             empty = {s: np.full((1, len(years)), np.nan) for s, _ in STATS}
             out.append(Block("7.x Need by provision", num, title, "Primary need",
                              ("All primary needs",), (text,), cols, keys, empty,
                              np.zeros((1, len(years)), bool)))
             continue
-        rows, notes, row_of = _need_rows(needs, wide, "n_pupils", (g,))
+        rows, notes, row_of = _need_rows(needs, wide, "n_pupils", (t,))
         vals, st = _grid(wide, "n_pupils", years, row_of)
+        note = row_notes[t] if row_notes[t].endswith("all of it") else (
+            row_notes[t].removesuffix(" (ASSUMPTION)") + ", with the group's mix of needs "
+            "(ASSUMPTION)")
         out.append(Block("7.x Need by provision", num, title, "Primary need", tuple(rows),
-                         tuple(notes), cols, keys, vals, st, note=ENGINE_NOTES.get(g, "")))
+                         tuple(notes), cols, keys, vals, st, note=note))
     return out
 
 
@@ -646,13 +722,26 @@ def _sen_support_blocks(ds: xr.Dataset, pupils: xr.DataArray, disc: Disclosure,
     return out
 
 
-def _provision_notes() -> list[tuple[str, str]]:
-    out = [("provision types", "The engine has seven placement groups; each fills the LSRP "
-            "row it corresponds to. Rows it does not model separately are written 'not "
-            "modelled separately' with empty values and are counted in the row named.")]
-    for r, g, inc in LSRP_PROVISION:
-        out.append((f"row: {r}", ENGINE_NOTES[g] if g else
-                    f"not modelled separately: in engine group {inc!r}"))
+def _provision_notes(view: xr.DataArray, row_notes: dict[str, str],
+                     area: str) -> list[tuple[str, str]]:
+    a = view.attrs
+    year = json.loads(a["share_census_year"]).get(area, "")
+    out = [("provision types", "The engine has seven placement groups. Each is split into the "
+            "LSRP's provision types draw by draw by the council's SEN2 shares of the group's EHC "
+            "plans (simsend.analysis.lsrp.provision_view), so every figure is a median and band "
+            "of draws and a group's rows add up to the group in every draw. Rows SEN2 cannot "
+            "separate are written 'not separated in SEN2' with empty values and are counted in "
+            "the row named."),
+           ("provision assumption", LSRP_ASSUMPTION),
+           ("provision shares", f"SEN2 January {year} ({a.get('share_source', '')})")]
+    if a.get("england_fallback"):
+        out.append(("provision shares borrowed", "England's shares for groups with no "
+                    f"published plans in the council: {a['england_fallback']}"))
+    if a.get("predecessor_fallback"):
+        out.append(("provision shares of former councils", str(a["predecessor_fallback"])))
+    for t, label in PROVISION_TYPES.items():
+        why = f"; {NOT_SEPARATED[t]}" if t in NOT_SEPARATED else ""
+        out.append((f"row: {label}", row_notes[t] + why))
     return out
 
 

@@ -1,5 +1,6 @@
 """Returns (LSRP, SCAP, DSG): workbooks checked cell by cell against the Dataset's draws."""
 
+import json
 import os
 import re
 import shutil
@@ -16,13 +17,16 @@ from click.testing import CliRunner
 import simsend
 from simsend import api
 from simsend.analysis.dsg import dsg_forecast
+from simsend.analysis.lsrp import provision_view
 from simsend.cli import main
-from simsend.dims import AGE_GROUPS, NEEDS
+from simsend.data.lsrp import NOT_SEPARATED, PROVISION_PLACEMENT, PROVISION_TYPES
+from simsend.dims import AGE_GROUPS, NEEDS, PLACEMENTS
 from simsend.io import write_netcdf
 from simsend.publish.export import tidy
 from simsend.publish.returns import (
-    LSRP_PROVISION,
+    LSRP_ASSUMPTION,
     NEED_LABELS,
+    NOT_SEPARATED_IN,
     ReturnsError,
     lsrp,
     returns,
@@ -33,6 +37,8 @@ from simsend.testing import scaled_scenario
 ROOT = Path(__file__).resolve().parents[2]
 COSTS = ROOT / "configs" / "costs" / "council_2021_22.toml"
 RUTLAND = "E06000017"
+ENGLAND = "E92000001"
+LABELS = list(PROVISION_TYPES.values())  # table 6's rows: the one list of template labels
 
 
 @pytest.fixture(scope="module")
@@ -132,32 +138,38 @@ def test_lsrp_tables_match_the_draws_cell_by_cell(results, tmp_path):
         n += check(t["5.1"], lab, by_age.sel(age_group=g), jan)
     n += check(t["5.1"], "Total", by_age.sum("age_group"), jan)
     assert list(t["5.1"].index) == [*labels, "Total"]
-    # 6: the 14 provision types in the template's order; engine groups fill their rows
-    assert list(t["6"].index) == [r for r, _, _ in LSRP_PROVISION] + ["Total"]
-    by_place = ehcp.sum(["need", "age_group"])
-    for row, group, inc in LSRP_PROVISION:
-        if group is None:
-            assert t["6"].loc[row].isna().all(), row
-            note = t["6"].attrs["notes"][row]
-            assert note.startswith("not modelled separately (included in")
-            assert next(r for r, g, _ in LSRP_PROVISION if g == inc) in note
+    # 6: the 14 provision types in the template's order, from the provision view's draws
+    assert list(t["6"].index) == [*LABELS, "Total"]
+    view = provision_view(ds)["n_pupils"].sel(area=RUTLAND)
+    by_type = view.sum(["need", "age_group"])
+    for key, label in PROVISION_TYPES.items():
+        if key in NOT_SEPARATED:
+            assert t["6"].loc[label].isna().all(), label  # text, not zeros
         else:
-            n += check(t["6"], row, by_place.sel(placement=group), jan)
+            n += check(t["6"], label, by_type.sel(provision_type=key), jan)
+    by_place = ehcp.sum(["need", "age_group"])
     n += check(t["6"], "Total", by_place.sum("placement"), jan)
     # 7: the 12 SEN2 needs and NSA
     by_need = ehcp.sum(["placement", "age_group"])
     assert list(t["7"].index) == [NEED_LABELS[x] for x in NEEDS] + ["Total"]
     for code in NEEDS:
         n += check(t["7"], NEED_LABELS[code], by_need.sel(need=code), jan)
-    # 7.x: need within provision, e.g. state special schools (7.5) and mainstream (7.2)
+    # 7.x: need within provision, e.g. state special schools (7.5) and mainstream (7.2), whole
+    # groups, and mainstream post-16 (7.9) and EOTAS (7.13), split from theirs
     joint = ehcp.sum("age_group")
     for num, group in (("7.2", "mainstream"), ("7.5", "special_state")):
         for code in ("ASD", "SEMH", "SLCN"):
             n += check(t[num], NEED_LABELS[code], joint.sel(placement=group, need=code), jan)
         n += check(t[num], "Total", joint.sel(placement=group).sum("need"), jan)
-    assert t["7.1"].index.tolist() == ["All primary needs"]
-    assert "not modelled separately" in t["7.1"].attrs["notes"]["All primary needs"]
-    assert "7.14" in t["7.1"].attrs["notes"]["All primary needs"]  # early years: in 'other'
+    vjoint = view.sum("age_group")
+    for num, key in (("7.9", "mainstream_post16"), ("7.13", "eotas")):
+        for code in ("ASD", "SEMH", "SLD"):
+            n += check(t[num], NEED_LABELS[code], vjoint.sel(provision_type=key, need=code), jan)
+        n += check(t[num], "Total", vjoint.sel(provision_type=key).sum("need"), jan)
+    assert t["7.3"].index.tolist() == ["All primary needs"]
+    assert t["7.3"].loc["All primary needs"].isna().all()
+    assert t["7.3"].attrs["notes"]["All primary needs"] == (
+        "not separated in SEN2 (included in table 7.2, Mainstream schools or academies)")
     # S1: the pipeline, flows labelled by the calendar year before the census
     flows = {"Initial requests for an EHC needs assessment": "n_requests",
              "EHC needs assessments completed": "n_assessed",
@@ -209,9 +221,16 @@ def test_medians_do_not_add_up_and_the_notes_say_so(results, tmp_path):
     by_age = ds["n_pupils"].sel(tier="specialist", year=2030).sum(["need", "placement", "area"])
     own = float(by_age.sum("age_group").astype(float).median("draw"))
     summed = float(by_age.astype(float).median("draw").sum())
-    assert tot.startswith(f"median {own:,.0f}")
-    assert f"sum of the rows' medians {summed:,.0f}" in tot
-    assert "row: Early years settings (including PVIs)" in notes
+
+    def num(v):  # the Notes sheet's format: one decimal below 1,000 (8 draws: medians x.5)
+        return f"{v:,.1f}" if abs(v) < 1000 and v != int(v) else f"{v:,.0f}"
+
+    assert tot.startswith(f"median {num(own)} [")
+    assert f"sum of the rows' medians {num(summed)}" in tot
+    assert all(f"row: {label}" in notes for label in LABELS)
+    assert notes["provision assumption"] == LSRP_ASSUMPTION
+    assert "held at" in LSRP_ASSUMPTION and "baseline census" in LSRP_ASSUMPTION
+    assert notes["provision shares"].startswith("SEN2 January 2025")
 
 
 def test_council_tables_get_the_exports_disclosure_control(results, tmp_path):
@@ -232,6 +251,97 @@ def test_council_tables_get_the_exports_disclosure_control(results, tmp_path):
     notes = {r[0]: r[1] for r in openpyxl.load_workbook(out)["Notes"].iter_rows(
         min_row=3, values_only=True) if r[0]}
     assert "suppressed" in notes["disclosure control"]
+
+
+def test_lsrp_labels_come_from_the_provision_types():
+    # one list of labels (simsend.data.lsrp); the unseparated rows point into their own group
+    assert len(LABELS) == 14
+    assert list(NOT_SEPARATED_IN) == list(NOT_SEPARATED)
+    for t, into in NOT_SEPARATED_IN.items():
+        assert into not in NOT_SEPARATED
+        assert PROVISION_PLACEMENT[into] == PROVISION_PLACEMENT[t]
+
+
+def test_lsrp_rows_of_a_group_add_up_to_the_group(results, tmp_path):
+    """Exact on the draws; the return's statistics of a group's rows add to the group's.
+
+    The return splits each group draw by draw by one council's shares, so within a group the
+    rows are the group's draws times a constant: the sums over a group's rows are the group's
+    draws to the last bit (checked on the draws the return bands, ``provision_view``), and
+    so every quantile of the rows sums to the group's quantile (checked on the workbook's
+    median and band, to rounding).  Across groups medians do not add up (see the Total).
+    """
+    ds, _ = results
+    out = tmp_path / "lsrp.xlsx"
+    returns(ds, "lsrp", out, suppress=0)
+    t6 = read_tables(out)["6"]
+    view = provision_view(ds)["n_pupils"].sel(area=RUTLAND).sum(["need", "age_group"])
+    groups = ds["n_pupils"].sel(tier="specialist", area=RUTLAND).sum(["need", "age_group"])
+    checked = 0
+    for g in PLACEMENTS:
+        keys = [k for k in PROVISION_TYPES if PROVISION_PLACEMENT[k] == g]
+        # draws: every draw and year, equal to the last bit
+        summed = view.sel(provision_type=keys).sum("provision_type")
+        want = groups.sel(placement=g).astype(float).transpose(*summed.dims)
+        assert np.array_equal(summed.values, want.values), g
+        # the return's statistics: the group's rows that have figures add up to the group
+        rows = [PROVISION_TYPES[k] for k in keys if k not in NOT_SEPARATED]
+        for y, q in q3(groups.sel(placement=g)).items():
+            for year in ds["year"].values:
+                got = sum(float(t6.loc[r, (jan(int(year)), y)]) for r in rows)
+                assert got == pytest.approx(float(q.sel(year=year)), rel=1e-9, abs=1e-9), (
+                    g, y, year, got)
+                checked += 1
+    assert checked == len(PLACEMENTS) * 3 * ds.sizes["year"]
+    # and split groups really are split: post16_fe fills two rows, other four
+    assert (t6.loc[PROVISION_TYPES["specialist_post16"]].astype(float) > 0).any()
+
+
+def test_lsrp_unseparated_rows_carry_text_not_zeros(results, tmp_path):
+    ds, _ = results
+    out = tmp_path / "lsrp.xlsx"
+    returns(ds, "lsrp", out)
+    t6 = read_tables(out)["6"]
+    csv = pd.read_csv(tables_path(out), keep_default_na=False, na_values=[""])
+    for key, into in NOT_SEPARATED_IN.items():
+        label = PROVISION_TYPES[key]
+        assert t6.loc[label].map(empty).all(), label
+        note = f"not separated in SEN2 (included in {PROVISION_TYPES[into]})"
+        assert t6.attrs["notes"][label] == note
+        rows = csv[(csv["table"].astype(str) == "6") & (csv["row"] == label)]
+        assert len(rows) and rows["value"].isna().all() and (rows["note"] == note).all()
+        assert not (rows["status"] == "c").any()  # empty, not suppressed
+    for key in PROVISION_TYPES:
+        if key not in NOT_SEPARATED:
+            assert not t6.attrs["notes"][PROVISION_TYPES[key]].startswith("not separated")
+
+
+def as_england(ds: xr.Dataset) -> xr.Dataset:
+    """The small run relabelled as England: its counts split by England's SEN2 shares."""
+    out = ds.assign_coords(area=[ENGLAND])
+    out.attrs = {**ds.attrs, "areas": json.dumps([ENGLAND]),
+                 "area_names": json.dumps(["England"])}
+    return out
+
+
+def test_lsrp_early_years_ehe_and_eotas_have_figures_for_england(results):
+    ds, _ = results
+    r = lsrp(as_england(ds))
+    assert r.area == ENGLAND and r.disclosure.suppress == 0  # England: no suppression
+    b = r.block("6")
+    other = ds["n_pupils"].sel(tier="specialist", placement="other").sum(
+        ["need", "age_group", "area"]).astype(float)
+    assert (other.median("draw") > 0).all()
+    for key in ("early_years", "elective_home_education", "eotas"):
+        i = b.rows.index(PROVISION_TYPES[key])
+        for stat in ("p50", "p95"):
+            assert (b.values[stat][i] > 0).all(), (key, stat, b.values[stat][i])
+        assert not b.status[i].any()
+        assert b.row_notes[i].startswith("engine group 'other' x ")
+    i = b.rows.index(PROVISION_TYPES["early_years"])
+    shares = json.loads(provision_view(as_england(ds))["n_pupils"].attrs["provision_shares"])
+    share = shares[ENGLAND]["other"]["early_years"]
+    assert b.values["p50"][i] == pytest.approx(share * other.median("draw").values, rel=1e-9)
 
 
 def test_scap_places_by_phase_and_horizon(results, tmp_path):
