@@ -181,7 +181,7 @@ def provenance_entry(src: Path, df: pd.DataFrame, notes: dict) -> dict:
         "title": "EHC plans at January by SEN2 establishment type (person-level SEN2, January "
                  f"{years[0]}-{years[-1]})",
         "publisher": fam.publisher, "url": fam.url, "release": "2025",
-        "built_by": "python scripts/build_establishments.py ../shared/data "
+        "built_by": "python scripts/build_establishments.py DATA "
                     "(scripts/build_establishments.py), not scripts/build_builtin.py",
         "shipped": OUT_NAME,
         "kept": f"rows with breakdown_topic = breakdown = '{TOPIC}'; every detail "
