@@ -182,7 +182,8 @@ class Baseline:
     provenance : dict
         JSON-serialisable: sources, sha256 of files used, assumptions applied.
     history : xarray.Dataset
-        ``ehcp`` (year, age_group, area), ``ehcp_placement`` (year, placement, area),
+        ``ehcp`` (year, age_group, area), ``ehcp_age`` (year, age, area; caseload by single
+        age, published from January 2024), ``ehcp_placement`` (year, placement, area),
         ``new_plans`` (year, age_group, area; calendar year), ``new_plans_age`` (year, age,
         area; single age at start, published for 3-19 from calendar 2022), ``sen_support``
         (year, area),
@@ -730,6 +731,12 @@ def _history(tables: Tables, sel: AreaSelection, year: int) -> xr.Dataset:
                                             "single age at start (SEN2, calendar 2022 on; "
                                             "published for ages 3-19 only, the end rows are "
                                             "ranges)", "units": "1 year-1"}),
+            "ehcp_age": (("year", "age", "area"),
+                         _grid(_margin_rows(e, "age") if len(e) else e, years, "age",
+                               [str(a) for a in range(N_A)], areas),
+                         {"long_name": "EHC plans at the January census by single year of age "
+                                       "(SEN2 caseload, age at the 31 August before; published "
+                                       "from January 2024)", "units": "1"}),
             "ceased_age": (("year", "age_group", "area"),
                            _grid(flow_bands("ceased"), years, "age_group", GROUPS, areas),
                            {"long_name": "EHC plans ceased in calendar year `year` by age "
