@@ -25,6 +25,18 @@ class DataError(ValueError):
         self.findings = tuple(findings)
 
 
+def cell_error(file: str, row: int, col: str, value, why: str) -> DataError:
+    """Return a :class:`DataError` naming the file, line (header = 1), column and value.
+
+    Examples
+    --------
+    >>> str(cell_error("t.csv", 3, "count", "-1", "expected a whole number >= 0"))
+    "t.csv: row 3: column 'count': expected a whole number >= 0, got '-1'"
+
+    """
+    return DataError(f"{file}: row {row}: column {col!r}: {why}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem found in a data file.

@@ -78,7 +78,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simsend.data.errors import DataError
+from simsend.data.errors import DataError, cell_error
 from simsend.data.geography import closest_area, old_code_map
 
 ENGLAND = "E92000001"
@@ -213,10 +213,6 @@ def _area_why(s: str) -> str:
             f"England; {closest_area(s, t)})")
 
 
-def _fail(file: str, row: int, col: str, value, why: str) -> DataError:
-    """Return a :class:`DataError` naming the file, line (header = 1), column and value."""
-    return DataError(f"{file}: row {row}: column {col!r}: {why}, got {value!r}")
-
 
 def _fy_ok(s: str) -> bool:
     return (len(s) == 7 and s[:4].isdigit() and s[4] == "-" and s[5:].isdigit()
@@ -306,7 +302,7 @@ def read_finance(name: str, path: str | Path | None = None) -> pd.DataFrame:
         for i, v in enumerate(raw[col]):
             x, why = _cell(kind, v.strip(), codes)
             if why is not None:
-                raise _fail(file, i + 2, col, v, why)
+                raise cell_error(file, i + 2, col, v, why)
             vals.append(x)
         out[col] = (np.asarray(vals, np.float64) if kind.rstrip("?") in ("gbp", "gbp+", "pct")
                     else pd.array(vals, dtype=object))
@@ -314,7 +310,7 @@ def read_finance(name: str, path: str | Path | None = None) -> pd.DataFrame:
     dup = np.flatnonzero(df.duplicated(list(spec.key)).to_numpy())
     if len(dup):
         i = int(dup[0])
-        raise _fail(file, i + 2, spec.key[-1], df[spec.key[-1]].iloc[i],
+        raise cell_error(file, i + 2, spec.key[-1], df[spec.key[-1]].iloc[i],
                     f"{dict(zip(spec.key, df.loc[i, list(spec.key)], strict=True))} "
                     f"given twice")
     _check_rows(name, df, file)
@@ -329,7 +325,7 @@ def _check_rows(name: str, df: pd.DataFrame, file: str) -> None:
                               > np.maximum(1000.0, 0.005 * abs(implied))).to_numpy())
         if len(bad):
             i = int(bad[0])
-            raise _fail(file, i + 2, "cumulative_balance_gbp", df["cumulative_balance_gbp"][i],
+            raise cell_error(file, i + 2, "cumulative_balance_gbp", df["cumulative_balance_gbp"][i],
                         f"expected cumulative_balance_pct x dsg_income_gbp / 100 = "
                         f"{implied[i]:,.0f} (within 0.5%)")
     if name == "unit_costs.csv":
@@ -338,14 +334,14 @@ def _check_rows(name: str, df: pd.DataFrame, file: str) -> None:
             if all(np.isnan(v) for v in vals):
                 continue
             if any(np.isnan(v) for v in vals):
-                raise _fail(file, i + 2, "median", r.median, "expected median, low and high "
+                raise cell_error(file, i + 2, "median", r.median, "expected median, low and high "
                             "all given (a council figure) or all empty (England's applies)")
             if not 0.0 < r.low < r.median < r.high:
-                raise _fail(file, i + 2, "low", r.low, f"expected 0 < low < median < high "
+                raise cell_error(file, i + 2, "low", r.low, f"expected 0 < low < median < high "
                             f"(median {r.median:g}, high {r.high:g})")
             half = 0.5 * math.log(r.high / r.low)
             if abs(math.log(r.median) - 0.5 * math.log(r.low * r.high)) > 0.05 * half:
-                raise _fail(file, i + 2, "median", r.median,
+                raise cell_error(file, i + 2, "median", r.median,
                             f"expected the median of a lognormal whose 90% range is low-high, "
                             f"sqrt(low x high) = {math.sqrt(r.low * r.high):.2f}")
 

@@ -94,7 +94,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from simsend.data.errors import DataError
+from simsend.data.errors import DataError, cell_error
 from simsend.data.releases import (
     BOUNDARY_CHANGES,
     CODE_ALIASES,
@@ -260,10 +260,6 @@ def establishments_path() -> Path:
     return builtin_dir() / ESTABLISHMENTS_FILE
 
 
-def _fail(file: str, row: int, col: str, value, why: str) -> DataError:
-    """Return a :class:`DataError` naming the file, line (header = 1), column and value."""
-    return DataError(f"{file}: row {row}: column {col!r}: {why}, got {value!r}")
-
 
 def read_establishments(path: str | Path | None = None) -> pd.DataFrame:
     """Read a tidy establishment file (default: the shipped one), checked.
@@ -308,12 +304,12 @@ def read_establishments(path: str | Path | None = None) -> pd.DataFrame:
         ok = raw[c].str.fullmatch(r"\d+")
         if not ok.all():
             i = int(np.flatnonzero(~ok.to_numpy())[0])
-            raise _fail(file, i + 2, c, raw[c][i], "expected a whole number >= 0")
+            raise cell_error(file, i + 2, c, raw[c][i], "expected a whole number >= 0")
         num[c] = raw[c].astype(np.int64)
     bad = ~raw["establishment"].isin(list(ESTABLISHMENT_PROVISION))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise _fail(file, i + 2, "establishment", raw["establishment"][i],
+        raise cell_error(file, i + 2, "establishment", raw["establishment"][i],
                     "expected an establishment column of simsend.data.releases."
                     "ESTABLISHMENT_COLUMNS")
     df = pd.DataFrame({"year": num["year"], "area": raw["area"].astype(str),
@@ -322,7 +318,7 @@ def read_establishments(path: str | Path | None = None) -> pd.DataFrame:
     dup = np.flatnonzero(df.duplicated(["year", "area", "establishment"]).to_numpy())
     if len(dup):
         i = int(dup[0])
-        raise _fail(file, i + 2, "establishment", df["establishment"][i],
+        raise cell_error(file, i + 2, "establishment", df["establishment"][i],
                     f"given twice for {df['area'][i]} in {df['year'][i]}")
     return df
 

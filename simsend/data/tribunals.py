@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simsend.data.errors import DataError
+from simsend.data.errors import DataError, cell_error
 from simsend.data.geography import old_code_map
 
 TRIBUNALS_FILE = "tribunals.csv"
@@ -129,10 +129,6 @@ def write_tribunals(df: pd.DataFrame, path: str | Path) -> None:
             os.remove(tmp)
 
 
-def _fail(file: str, row: int, col: str, value, why: str) -> DataError:
-    """Return a :class:`DataError` naming the file, line (header = 1), column and value."""
-    return DataError(f"{file}: row {row}: column {col!r}: {why}, got {value!r}")
-
 
 def read_tribunals(path: str | Path | None = None) -> pd.DataFrame:
     """Read a tidy tribunal file (default: the shipped one), checked.
@@ -182,16 +178,16 @@ def read_tribunals(path: str | Path | None = None) -> pd.DataFrame:
             except ValueError:
                 x = -1.0
             if not (x >= 0 and x == int(x)):
-                raise _fail(file, i + 2, c, v, "expected a whole number >= 0"
+                raise cell_error(file, i + 2, c, v, "expected a whole number >= 0"
                             + ("" if c == "year" else " or an empty cell"))
             out[c][i] = x
     for i, f in enumerate(raw["flag"]):
         if f not in FLAGS:
-            raise _fail(file, i + 2, "flag", f, f"expected one of {list(FLAGS)}")
+            raise cell_error(file, i + 2, "flag", f, f"expected one of {list(FLAGS)}")
     over = np.flatnonzero(out["appeals"] > out["appealable_decisions"])
     if len(over):
         i = int(over[0])
-        raise _fail(file, i + 2, "appeals", raw["appeals"][i],
+        raise cell_error(file, i + 2, "appeals", raw["appeals"][i],
                     f"more appeals than appealable decisions ({raw['appealable_decisions'][i]})")
     df = pd.DataFrame({"year": out["year"].astype(np.int64), "area": raw["area"].astype(str),
                        "appeals": out["appeals"],
@@ -200,7 +196,7 @@ def read_tribunals(path: str | Path | None = None) -> pd.DataFrame:
     dup = np.flatnonzero(df.duplicated(["year", "area"]).to_numpy())
     if len(dup):
         i = int(dup[0])
-        raise _fail(file, i + 2, "area", df["area"][i], f"year {df['year'][i]} given twice")
+        raise cell_error(file, i + 2, "area", df["area"][i], f"year {df['year'][i]} given twice")
     return df
 
 
